@@ -1,5 +1,34 @@
 //! keymix: Trident's hybrid key schedule (X25519 + ML-KEM-768 + QKD) and the handshake that
-//! carries it, as a sans-IO state machine. See docs/PROTOCOL.md for the bytes.
+//! carries it, as a sans-IO state machine: datagrams, time and KME answers go in;
+//! datagrams, KME requests, timer deadlines and [`EpochKey`]s come out. The byte-level
+//! truth is docs/PROTOCOL.md; module names follow its sections.
 
+mod config;
+mod cookie;
+mod counters;
+mod endpoint;
 pub mod etsi014;
+mod event;
+pub mod keylog;
+pub mod labels;
+pub mod mac;
+pub mod message;
 pub mod qkd;
+pub mod rng;
+pub mod schedule;
+mod session;
+mod shared;
+mod sources;
+mod status;
+
+pub use boringtun::x25519::{PublicKey, StaticSecret};
+pub use config::{EndpointConfig, PeerConfig, QkdPolicy};
+pub use counters::{Counters, DropReason};
+pub use endpoint::Endpoint;
+pub use event::{
+    Destination, EpochKey, Event, KmeRequest, KmeRequestId, KmeRequestKind, PeerId, Role, Transmit,
+};
+pub use message::is_keymix;
+pub use session::QKD_KEY_BITS;
+pub use sources::SourceMask;
+pub use status::{PeerState, PeerStatus};

@@ -1,0 +1,271 @@
+//! The keymix endpoint of one interface: the cheap checks every datagram passes first
+//! (parse, mac1, cookie under load), then demultiplexing to the peer's [`Session`].
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{EndpointConfig, PeerConfig};
+use crate::cookie::{self, CookieJar};
+use crate::counters::{Counters, DropReason};
+use crate::event::{Destination, Event, KmeRequestId, PeerId, Transmit};
+use crate::mac;
+use crate::message::{self, Confirm, CookieReply, Init, Resp};
+use crate::qkd::{QkdError, QkdKey};
+use crate::rng::SecureRng;
+use crate::schedule;
+use crate::session::Session;
+use crate::shared::Shared;
+use crate::status::PeerStatus;
+
+/// Counts initiations in one-second windows to decide whether we are under load.
+struct LoadMeter {
+    window_start: Instant,
+    count: u32,
+    threshold: u32,
+    forced: Option<bool>,
+}
+
+impl LoadMeter {
+    fn record_and_check(&mut self, now: Instant) -> bool {
+        if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        self.forced.unwrap_or(self.count > self.threshold)
+    }
+}
+
+pub struct Endpoint {
+    shared: Shared,
+    sessions: Vec<Session>,
+    mac1_key: [u8; 32],
+    cookie_key: [u8; 32],
+    cookies: CookieJar,
+    load: LoadMeter,
+}
+
+impl Endpoint {
+    pub fn new(
+        config: EndpointConfig,
+        now: Instant,
+        wall_clock: SystemTime,
+        mut rng: Box<dyn SecureRng>,
+    ) -> Self {
+        let cookies = CookieJar::new(rng.as_mut(), now);
+        let shared = Shared::new(config.static_secret, rng, now, wall_clock, config.keylog);
+        Self {
+            mac1_key: schedule::mac1_key(&shared.static_public),
+            cookie_key: schedule::cookie_key(&shared.static_public),
+            shared,
+            sessions: Vec::new(),
+            cookies,
+            load: LoadMeter {
+                window_start: now,
+                count: 0,
+                threshold: config.load_threshold_per_sec,
+                forced: None,
+            },
+        }
+    }
+
+    /// Our static public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.shared.static_public
+    }
+
+    pub fn add_peer(&mut self, config: PeerConfig, now: Instant) -> PeerId {
+        let id = self.sessions.len();
+        self.sessions
+            .push(Session::new(id, config, &mut self.shared, now));
+        id
+    }
+
+    /// Force (Some) or stop forcing (None) the under-load answer, for tests and operators.
+    pub fn set_under_load(&mut self, forced: Option<bool>) {
+        self.load.forced = forced;
+    }
+
+    /// A keymix datagram from `src`. `Ok(Some(peer))`: an authenticated message from that
+    /// peer (the driver may update the peer's endpoint). `Ok(None)`: handled, not
+    /// attributable to a peer. `Err(reason)`: dropped and counted; nothing else changed.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<Option<PeerId>, DropReason> {
+        let r = self.dispatch(now, src, datagram);
+        match &r {
+            Ok(_) => self.shared.counters.accepted += 1,
+            Err(reason) => {
+                tracing::trace!(%src, %reason, "keymix datagram dropped");
+                self.shared.counters.record(*reason);
+            }
+        }
+        r
+    }
+
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<Option<PeerId>, DropReason> {
+        match datagram.first() {
+            Some(&message::TYPE_INIT) => self.on_init(now, src, datagram),
+            Some(&message::TYPE_RESP) => self.on_resp(now, datagram),
+            Some(&message::TYPE_CONFIRM) => self.on_confirm(now, datagram),
+            Some(&message::TYPE_COOKIE) => self.on_cookie(datagram),
+            _ => Err(DropReason::Malformed),
+        }
+    }
+
+    fn check_mac1(&self, covered: &[u8], tag: &[u8; 16]) -> Result<(), DropReason> {
+        if mac::verify(&self.mac1_key, covered, tag) {
+            Ok(())
+        } else {
+            Err(DropReason::BadMac1)
+        }
+    }
+
+    fn on_init(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<Option<PeerId>, DropReason> {
+        let init = Init::parse(datagram).map_err(|_| DropReason::Malformed)?;
+        self.check_mac1(&datagram[..Init::mac1_offset(datagram)], &init.mac1)?;
+        if self.load.record_and_check(now) {
+            let cookie = self.cookies.cookie_for(self.shared.rng.as_mut(), now, src);
+            let covered = &datagram[..Init::mac2_offset(datagram)];
+            if !mac::verify(&cookie, covered, &init.mac2) {
+                let reply = cookie::seal(
+                    self.shared.rng.as_mut(),
+                    &self.cookie_key,
+                    init.sender_index,
+                    &init.mac1,
+                    &cookie,
+                );
+                self.shared.send(Destination::Addr(src), reply.to_bytes());
+                return Err(DropReason::CookieSent);
+            }
+        }
+        let peer = self
+            .sessions
+            .iter()
+            .position(|s| s.public_key() == &init.s_init)
+            .ok_or(DropReason::UnknownPeer)?;
+        let session = self.sessions.get_mut(peer).ok_or(DropReason::UnknownPeer)?;
+        session.handle_init(&mut self.shared, now, init, datagram)?;
+        Ok(Some(peer))
+    }
+
+    fn on_resp(&mut self, now: Instant, datagram: &[u8]) -> Result<Option<PeerId>, DropReason> {
+        let resp = Resp::parse(datagram).map_err(|_| DropReason::Malformed)?;
+        self.check_mac1(&datagram[..Resp::MAC1_OFFSET], &resp.mac1)?;
+        let hash: [u8; 32] = Sha256::digest(datagram).into();
+        let peer = self
+            .sessions
+            .iter()
+            .position(|s| s.answers_resp(resp.receiver_index, &hash))
+            .ok_or(DropReason::UnknownIndex)?;
+        let session = self
+            .sessions
+            .get_mut(peer)
+            .ok_or(DropReason::UnknownIndex)?;
+        session.handle_resp(&mut self.shared, now, &resp, datagram, &hash)?;
+        Ok(Some(peer))
+    }
+
+    fn on_confirm(&mut self, now: Instant, datagram: &[u8]) -> Result<Option<PeerId>, DropReason> {
+        let confirm = Confirm::parse(datagram).map_err(|_| DropReason::Malformed)?;
+        self.check_mac1(&datagram[..Confirm::MAC1_OFFSET], &confirm.mac1)?;
+        let peer = self
+            .sessions
+            .iter()
+            .position(|s| s.owns_resp_index(confirm.receiver_index))
+            .ok_or(DropReason::UnknownIndex)?;
+        let session = self
+            .sessions
+            .get_mut(peer)
+            .ok_or(DropReason::UnknownIndex)?;
+        session.handle_confirm(&mut self.shared, now, &confirm)?;
+        Ok(Some(peer))
+    }
+
+    fn on_cookie(&mut self, datagram: &[u8]) -> Result<Option<PeerId>, DropReason> {
+        let reply = CookieReply::parse(datagram).map_err(|_| DropReason::Malformed)?;
+        for session in &mut self.sessions {
+            if session.owns_init_index(reply.receiver_index) {
+                return if session.handle_cookie(&mut self.shared, &reply) {
+                    Ok(None)
+                } else {
+                    Err(DropReason::BadMac2)
+                };
+            }
+        }
+        Err(DropReason::UnknownIndex)
+    }
+
+    /// The driver's answer to a [`crate::KmeRequest`].
+    pub fn handle_kme_result(
+        &mut self,
+        now: Instant,
+        id: KmeRequestId,
+        result: Result<Vec<QkdKey>, QkdError>,
+    ) {
+        let mut result = Some(result);
+        for session in &mut self.sessions {
+            if let Some(r) = result.take() {
+                if session.handle_kme_result(&mut self.shared, now, id, r.clone()) {
+                    return;
+                }
+                result = Some(r);
+            }
+        }
+        tracing::debug!(?id, "KME answer for a request no exchange waits for");
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for session in &mut self.sessions {
+            session.handle_timeout(&mut self.shared, now);
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sessions.iter().filter_map(Session::poll_timeout).min()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.shared.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.shared.events.pop_front()
+    }
+
+    /// Status of `peer`; a PeerId that was never returned by `add_peer` reads as connecting.
+    pub fn peer_status(&self, peer: PeerId, now: Instant) -> PeerStatus {
+        match self.sessions.get(peer) {
+            Some(s) => s.status(now),
+            None => PeerStatus {
+                state: crate::status::PeerState::Connecting,
+                epoch: None,
+                epoch_age: None,
+                sources: Default::default(),
+                qkd_key_ids: Vec::new(),
+                last_kme_error: None,
+                expired: false,
+                exchanges: 0,
+            },
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+}

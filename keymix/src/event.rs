@@ -1,0 +1,95 @@
+//! What the state machine hands to its driver: epoch keys, expiry notices and KME requests.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use zeroize::Zeroizing;
+
+use crate::sources::SourceMask;
+
+/// Index of a peer in its [`crate::Endpoint`], in the order peers were added.
+pub type PeerId = usize;
+
+/// Which side of the keymix exchange we were for an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Initiator,
+    Responder,
+}
+
+/// The one thing keymix gives the tunnel: a PSK for an epoch, after mutual key confirmation.
+/// Epoch numbers normally grow by one; after a peer restart they start again at 1, so the
+/// tunnel must treat every `EpochKey` as the new current key whatever its number.
+pub struct EpochKey {
+    pub epoch: u64,
+    pub psk: Zeroizing<[u8; 32]>,
+    pub sources: SourceMask,
+    pub qkd_key_ids: Vec<String>,
+    pub established: Instant,
+    pub role: Role,
+    /// Per-source secrets for the opt-in RNDL key log; `None` unless keylog is enabled.
+    pub keylog: Option<crate::keylog::KeyLogEntry>,
+}
+
+impl std::fmt::Debug for EpochKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpochKey")
+            .field("epoch", &self.epoch)
+            .field("psk", &"<redacted>")
+            .field("sources", &self.sources)
+            .field("qkd_key_ids", &self.qkd_key_ids)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// Identifies a KME request so its answer can be matched to the exchange that asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KmeRequestId(pub u64);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KmeRequestKind {
+    /// ETSI 014 "Get key" as master SAE.
+    EncKeys {
+        slave_sae_id: String,
+        number: u32,
+        size_bits: u32,
+    },
+    /// ETSI 014 "Get key with key IDs" as slave SAE.
+    DecKeys {
+        master_sae_id: String,
+        key_ids: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmeRequest {
+    pub id: KmeRequestId,
+    pub peer: PeerId,
+    pub kind: KmeRequestKind,
+}
+
+#[derive(Debug)]
+pub enum Event {
+    /// A new epoch key, confirmed by both sides.
+    EpochKey { peer: PeerId, key: EpochKey },
+    /// The current key of `peer` passed its reject age: stop using it.
+    Expired { peer: PeerId, epoch: u64 },
+    /// Ask the KME; answer with [`crate::Endpoint::handle_kme_result`].
+    KmeRequest(KmeRequest),
+}
+
+/// Where a datagram must go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// The peer's current endpoint (the driver knows it, or drops the datagram).
+    Peer(PeerId),
+    /// A specific address: cookie replies go back where the triggering datagram came from.
+    Addr(SocketAddr),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub destination: Destination,
+    pub payload: Vec<u8>,
+}
