@@ -139,7 +139,11 @@ impl Endpoint {
     ) -> Result<Option<PeerId>, DropReason> {
         let init = Init::parse(datagram).map_err(|_| DropReason::Malformed)?;
         self.check_mac1(&datagram[..Init::mac1_offset(datagram)], &init.mac1)?;
-        if self.load.record_and_check(now) {
+        // mac2 is zero until the initiator holds a cookie. A non-zero mac2 must be valid
+        // even when we are not under load, so no byte of an Init goes unchecked; a stale
+        // cookie (our secret rotated) is answered with a fresh one.
+        let under_load = self.load.record_and_check(now);
+        if under_load || init.mac2 != [0u8; 16] {
             let cookie = self.cookies.cookie_for(self.shared.rng.as_mut(), now, src);
             let covered = &datagram[..Init::mac2_offset(datagram)];
             if !mac::verify(&cookie, covered, &init.mac2) {
@@ -151,7 +155,11 @@ impl Endpoint {
                     &cookie,
                 );
                 self.shared.send(Destination::Addr(src), reply.to_bytes());
-                return Err(DropReason::CookieSent);
+                return Err(if under_load {
+                    DropReason::CookieSent
+                } else {
+                    DropReason::BadMac2
+                });
             }
         }
         let peer = self

@@ -14,6 +14,7 @@ pub mod labels;
 pub mod mac;
 pub mod message;
 pub mod qkd;
+pub mod reconstruct;
 pub mod rng;
 pub mod schedule;
 mod session;

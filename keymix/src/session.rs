@@ -217,6 +217,8 @@ impl Session {
         let mut t: Option<Instant> = None;
         let mut consider = |x: Instant| t = Some(t.map_or(x, |t| t.min(x)));
         match &self.initiating {
+            // While we answer the peer's exchange we do not start our own.
+            None if self.responding.is_some() => {}
             None => consider(self.next_initiation_at),
             Some(Initiation::AwaitingKme { deadline, .. }) => consider(*deadline),
             Some(Initiation::Sent(s)) => {
@@ -257,7 +259,9 @@ impl Session {
         }
 
         match &mut self.initiating {
-            None if now >= self.next_initiation_at => self.start_initiation(sh, now),
+            None if now >= self.next_initiation_at && self.responding.is_none() => {
+                self.start_initiation(sh, now)
+            }
             None => {}
             Some(Initiation::AwaitingKme { request, deadline }) if now >= *deadline => {
                 let request = *request;

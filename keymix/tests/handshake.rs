@@ -1,0 +1,152 @@
+//! The keymix exchange end to end between two sans-IO endpoints.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Net, Options};
+use keymix::{PeerState, QkdPolicy, Role, SourceMask};
+
+#[test]
+fn first_epoch_uses_all_three_sources_and_both_sides_agree() {
+    let mut net = Net::new(Options::default());
+    net.run_for(Duration::from_secs(3), |_| 1);
+    assert_eq!(net.a.keys.len(), 1);
+    assert_eq!(net.b.keys.len(), 1);
+    let (ka, kb) = (&net.a.keys[0], &net.b.keys[0]);
+    assert_eq!(ka.epoch, 1);
+    assert_eq!(*ka.psk, *kb.psk);
+    assert_ne!(*ka.psk, [0u8; 32]);
+    assert_eq!(ka.sources, SourceMask::ALL);
+    assert_eq!(ka.qkd_key_ids.len(), 1);
+    assert_eq!(ka.qkd_key_ids, kb.qkd_key_ids);
+    assert_ne!(ka.role, kb.role);
+    assert_eq!(net.status(true, net.now).state, PeerState::Up);
+    assert_eq!(net.status(false, net.now).state, PeerState::Up);
+    // The QKD key was delivered to both SAEs and is gone from the KME.
+    assert_eq!(net.a.kme.stored_key_count(), 0);
+}
+
+#[test]
+fn epochs_advance_and_the_chain_makes_every_psk_new() {
+    let opt = Options {
+        epoch: Duration::from_secs(5),
+        reject_after: Duration::from_secs(8),
+        ..Options::default()
+    };
+    let mut net = Net::new(opt);
+    net.run_for(Duration::from_secs(60), |_| 1);
+    assert!(net.a.keys.len() >= 10, "only {} epochs", net.a.keys.len());
+    assert_eq!(net.assert_keys_agree(), net.a.keys.len());
+    for w in net.a.keys.windows(2) {
+        assert_eq!(w[1].epoch, w[0].epoch + 1);
+        assert_ne!(*w[1].psk, *w[0].psk);
+    }
+    assert!(net.a.expired.is_empty() && net.b.expired.is_empty());
+    // Only the preferred initiator (smaller static key) rekeys on schedule.
+    let roles: Vec<Role> = net.a.keys.iter().map(|k| k.role).collect();
+    assert!(roles.windows(2).all(|w| w[0] == w[1]), "{roles:?}");
+}
+
+#[test]
+fn qkd_off_uses_x25519_and_mlkem_without_asking_the_kme() {
+    let opt = Options {
+        qkd_a: QkdPolicy::Off,
+        qkd_b: QkdPolicy::Off,
+        ..Options::default()
+    };
+    let mut net = Net::new(opt);
+    net.run_for(Duration::from_secs(3), |_| 1);
+    assert_eq!(net.a.keys[0].sources, SourceMask::BASE);
+    assert_eq!(net.assert_keys_agree(), 1);
+    assert_eq!(net.a.kme.calls(), (0, 0));
+    assert_eq!(net.status(true, net.now).state, PeerState::Up);
+}
+
+#[test]
+fn bootstrap_psk_must_match() {
+    let mut a = Net::new(Options {
+        bootstrap_psk: Some([7; 32]),
+        ..Options::default()
+    });
+    a.run_for(Duration::from_secs(3), |_| 1);
+    assert_eq!(a.assert_keys_agree(), 1);
+
+    // B configured with another bootstrap PSK: A's Init fails authentication at B, and B
+    // never asks its KME.
+    let mut net = Net::new(Options {
+        bootstrap_psk: Some([7; 32]),
+        ..Options::default()
+    });
+    let mut wrong = Net::new(Options {
+        bootstrap_psk: Some([8; 32]),
+        ..Options::default()
+    });
+    std::mem::swap(&mut net.b, &mut wrong.b);
+    net.run_for(Duration::from_secs(20), |_| 1);
+    assert!(net.a.keys.is_empty() && net.b.keys.is_empty());
+    assert_eq!(
+        net.b.kme.calls().1,
+        0,
+        "an unauthenticated Init consumed QKD key"
+    );
+    assert!(net.b.ep.counters().get(keymix::DropReason::BadAuth) > 0);
+}
+
+#[test]
+fn simultaneous_initiation_resolves_to_one_epoch() {
+    let mut net = Net::new(Options::default());
+    // Make both sides initiate at once: let both time out before anything is delivered.
+    net.run_for(Duration::from_millis(1500), |_| 0);
+    net.wire.clear();
+    net.run_for(Duration::from_secs(10), |_| 1);
+    assert_eq!(net.a.keys.len(), 1, "{:?}", net.a.keys);
+    assert_eq!(net.b.keys.len(), 1);
+    assert_eq!(net.assert_keys_agree(), 1);
+}
+
+#[test]
+fn a_restarted_peer_is_back_within_seconds() {
+    let opt = Options {
+        epoch: Duration::from_secs(20),
+        reject_after: Duration::from_secs(30),
+        ..Options::default()
+    };
+    let mut net = Net::new(opt.clone());
+    net.run_for(Duration::from_secs(45), |_| 1);
+    let before = net.a.keys.last().unwrap().epoch;
+    assert!(before >= 2);
+    // Restart B: a fresh endpoint with the same keys but no chain.
+    for preferred_restarts in [false, true] {
+        let mut fresh = Net::new(opt.clone());
+        let restarted = if preferred_restarts {
+            &mut net.a
+        } else {
+            &mut net.b
+        };
+        let replacement = if preferred_restarts {
+            &mut fresh.a
+        } else {
+            &mut fresh.b
+        };
+        // Keep the shared KME store of this net.
+        replacement.kme = restarted.kme.clone();
+        std::mem::swap(restarted, replacement);
+        // A fresh endpoint's clock starts at fresh.start; use the same instant here.
+        let t0 = net.now;
+        net.run_for(Duration::from_secs(10), |_| 1);
+        let last_a = net.a.keys.last().unwrap();
+        let last_b = net.b.keys.last().unwrap();
+        assert_eq!(*last_a.psk, *last_b.psk);
+        assert!(
+            last_a.established >= t0 && last_b.established >= t0,
+            "restart of {}: a {:?} b {:?}; a drops {:?}; b drops {:?}",
+            if preferred_restarts { "a" } else { "b" },
+            net.a.keys,
+            net.b.keys,
+            net.a.ep.counters(),
+            net.b.ep.counters()
+        );
+        assert!(last_a.established - t0 < Duration::from_secs(10));
+    }
+}
