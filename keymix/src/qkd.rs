@@ -77,6 +77,8 @@ pub struct InMemoryKme {
 
 #[derive(Default)]
 struct SharedStore {
+    /// Deterministic key material for known-answer vectors; OS randomness when None.
+    seed: Option<[u8; 32]>,
     /// key_ID -> (master SAE, slave SAE, key)
     keys: HashMap<String, (String, String, Zeroizing<Vec<u8>>)>,
     next_id: u64,
@@ -99,6 +101,14 @@ impl InMemoryKme {
                 shared,
             },
         )
+    }
+
+    /// Like [`InMemoryKme::pair`], but key bytes come from SHA-256(seed || counter), so that
+    /// known-answer vectors are reproducible. Tests only.
+    pub fn pair_seeded(sae_a: &str, sae_b: &str, seed: [u8; 32]) -> (Self, Self) {
+        let (a, b) = Self::pair(sae_a, sae_b);
+        a.store().seed = Some(seed);
+        (a, b)
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, SharedStore> {
@@ -144,8 +154,23 @@ impl InMemoryKme {
         let mut out = Vec::new();
         for _ in 0..number {
             let mut key = Zeroizing::new(vec![0u8; (size_bits / 8) as usize]);
-            getrandom::fill(&mut key).map_err(|e| QkdError::Transport(e.to_string()))?;
             s.next_id += 1;
+            match s.seed {
+                Some(seed) => {
+                    use sha2::{Digest, Sha256};
+                    for (i, chunk) in key.chunks_mut(32).enumerate() {
+                        let block = Sha256::new()
+                            .chain_update(seed)
+                            .chain_update(s.next_id.to_le_bytes())
+                            .chain_update((i as u64).to_le_bytes())
+                            .finalize();
+                        chunk.copy_from_slice(&block[..chunk.len()]);
+                    }
+                }
+                None => {
+                    getrandom::fill(&mut key).map_err(|e| QkdError::Transport(e.to_string()))?
+                }
+            }
             let key_id = format!("00000000-0000-4000-8000-{:012x}", s.next_id);
             s.keys.insert(
                 key_id.clone(),

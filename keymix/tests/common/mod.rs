@@ -84,7 +84,7 @@ impl Net {
     pub fn new(opt: Options) -> Self {
         let start = Instant::now();
         let wall = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let (kme_a, kme_b) = InMemoryKme::pair(SAE_A, SAE_B);
+        let (kme_a, kme_b) = InMemoryKme::pair_seeded(SAE_A, SAE_B, [opt.seed; 32]);
         let (sa, pa, sb, pb) = static_pair(opt.seed);
         let (sa_bytes, sb_bytes) = (sa.to_bytes(), sb.to_bytes());
         let a = Self::make_side(
