@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the demo, the tests and the benchmark use, only when a
+# command is missing, so repeated runs cost nothing and need no network.
+set -euo pipefail
+
+declare -A pkg_for=(
+    [ip]=iproute2
+    [ping]=iputils-ping
+    [iperf3]=iperf3
+    [tc]=iproute2
+    [nft]=nftables
+    [socat]=socat
+    [tcpdump]=tcpdump
+    [sha256sum]=coreutils
+    [python3]=python3
+)
+missing=()
+for cmd in "${!pkg_for[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_for[$cmd]}")
+done
+for extra in "$@"; do
+    command -v "${extra%%=*}" >/dev/null 2>&1 || missing+=("${extra#*=}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

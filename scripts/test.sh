@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Everything CI runs, in order: build once, unit and integration tests, clippy, rustfmt,
+# the fuzz targets' build, then the end-to-end tests in network namespaces.
+# Needs root for the namespaces and TUN devices: as root it just runs, otherwise it re-runs
+# itself through sudo.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+    exec sudo -E env "PATH=$PATH" bash "$0" "$@"
+fi
+
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing system packages the tests need"
+scripts/install-deps.sh
+
+step "build (debug and release, all targets)"
+cargo build --locked --workspace --all-targets
+cargo build --locked --release --bin trident
+
+step "unit and integration tests"
+cargo test --locked --workspace
+
+step "clippy -D warnings"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "rustfmt --check"
+cargo fmt --all -- --check
+
+if [ -f keymix/fuzz/Cargo.toml ]; then
+    step "fuzz targets build"
+    cargo build --locked --manifest-path keymix/fuzz/Cargo.toml
+fi
+
+if [ -x scripts/e2e.sh ]; then
+    step "end-to-end tests in network namespaces"
+    scripts/e2e.sh
+fi
+
+step "all checks passed"
