@@ -1,12 +1,25 @@
 //! The opt-in RNDL key log (docs/PROTOCOL.md, "Key log"): for each epoch, the secret an
 //! attacker who broke each source would hold, and a fingerprint of PSK_n (never PSK_n).
 //! It exists so auditors can show on a real capture that every source is needed.
+//!
+//! One line per epoch:
+//! `trident-keylog-v1 epoch=N s_init=HEX s_resp=HEX init_index=N ss_x=HEX ss_k=HEX k_q=HEX psk_fp=HEX`
+//! (`k_q=` is empty when QKD did not take part). Lines starting with `#` are comments.
 
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use std::fmt::Write as _;
 
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+pub const LINE_PREFIX: &str = "trident-keylog-v1";
+/// Longest line accepted: bounds parsing of untrusted files.
+const MAX_LINE: usize = 1024;
+
+#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
 pub struct KeyLogEntry {
     pub epoch: u64,
+    pub s_init: [u8; 32],
+    pub s_resp: [u8; 32],
+    pub init_index: u32,
     pub ss_x: [u8; 32],
     pub ss_k: [u8; 32],
     pub k_q: Vec<u8>,
@@ -17,6 +30,173 @@ impl std::fmt::Debug for KeyLogEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyLogEntry")
             .field("epoch", &self.epoch)
+            .field("init_index", &self.init_index)
             .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key log line {line}: {what}")]
+pub struct KeyLogError {
+    pub line: usize,
+    pub what: String,
+}
+
+fn hex(out: &mut String, b: &[u8]) {
+    for x in b {
+        let _ = write!(out, "{x:02x}");
+    }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
+}
+
+impl KeyLogEntry {
+    /// The entry as one line (with newline). The returned string holds secrets.
+    pub fn to_line(&self) -> Zeroizing<String> {
+        let mut s = Zeroizing::new(String::with_capacity(400));
+        let _ = write!(s, "{LINE_PREFIX} epoch={} s_init=", self.epoch);
+        hex(&mut s, &self.s_init);
+        s.push_str(" s_resp=");
+        hex(&mut s, &self.s_resp);
+        let _ = write!(s, " init_index={} ss_x=", self.init_index);
+        hex(&mut s, &self.ss_x);
+        s.push_str(" ss_k=");
+        hex(&mut s, &self.ss_k);
+        s.push_str(" k_q=");
+        hex(&mut s, &self.k_q);
+        s.push_str(" psk_fp=");
+        hex(&mut s, &self.psk_fingerprint);
+        s.push('\n');
+        s
+    }
+
+    /// Parses a whole key log. Blank lines and `#` comments are skipped.
+    pub fn parse_file(text: &str) -> Result<Vec<KeyLogEntry>, KeyLogError> {
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            out.push(Self::parse_line(line).map_err(|what| KeyLogError { line: i + 1, what })?);
+        }
+        Ok(out)
+    }
+
+    fn parse_line(line: &str) -> Result<KeyLogEntry, String> {
+        if line.len() > MAX_LINE {
+            return Err("line too long".into());
+        }
+        let mut words = line.split_ascii_whitespace();
+        if words.next() != Some(LINE_PREFIX) {
+            return Err(format!("does not start with {LINE_PREFIX}"));
+        }
+        let mut e = KeyLogEntry {
+            epoch: 0,
+            s_init: [0; 32],
+            s_resp: [0; 32],
+            init_index: 0,
+            ss_x: [0; 32],
+            ss_k: [0; 32],
+            k_q: Vec::new(),
+            psk_fingerprint: [0; 16],
+        };
+        let mut seen = 0u8;
+        for w in words {
+            let (k, v) = w
+                .split_once('=')
+                .ok_or_else(|| format!("{w:?} is not key=value"))?;
+            let bytes = || unhex(v).ok_or_else(|| format!("{k}: not hex"));
+            let fixed = |dst: &mut [u8]| -> Result<(), String> {
+                let b = unhex(v).ok_or_else(|| format!("{k}: not hex"))?;
+                if b.len() != dst.len() {
+                    return Err(format!(
+                        "{k}: expected {} bytes, got {}",
+                        dst.len(),
+                        b.len()
+                    ));
+                }
+                dst.copy_from_slice(&b);
+                Ok(())
+            };
+            let bit = match k {
+                "epoch" => {
+                    e.epoch = v.parse().map_err(|_| "epoch: not a number".to_string())?;
+                    1
+                }
+                "s_init" => fixed(&mut e.s_init).map(|_| 2)?,
+                "s_resp" => fixed(&mut e.s_resp).map(|_| 4)?,
+                "init_index" => {
+                    e.init_index = v
+                        .parse()
+                        .map_err(|_| "init_index: not a number".to_string())?;
+                    8
+                }
+                "ss_x" => fixed(&mut e.ss_x).map(|_| 16)?,
+                "ss_k" => fixed(&mut e.ss_k).map(|_| 32)?,
+                "k_q" => {
+                    e.k_q = bytes()?;
+                    64
+                }
+                "psk_fp" => fixed(&mut e.psk_fingerprint).map(|_| 128)?,
+                other => return Err(format!("unknown field {other:?}")),
+            };
+            seen |= bit;
+        }
+        if seen != 0xff {
+            return Err("missing fields".into());
+        }
+        Ok(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> KeyLogEntry {
+        KeyLogEntry {
+            epoch: 3,
+            s_init: [1; 32],
+            s_resp: [2; 32],
+            init_index: 77,
+            ss_x: [3; 32],
+            ss_k: [4; 32],
+            k_q: vec![5; 32],
+            psk_fingerprint: [6; 16],
+        }
+    }
+
+    #[test]
+    fn lines_roundtrip() {
+        let mut e = sample();
+        let text = format!("# comment\n\n{}", e.to_line().as_str());
+        assert_eq!(KeyLogEntry::parse_file(&text).unwrap(), vec![e.clone()]);
+        e.k_q.clear();
+        assert_eq!(KeyLogEntry::parse_file(&e.to_line()).unwrap(), vec![e]);
+    }
+
+    #[test]
+    fn bad_lines_name_their_number() {
+        let good = sample().to_line();
+        for bad in [
+            "nonsense",
+            "trident-keylog-v1 epoch=1",
+            &good.replace("ss_x=03", "ss_x=0"),
+            &good.replace("epoch=3", "epoch=x"),
+            &good.replace("psk_fp=", "psk_fp=zz"),
+            &format!("{} extra=1", good.trim()),
+        ] {
+            let err = KeyLogEntry::parse_file(&format!("{}{bad}\n", good.as_str())).unwrap_err();
+            assert_eq!(err.line, 2, "{bad}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! datagrams, KME requests, timer deadlines and [`EpochKey`]s come out. The byte-level
 //! truth is docs/PROTOCOL.md; module names follow its sections.
 
+pub mod audit;
 mod config;
 mod cookie;
 mod counters;

@@ -530,7 +530,10 @@ impl Session {
         let mut cbytes = confirm.to_bytes();
         confirm.mac1 = mac::tag(&self.mac1_key_peer, &cbytes[..Confirm::MAC1_OFFSET]);
         cbytes[Confirm::MAC1_OFFSET..].copy_from_slice(&confirm.mac1);
-        let keylog = sh.keylog.then(|| keylog_entry(epoch, &secrets, &derived));
+        let keylog = sh.keylog.then(|| {
+            let ids = (sent.init.s_init, self.peer_public, sent.init.sender_index);
+            keylog_entry(epoch, ids, &secrets, &derived)
+        });
         self.initiating = None;
         self.last_confirm = Some(LastConfirm {
             resp_hash: *resp_hash,
@@ -837,9 +840,10 @@ impl Session {
         bytes[Resp::MAC1_OFFSET..].copy_from_slice(&mac1);
         tracing::debug!(peer = self.id, epoch = init.epoch, %sources, "sending keymix response");
         sh.send(Destination::Peer(self.id), bytes.clone());
-        let keylog = sh
-            .keylog
-            .then(|| keylog_entry(init.epoch, &secrets, &derived));
+        let keylog = sh.keylog.then(|| {
+            let ids = (self.peer_public, sh.static_public, init.sender_index);
+            keylog_entry(init.epoch, ids, &secrets, &derived)
+        });
         self.responding = Some(Responding::Sent(Box::new(SentResp {
             epoch: init.epoch,
             resp_index,
@@ -1044,7 +1048,13 @@ fn check_keys(
     Ok((ids, key))
 }
 
-fn keylog_entry(epoch: u64, secrets: &SourceSecrets, derived: &EpochSecrets) -> KeyLogEntry {
+/// `ids` = (S_i, S_r, the Init's sender_index): what ties the entry to a captured exchange.
+fn keylog_entry(
+    epoch: u64,
+    ids: ([u8; 32], [u8; 32], u32),
+    secrets: &SourceSecrets,
+    derived: &EpochSecrets,
+) -> KeyLogEntry {
     let mut ss_x = [0u8; 32];
     let mut ss_k = [0u8; 32];
     if let (Some(x), Some(k)) = (secrets.ss_x.get(..32), secrets.ss_k.get(..32)) {
@@ -1053,6 +1063,9 @@ fn keylog_entry(epoch: u64, secrets: &SourceSecrets, derived: &EpochSecrets) -> 
     }
     KeyLogEntry {
         epoch,
+        s_init: ids.0,
+        s_resp: ids.1,
+        init_index: ids.2,
         ss_x,
         ss_k,
         k_q: secrets.k_q.clone(),
