@@ -14,7 +14,10 @@ fn every_label_is_documented_verbatim() {
     let doc = doc();
     for l in labels::ALL {
         let s = std::str::from_utf8(l).unwrap();
-        assert!(doc.contains(&format!("`{s}`")), "label {s:?} missing from PROTOCOL.md");
+        assert!(
+            doc.contains(&format!("`{s}`")),
+            "label {s:?} missing from PROTOCOL.md"
+        );
     }
 }
 
