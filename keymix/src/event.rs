@@ -28,7 +28,7 @@ pub struct EpochKey {
     pub established: Instant,
     pub role: Role,
     /// Per-source secrets for the opt-in RNDL key log; `None` unless keylog is enabled.
-    pub keylog: Option<crate::keylog::KeyLogEntry>,
+    pub keylog: Option<Box<crate::keylog::KeyLogEntry>>,
 }
 
 impl std::fmt::Debug for EpochKey {

@@ -8,6 +8,7 @@ mod config;
 mod cookie;
 mod counters;
 mod endpoint;
+#[cfg(feature = "etsi014")]
 pub mod etsi014;
 mod event;
 pub mod keylog;

@@ -148,7 +148,7 @@ impl InMemoryKme {
         if let Some(e) = s.failing.get(&self.own_sae_id) {
             return Err(e.clone());
         }
-        if size_bits == 0 || size_bits % 8 != 0 {
+        if size_bits == 0 || !size_bits.is_multiple_of(8) {
             return Err(QkdError::BadRequest("size shall be a multiple of 8".into()));
         }
         let mut out = Vec::new();

@@ -95,7 +95,7 @@ struct SentResp {
     transcript: [u8; 32],
     sources: SourceMask,
     key_ids: Vec<String>,
-    keylog: Option<KeyLogEntry>,
+    keylog: Option<Box<KeyLogEntry>>,
     retransmit: Retransmit,
 }
 
@@ -933,7 +933,7 @@ impl Session {
         sources: SourceMask,
         key_ids: Vec<String>,
         role: Role,
-        keylog: Option<KeyLogEntry>,
+        keylog: Option<Box<KeyLogEntry>>,
     ) {
         self.committed = Some(Committed {
             epoch,
@@ -1054,14 +1054,14 @@ fn keylog_entry(
     ids: ([u8; 32], [u8; 32], u32),
     secrets: &SourceSecrets,
     derived: &EpochSecrets,
-) -> KeyLogEntry {
+) -> Box<KeyLogEntry> {
     let mut ss_x = [0u8; 32];
     let mut ss_k = [0u8; 32];
     if let (Some(x), Some(k)) = (secrets.ss_x.get(..32), secrets.ss_k.get(..32)) {
         ss_x.copy_from_slice(x);
         ss_k.copy_from_slice(k);
     }
-    KeyLogEntry {
+    Box::new(KeyLogEntry {
         epoch,
         s_init: ids.0,
         s_resp: ids.1,
@@ -1070,5 +1070,5 @@ fn keylog_entry(
         ss_k,
         k_q: secrets.k_q.clone(),
         psk_fingerprint: schedule::psk_fingerprint(&derived.psk),
-    }
+    })
 }

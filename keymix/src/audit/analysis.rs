@@ -10,6 +10,9 @@ use crate::sources::SourceMask;
 
 use super::{AuditError, Datagram};
 
+/// The two static public keys of a peer pair, smaller first.
+type PeerPair = ([u8; 32], [u8; 32]);
+
 /// The sources whose secrets the modelled attacker holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Broken {
@@ -88,7 +91,7 @@ pub fn analyse(
     let mut inits: HashMap<u32, Init> = HashMap::new();
     let mut seen_resps: HashSet<Vec<u8>> = HashSet::new();
     // Per unordered pair of static keys: (last epoch rebuilt, attacker's chain key).
-    let mut chains: HashMap<([u8; 32], [u8; 32]), (u64, [u8; 32])> = HashMap::new();
+    let mut chains: HashMap<PeerPair, (u64, [u8; 32])> = HashMap::new();
     let c0 = schedule::chain0(bootstrap_psk);
     // What an attacker uses for a secret it does not hold.
     let guess = vec![0u8; 32];

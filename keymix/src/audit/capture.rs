@@ -129,7 +129,7 @@ fn pcapng(file: &[u8]) -> Result<Vec<Datagram>, CaptureError> {
         };
         let block_type = c.u32()?;
         let total = c.u32()? as usize;
-        if total < 12 || total % 4 != 0 || total > MAX_RECORD + 64 {
+        if total < 12 || !total.is_multiple_of(4) || total > MAX_RECORD + 64 {
             return Err(CaptureError::BadBlock(pos));
         }
         let body = block

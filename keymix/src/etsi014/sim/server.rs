@@ -1,0 +1,143 @@
+//! The SAE-facing HTTPS server: mutual TLS, HTTP/1.1 via hyper, the caller identified by the
+//! CN of its client certificate, then handed to [`super::api`].
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use super::api;
+use super::identity::peer_identity;
+use super::state::KmeState;
+use crate::etsi014::body::read_limited;
+
+/// Key request and Key IDs bodies are small (128 UUIDs is ~6 KiB).
+const MAX_REQUEST_BODY: usize = 64 * 1024;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lifetime cap of one connection, so idle keep-alive clients cannot pile up.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
+const MAX_CONNECTIONS: usize = 256;
+
+/// Serve the ETSI 014 API until `shutdown` flips; open connections are dropped with it.
+pub async fn serve_api(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    state: Arc<KmeState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, from)) => {
+                    if conns.len() >= MAX_CONNECTIONS {
+                        tracing::warn!(%from, "connection limit reached; dropping a client");
+                        continue;
+                    }
+                    conns.spawn(serve_connection(tcp, from, acceptor.clone(), state.clone()));
+                }
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+async fn serve_connection(
+    tcp: TcpStream,
+    from: SocketAddr,
+    acceptor: TlsAcceptor,
+    state: Arc<KmeState>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::info!(%from, error = %e, "TLS handshake with a client failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%from, "TLS handshake timed out");
+            return;
+        }
+    };
+    let caller: Option<Arc<str>> =
+        peer_identity(tls.get_ref().1.peer_certificates()).map(Arc::from);
+    tracing::debug!(%from, ?caller, "SAE connected");
+    let service = service_fn(move |request| {
+        let state = state.clone();
+        let caller = caller.clone();
+        async move { Ok::<_, Infallible>(respond(&state, caller.as_deref(), request).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(tls), service);
+    match tokio::time::timeout(CONNECTION_TIMEOUT, connection).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(%from, error = %e, "connection ended with an error"),
+        Err(_) => tracing::debug!(%from, "connection closed after its lifetime cap"),
+    }
+}
+
+async fn respond(
+    state: &KmeState,
+    caller: Option<&str>,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let body = match read_limited(body, MAX_REQUEST_BODY).await {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::info!(error = %e, "request body refused");
+            let error = crate::etsi014::model::Error::message(format!("request body: {e}"));
+            let json = serde_json::to_vec(&error).unwrap_or_default();
+            return build(400, Some(Bytes::from(json)));
+        }
+    };
+    let answer = api::handle(
+        state,
+        caller,
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.query(),
+        &body,
+    )
+    .await;
+    tracing::debug!(method = %parts.method, path = parts.uri.path(), status = answer.status, "answered");
+    // The body may hold keys: let the Bytes own the wiping buffer so it is zeroed when hyper
+    // is done with it.
+    build(answer.status, answer.body.map(Bytes::from_owner))
+}
+
+fn build(status: u16, body: Option<Bytes>) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let has_body = body.is_some();
+    // hyper derives Content-Length from the full body.
+    let mut response = Response::new(Full::new(body.unwrap_or_default()));
+    *response.status_mut() = status;
+    if has_body {
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    response
+}

@@ -1,0 +1,83 @@
+//! SIGHUP makes a running KME re-read `qber` even when the file's stamp did not change.
+//! Alone in its own test binary because it signals the whole test process.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use keymix::etsi014::model::Status;
+use keymix::etsi014::sim::{spawn_local_pair, KmeConfig};
+use keymix::etsi014::{Etsi014Client, Etsi014ClientConfig};
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn qber_of(status: &Status) -> Option<f64> {
+    status
+        .status_extension
+        .as_ref()?
+        .get("trident_qber")?
+        .as_f64()
+}
+
+/// Rewrite `qber` keeping the file's size and modification time, so that only a SIGHUP can
+/// reveal the change.
+fn rewrite_qber_stealthily(path: &Path, qber: f64) {
+    let before = std::fs::metadata(path).unwrap();
+    let mut config = KmeConfig::load(path).unwrap();
+    config.qber = Some(qber);
+    config.save(path).unwrap();
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(before.modified().unwrap()).unwrap();
+    assert_eq!(std::fs::metadata(path).unwrap().len(), before.len());
+}
+
+#[tokio::test]
+async fn sighup_rereads_the_config() {
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).unwrap();
+    let dir = TempDir(std::env::temp_dir().join(format!(
+        "trident-etsi014-hup-{}-{}",
+        std::process::id(),
+        u64::from_le_bytes(nonce)
+    )));
+    let pair = spawn_local_pair(&dir.0, "SAE_A", "SAE_B", |a, _| {
+        a.qber = Some(0.02);
+    })
+    .await
+    .unwrap();
+    let f = &pair.files;
+    let client = Etsi014Client::new(&Etsi014ClientConfig {
+        kme_url: pair.url_a(),
+        ca_file: f.ca_file.clone(),
+        cert_file: f.sae_a.cert_file.clone(),
+        key_file: f.sae_a.key_file.clone(),
+        timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    assert_eq!(qber_of(&client.status("SAE_B").await.unwrap()), Some(0.02));
+
+    rewrite_qber_stealthily(&f.config_a, 0.15);
+    // Two poll periods: the watcher does not notice a file whose stamp is unchanged.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(qber_of(&client.status("SAE_B").await.unwrap()), Some(0.02));
+
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = client.status("SAE_B").await.unwrap();
+        if qber_of(&status) == Some(0.15) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGHUP not honoured: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
