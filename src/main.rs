@@ -1,1 +1,75 @@
-fn main() {}
+//! `trident`: the command line of the Trident site-to-site VPN. Thin by design: it parses
+//! arguments and the config file into typed settings and hands them to the `tunnel` crate.
+
+mod config;
+mod keys;
+mod status_view;
+mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "trident",
+    version,
+    about = "Site-to-site VPN with per-epoch PSKs mixed from X25519, ML-KEM-768 and QKD"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a new private key (base64), like `wg genkey`.
+    Genkey,
+    /// Read a private key on stdin, print its public key, like `wg pubkey`.
+    Pubkey,
+    /// Print a new random bootstrap pre-shared key (base64), like `wg genpsk`.
+    Genpsk,
+    /// Bring an interface up from CONFIG.toml and run it in the foreground until SIGINT/SIGTERM.
+    Up {
+        /// The interface's TOML config.
+        config: PathBuf,
+    },
+    /// Show the state of a running interface (from its control socket).
+    Status {
+        /// Interface name; may be omitted when exactly one interface runs.
+        name: Option<String>,
+        /// Print JSON instead of the human-readable view.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Genkey => keys::genkey(),
+        Command::Pubkey => keys::pubkey(),
+        Command::Genpsk => keys::genpsk(),
+        Command::Up { config } => up::up(&config),
+        Command::Status { name, json } => status_view::status(name.as_deref(), json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(config_error) = e.downcast_ref::<config::ConfigError>() {
+                eprintln!("trident: {config_error}");
+                return ExitCode::from(2);
+            }
+            eprintln!("trident: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

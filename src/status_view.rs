@@ -1,0 +1,122 @@
+//! `trident status [NAME] [--json]`: read an interface's control socket and print it as
+//! JSON or in the layout of `wg show`, plus the key sources of the current epoch.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use tunnel::control::{list_interfaces, query_status, socket_path};
+use tunnel::settings::CONTROL_DIR;
+use tunnel::{InterfaceStatus, PeerReport};
+
+pub fn status(name: Option<&str>, json: bool) -> Result<()> {
+    let dir = Path::new(CONTROL_DIR);
+    let name = match name {
+        Some(n) => n.to_owned(),
+        None => match list_interfaces(dir).as_slice() {
+            [only] => only.clone(),
+            [] => bail!("no trident interface is running (no socket in {CONTROL_DIR})"),
+            many => bail!("several interfaces run ({}); name one", many.join(", ")),
+        },
+    };
+    let path = socket_path(dir, &name);
+    let status = query_status(&path).with_context(|| format!("interface {name}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", render(&status));
+    }
+    Ok(())
+}
+
+fn ago(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut parts = Vec::new();
+    if h > 0 {
+        parts.push(format!("{h} hour{}", if h == 1 { "" } else { "s" }));
+    }
+    if m > 0 {
+        parts.push(format!("{m} minute{}", if m == 1 { "" } else { "s" }));
+    }
+    if s > 0 || parts.is_empty() {
+        parts.push(format!("{s} second{}", if s == 1 { "" } else { "s" }));
+    }
+    format!("{} ago", parts.join(", "))
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.2} {}", UNITS.get(unit).unwrap_or(&"TiB"))
+}
+
+fn sources(peer: &PeerReport) -> String {
+    let s = peer.sources;
+    let names: Vec<&str> = [
+        (s.x25519, "x25519"),
+        (s.mlkem, "ml-kem-768"),
+        (s.qkd, "qkd"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    if names.is_empty() {
+        "none (no epoch yet)".to_owned()
+    } else {
+        names.join(" + ")
+    }
+}
+
+/// The `wg show`-like text.
+pub fn render(status: &InterfaceStatus) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "interface: {}", status.interface);
+    let _ = writeln!(out, "  public key: {}", status.public_key);
+    let _ = writeln!(out, "  listening port: {}", status.listen_port);
+    let _ = writeln!(out, "  dropped: {}", status.dropped_total);
+    for (reason, n) in status.dropped.iter().filter(|(_, n)| **n > 0) {
+        let _ = writeln!(out, "    {reason}: {n}");
+    }
+    for peer in &status.peers {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "peer: {}", peer.public_key);
+        if let Some(e) = &peer.endpoint {
+            let _ = writeln!(out, "  endpoint: {e}");
+        }
+        let _ = writeln!(out, "  allowed ips: {}", peer.allowed_ips.join(", "));
+        let _ = writeln!(out, "  state: {}", peer.state);
+        if let Some(epoch) = peer.epoch {
+            let age = peer.epoch_age_secs.map(ago).unwrap_or_default();
+            let _ = writeln!(out, "  epoch: {epoch} (established {age})");
+        }
+        let _ = writeln!(out, "  sources: {}", sources(peer));
+        if let Some(id) = &peer.qkd_key_id {
+            let _ = writeln!(out, "  qkd key id: {id}");
+        }
+        if let Some(h) = peer.last_handshake_secs {
+            let _ = writeln!(out, "  latest handshake: {}", ago(h));
+        }
+        let _ = writeln!(
+            out,
+            "  transfer: {} received, {} sent",
+            bytes(peer.rx_bytes),
+            bytes(peer.tx_bytes)
+        );
+        if let Some(k) = peer.persistent_keepalive {
+            let _ = writeln!(out, "  persistent keepalive: every {k} seconds");
+        }
+        let _ = writeln!(out, "  keymix exchanges: {}", peer.keymix_exchanges);
+        if let Some(e) = &peer.last_kme_error {
+            let _ = writeln!(out, "  last kme error: {e}");
+        }
+    }
+    out
+}

@@ -1,0 +1,28 @@
+//! `trident up CONFIG.toml`: load the config, run the tunnel until SIGINT or SIGTERM.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{signal, SignalKind};
+
+pub fn up(config_path: &Path) -> Result<()> {
+    let settings = crate::config::load(config_path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = sigint.recv() => {}
+                _ = sigterm.recv() => {}
+            }
+        };
+        let name = settings.name.clone();
+        tunnel::run(settings, shutdown)
+            .await
+            .with_context(|| format!("interface {name}"))
+    })
+}

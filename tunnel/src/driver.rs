@@ -1,0 +1,677 @@
+//! The event loop of one interface: owns the keymix endpoint, the peers and their Tunns,
+//! and moves packets between the TUN device and the UDP socket. One task, no locks: every
+//! input (TUN batch, UDP batch, timer, KME result, status request) is handled to the end
+//! before the next.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use boringtun::noise::handshake::parse_handshake_anon;
+use boringtun::noise::rate_limiter::RateLimiter;
+use boringtun::noise::{Packet, Tunn, TunnResult};
+use keymix::{
+    Destination, Endpoint, EndpointConfig, EpochKey, Event, PeerId, PublicKey, Role, SourceMask,
+    StaticSecret,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tun_rs::AsyncDevice;
+
+use crate::allowed_ips::AllowedIps;
+use crate::control::{ControlSocket, StatusRequest};
+use crate::counters::{TunnelCounters, TunnelDrop};
+use crate::epoch_tunn::EpochTunn;
+use crate::error::TunnelError;
+use crate::netconfig::InterfaceConfig;
+use crate::packet_batch::{PacketBatch, BATCH_SIZE};
+use crate::peer::{Peer, PendingInit, PENDING_INIT_TTL};
+use crate::qkd_bridge::QkdBridge;
+use crate::settings::TunnelSettings;
+use crate::status::{InterfaceStatus, PeerReport, SourcesReport};
+use crate::tunn_index::{epoch_tag, initiator_epoch_tag, tunn_index_of, TunnIndexTable};
+use crate::udp_socket;
+use crate::wire::{self, WireKind};
+
+/// boringtun's timers have one-second resolution; 250 ms keeps keepalives and retries prompt.
+const WIREGUARD_TICK: Duration = Duration::from_millis(250);
+/// Handshakes per second before boringtun demands cookies (boringtun's device default).
+const HANDSHAKE_RATE_LIMIT: u64 = 100;
+/// Room for the largest packet from TUN (64 KiB, ready for offload) plus WireGuard overhead.
+const MAX_PACKET: usize = 65_536;
+const OUT_BUFFER: usize = MAX_PACKET + 64;
+/// A keymix responder whose new Tunn has no session after this long starts the WireGuard
+/// handshake itself. Needed when the peer restarted and reuses an epoch number: its
+/// initiation can reach us before our keymix finishes and be answered by the old Tunn of
+/// the same epoch tag (wrong PSK), and WireGuard would only retry after 5 s.
+const RESPONDER_HANDSHAKE_AFTER: Duration = Duration::from_secs(1);
+
+/// The two file descriptors of the data plane.
+struct Io {
+    tun: AsyncDevice,
+    udp: UdpSocket,
+}
+
+impl Io {
+    fn send_udp(&self, payload: &[u8], to: SocketAddr, counters: &mut TunnelCounters) {
+        let to = udp_socket::for_socket(&self.udp, to);
+        if let Err(e) = self.udp.try_send_to(payload, to) {
+            tracing::trace!("UDP send to {to}: {e}");
+            counters.count(TunnelDrop::IoError);
+        }
+    }
+
+    fn send_tun(&self, packet: &[u8], counters: &mut TunnelCounters) {
+        if let Err(e) = self.tun.try_send(packet) {
+            tracing::trace!("TUN write: {e}");
+            counters.count(TunnelDrop::IoError);
+        }
+    }
+}
+
+struct Driver {
+    name: String,
+    listen_port: u16,
+    static_private: StaticSecret,
+    public_key: PublicKey,
+    endpoint: Endpoint,
+    peers: Vec<Peer>,
+    allowed_ips: AllowedIps,
+    indices: TunnIndexTable,
+    rate_limiter: Arc<RateLimiter>,
+    counters: TunnelCounters,
+    qkd: QkdBridge,
+}
+
+/// Runs the interface until `shutdown` completes, then removes routes, the TUN device and
+/// the control socket (also when it fails half-way: every resource is a drop guard).
+pub async fn run(
+    settings: TunnelSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), TunnelError> {
+    let TunnelSettings {
+        name,
+        private_key,
+        listen_port,
+        addresses,
+        mtu,
+        peers: peer_settings,
+        local_sae_id,
+        qkd_source,
+        control_dir,
+    } = settings;
+
+    // Claim the name first: a second `up` of the same interface must not touch the first.
+    let (control, listener) = ControlSocket::bind(&control_dir, &name)?;
+    let udp = udp_socket::bind(listen_port)?;
+    let tun = tun_rs::DeviceBuilder::new()
+        .name(&name)
+        .mtu(mtu)
+        .build_async()
+        .map_err(|source| TunnelError::Tun {
+            name: name.clone(),
+            source,
+        })?;
+    let all_allowed: Vec<_> = peer_settings
+        .iter()
+        .flat_map(|p| p.allowed_ips.iter().copied())
+        .collect();
+    let netconfig = InterfaceConfig::apply(&name, &addresses, mtu, &all_allowed)?;
+    let io = Io { tun, udp };
+
+    let now = Instant::now();
+    let public_key = PublicKey::from(&private_key);
+    let mut endpoint_config = EndpointConfig::new(private_key.clone());
+    endpoint_config.local_sae_id = local_sae_id;
+    let mut endpoint = Endpoint::new(
+        endpoint_config,
+        now,
+        SystemTime::now(),
+        Box::new(keymix::rng::OsRng),
+    );
+    let mut peers = Vec::with_capacity(peer_settings.len());
+    let mut allowed_ips = AllowedIps::new();
+    for p in peer_settings {
+        let reject_after = p.keymix.reject_after;
+        let public = p.keymix.public_key;
+        let id = endpoint.add_peer(p.keymix, now);
+        if id != peers.len() {
+            return Err(TunnelError::Settings(format!(
+                "keymix numbered peer {} as {id}",
+                peers.len()
+            )));
+        }
+        for net in &p.allowed_ips {
+            allowed_ips.insert(*net, id);
+        }
+        peers.push(Peer::new(
+            public,
+            p.endpoint,
+            p.allowed_ips,
+            p.persistent_keepalive,
+            reject_after,
+        ));
+    }
+    let (qkd, mut kme_results) = QkdBridge::new(qkd_source);
+    let mut driver = Driver {
+        name,
+        listen_port,
+        rate_limiter: Arc::new(RateLimiter::new(&public_key, HANDSHAKE_RATE_LIMIT)),
+        static_private: private_key,
+        public_key,
+        endpoint,
+        peers,
+        allowed_ips,
+        indices: TunnIndexTable::new(),
+        counters: TunnelCounters::default(),
+        qkd,
+    };
+    let (status_tx, mut status_rx) = mpsc::channel::<StatusRequest>(4);
+    let control_task = ControlSocket::serve(listener, status_tx);
+    tracing::info!(
+        interface = %driver.name,
+        port = listen_port,
+        peers = driver.peers.len(),
+        "interface up; no traffic until the first PSK epoch"
+    );
+
+    let mut tun_batch = PacketBatch::new(BATCH_SIZE, MAX_PACKET);
+    let mut udp_batch = PacketBatch::new(BATCH_SIZE, MAX_PACKET);
+    let mut out = vec![0u8; OUT_BUFFER];
+    let mut wg_tick = tokio::time::interval(WIREGUARD_TICK);
+    wg_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut ticks: u64 = 0;
+    driver.drain_keymix(&io, &mut out);
+    tokio::pin!(shutdown);
+
+    let result = loop {
+        let keymix_deadline = driver.endpoint.poll_timeout();
+        let keymix_timer = async move {
+            match keymix_deadline {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = &mut shutdown => break Ok(()),
+            r = tun_batch.fill_from_tun(&io.tun) => match r {
+                Ok(_) => driver.on_tun_batch(&io, &tun_batch, &mut out),
+                Err(source) => break Err(TunnelError::Io { what: "TUN device", source }),
+            },
+            r = udp_batch.fill_from_udp(&io.udp) => match r {
+                Ok(_) => driver.on_udp_batch(&io, &udp_batch, &mut out),
+                Err(e) => tracing::debug!("UDP receive: {e}"),
+            },
+            Some((id, result)) = kme_results.recv() => {
+                driver.endpoint.handle_kme_result(Instant::now(), id, result);
+                driver.drain_keymix(&io, &mut out);
+            }
+            () = keymix_timer => {
+                driver.endpoint.handle_timeout(Instant::now());
+                driver.drain_keymix(&io, &mut out);
+            }
+            _ = wg_tick.tick() => {
+                ticks = ticks.wrapping_add(1);
+                driver.on_wireguard_tick(&io, &mut out, ticks);
+            }
+            Some(reply) = status_rx.recv() => {
+                let _ = reply.send(driver.status(Instant::now()));
+            }
+        }
+    };
+
+    tracing::info!(interface = %driver.name, "shutting down");
+    control_task.abort();
+    // Order: routes, then the device (closing the fd deletes it with its addresses), then
+    // the control socket, so `status` answers as long as anything of the interface exists.
+    drop(netconfig);
+    drop(io);
+    drop(control);
+    result
+}
+
+impl Driver {
+    /// Sends keymix's datagrams and acts on its events; call after every keymix input.
+    fn drain_keymix(&mut self, io: &Io, out: &mut [u8]) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.endpoint.poll_transmit() {
+                progressed = true;
+                let to = match t.destination {
+                    Destination::Addr(a) => Some(a),
+                    Destination::Peer(id) => self.peers.get(id).and_then(|p| p.endpoint),
+                };
+                match to {
+                    Some(to) => io.send_udp(&t.payload, to, &mut self.counters),
+                    None => self.counters.count(TunnelDrop::NoEndpoint),
+                }
+            }
+            while let Some(event) = self.endpoint.poll_event() {
+                progressed = true;
+                match event {
+                    Event::EpochKey { peer, key } => self.install_epoch(io, peer, &key, out),
+                    Event::Expired { peer, epoch } => self.expire_epoch(peer, epoch),
+                    Event::KmeRequest(request) => self.qkd.submit(request),
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn install_epoch(&mut self, io: &Io, peer_id: PeerId, key: &EpochKey, out: &mut [u8]) {
+        let Some(peer) = self.peers.get_mut(peer_id) else {
+            return;
+        };
+        let index = self.indices.allocate(peer_id, key.epoch);
+        let tunn = match EpochTunn::new(
+            key,
+            index,
+            &self.static_private,
+            peer.public_key,
+            peer.persistent_keepalive,
+            self.rate_limiter.clone(),
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(peer = peer_id, "{e}");
+                self.indices.release(index);
+                return;
+            }
+        };
+        for dropped in peer.install(tunn) {
+            self.indices.release(dropped.index);
+        }
+        tracing::info!(
+            peer = peer_id,
+            epoch = key.epoch,
+            sources = %key.sources,
+            role = ?key.role,
+            "PSK epoch installed"
+        );
+        // The keymix initiator starts the new epoch's WireGuard handshake right away, so the
+        // new session is up long before the previous PSK reaches its reject age; the
+        // responder waits for it (two crossing initiations would only cost a round trip).
+        if key.role == Role::Initiator {
+            let endpoint = peer.endpoint;
+            if let Some(current) = peer.current.as_mut() {
+                if let TunnResult::WriteToNetwork(init) =
+                    current.tunn.format_handshake_initiation(out, false)
+                {
+                    match endpoint {
+                        Some(to) => io.send_udp(init, to, &mut self.counters),
+                        None => self.counters.count(TunnelDrop::NoEndpoint),
+                    }
+                }
+            }
+        }
+        if let Some(pending) = peer.pending_init.take() {
+            if pending.epoch_tag == epoch_tag(key.epoch)
+                && pending.received.elapsed() < PENDING_INIT_TTL
+            {
+                self.on_wireguard(io, pending.src, &pending.datagram, out);
+            } else {
+                peer.pending_init = Some(pending);
+            }
+        }
+    }
+
+    fn expire_epoch(&mut self, peer_id: PeerId, epoch: u64) {
+        let Some(peer) = self.peers.get_mut(peer_id) else {
+            return;
+        };
+        let dropped = peer.expire(epoch);
+        if !dropped.is_empty() && peer.current.is_none() {
+            tracing::warn!(
+                peer = peer_id,
+                epoch,
+                "last PSK epoch expired: no traffic until keymix agrees on a new one"
+            );
+        }
+        for t in dropped {
+            self.indices.release(t.index);
+        }
+    }
+
+    fn on_tun_batch(&mut self, io: &Io, batch: &PacketBatch, out: &mut [u8]) {
+        for (packet, _) in batch.iter() {
+            let Some(dst) = Tunn::dst_address(packet) else {
+                self.counters.count(TunnelDrop::NoRoute);
+                continue;
+            };
+            let Some(peer) = self
+                .allowed_ips
+                .lookup(dst)
+                .and_then(|id| self.peers.get_mut(id))
+            else {
+                self.counters.count(TunnelDrop::NoRoute);
+                continue;
+            };
+            let endpoint = peer.endpoint;
+            let Some(tunn) = peer.sending_tunn() else {
+                // Fail closed: no live PSK, no WireGuard session, no traffic.
+                self.counters.count(TunnelDrop::NoEpoch);
+                continue;
+            };
+            match tunn.tunn.encapsulate(packet, out) {
+                TunnResult::WriteToNetwork(datagram) => match endpoint {
+                    Some(to) => io.send_udp(datagram, to, &mut self.counters),
+                    None => self.counters.count(TunnelDrop::NoEndpoint),
+                },
+                TunnResult::Err(e) => {
+                    tracing::trace!("encapsulate: {e:?}");
+                    self.counters.count(TunnelDrop::WireguardRejected);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_udp_batch(&mut self, io: &Io, batch: &PacketBatch, out: &mut [u8]) {
+        let mut keymix_input = false;
+        for (datagram, src) in batch.iter() {
+            let Some(src) = src else { continue };
+            if keymix::is_keymix(datagram) {
+                keymix_input = true;
+                match self.endpoint.handle_datagram(Instant::now(), src, datagram) {
+                    Ok(Some(peer)) => {
+                        // Authenticated: the peer is at `src` now (roaming).
+                        if let Some(p) = self.peers.get_mut(peer) {
+                            p.endpoint = Some(src);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(reason) => tracing::trace!(%src, "keymix dropped: {}", reason.as_str()),
+                }
+            } else {
+                self.on_wireguard(io, src, datagram, out);
+            }
+        }
+        if keymix_input {
+            self.drain_keymix(io, out);
+        }
+    }
+
+    /// One WireGuard datagram, routed to its Tunn by index (see the crate docs).
+    fn on_wireguard(&mut self, io: &Io, src: SocketAddr, datagram: &[u8], out: &mut [u8]) {
+        match wire::classify(datagram) {
+            None => self.counters.count(TunnelDrop::UnknownType),
+            Some(WireKind::HandshakeInit { sender_idx }) => {
+                self.on_handshake_init(io, src, datagram, sender_idx, out)
+            }
+            Some(WireKind::ToIndex { receiver_idx, data }) => {
+                let index = tunn_index_of(receiver_idx);
+                let Some(peer_id) = self.indices.owner(index) else {
+                    self.counters.count(TunnelDrop::UnknownIndex);
+                    return;
+                };
+                self.decapsulate(io, peer_id, index, src, datagram, data, out);
+            }
+        }
+    }
+
+    fn on_handshake_init(
+        &mut self,
+        io: &Io,
+        src: SocketAddr,
+        datagram: &[u8],
+        sender_idx: u32,
+        out: &mut [u8],
+    ) {
+        // mac1 (and the cookie under load) before any Diffie-Hellman, as WireGuard does.
+        let packet = match self
+            .rate_limiter
+            .verify_packet(Some(src.ip()), datagram, out)
+        {
+            Ok(packet) => packet,
+            Err(TunnResult::WriteToNetwork(cookie)) => {
+                io.send_udp(cookie, src, &mut self.counters);
+                return;
+            }
+            Err(_) => {
+                self.counters.count(TunnelDrop::BadInitiation);
+                return;
+            }
+        };
+        let Packet::HandshakeInit(init) = packet else {
+            self.counters.count(TunnelDrop::BadInitiation);
+            return;
+        };
+        let Ok(half) = parse_handshake_anon(&self.static_private, &self.public_key, &init) else {
+            self.counters.count(TunnelDrop::BadInitiation);
+            return;
+        };
+        let Some(peer_id) = self
+            .peers
+            .iter()
+            .position(|p| p.public_key.as_bytes() == &half.peer_static_public)
+        else {
+            self.counters.count(TunnelDrop::BadInitiation);
+            return;
+        };
+        let tag = initiator_epoch_tag(sender_idx);
+        let Some(peer) = self.peers.get_mut(peer_id) else {
+            return;
+        };
+        match peer.tunn_by_epoch_tag(tag).map(|t| t.index) {
+            Some(index) => self.decapsulate(io, peer_id, index, src, datagram, false, out),
+            None => {
+                // The peer is one keymix round trip ahead of us: keep its initiation (one per
+                // peer, so this cannot grow) and answer it when the epoch's key lands.
+                peer.pending_init = Some(PendingInit {
+                    datagram: datagram.to_vec(),
+                    src,
+                    epoch_tag: tag,
+                    received: Instant::now(),
+                });
+            }
+        }
+    }
+
+    /// Hands a datagram to the Tunn `index` of `peer_id` and acts on what boringtun returns,
+    /// including the packets it queued while it had no session.
+    #[allow(clippy::too_many_arguments)]
+    fn decapsulate(
+        &mut self,
+        io: &Io,
+        peer_id: PeerId,
+        index: u32,
+        src: SocketAddr,
+        datagram: &[u8],
+        is_data: bool,
+        out: &mut [u8],
+    ) {
+        let Self {
+            peers,
+            allowed_ips,
+            counters,
+            ..
+        } = self;
+        let Some(peer) = peers.get_mut(peer_id) else {
+            return;
+        };
+        let Some(tunn) = peer.tunn_by_index(index) else {
+            counters.count(TunnelDrop::UnknownIndex);
+            return;
+        };
+        let mut authenticated = false;
+        let mut input = datagram;
+        let mut src_ip = Some(src.ip());
+        loop {
+            let result = tunn.tunn.decapsulate(src_ip, input, out);
+            // Repeated calls with an empty datagram flush boringtun's queue.
+            input = &[];
+            src_ip = None;
+            match result {
+                TunnResult::WriteToNetwork(reply) => {
+                    authenticated = true;
+                    io.send_udp(reply, src, counters);
+                }
+                TunnResult::WriteToTunnelV4(packet, from) => {
+                    authenticated = true;
+                    deliver(io, allowed_ips, counters, peer_id, IpAddr::V4(from), packet);
+                    break;
+                }
+                TunnResult::WriteToTunnelV6(packet, from) => {
+                    authenticated = true;
+                    deliver(io, allowed_ips, counters, peer_id, IpAddr::V6(from), packet);
+                    break;
+                }
+                TunnResult::Done => {
+                    // A keepalive decrypted fine; cookie replies also end here but prove nothing.
+                    authenticated |= is_data;
+                    break;
+                }
+                TunnResult::Err(e) => {
+                    tracing::trace!(%src, "WireGuard rejected: {e:?}");
+                    counters.count(TunnelDrop::WireguardRejected);
+                    break;
+                }
+            }
+        }
+        if authenticated {
+            peer.endpoint = Some(src);
+        }
+    }
+
+    fn on_wireguard_tick(&mut self, io: &Io, out: &mut [u8], ticks: u64) {
+        let now = Instant::now();
+        // With a shared rate limiter boringtun leaves the per-second reset to us.
+        if ticks.is_multiple_of(4) {
+            self.rate_limiter.reset_count();
+        }
+        let Self {
+            peers,
+            indices,
+            counters,
+            ..
+        } = self;
+        for (peer_id, peer) in peers.iter_mut().enumerate() {
+            for t in peer.expire_by_age(now) {
+                // Routine for the previous epoch; worth a warning when nothing is left.
+                if peer.current.is_none() {
+                    tracing::warn!(
+                        peer = peer_id,
+                        epoch = t.epoch,
+                        "last PSK past its reject age: no traffic"
+                    );
+                } else {
+                    tracing::debug!(
+                        peer = peer_id,
+                        epoch = t.epoch,
+                        "previous PSK past its reject age"
+                    );
+                }
+                indices.release(t.index);
+            }
+            if peer
+                .pending_init
+                .as_ref()
+                .is_some_and(|p| p.received.elapsed() >= PENDING_INIT_TTL)
+            {
+                peer.pending_init = None;
+            }
+            let endpoint = peer.endpoint;
+            if let Some(t) = peer.current.as_mut().filter(|t| {
+                t.role == Role::Responder
+                    && !t.has_session()
+                    && now.saturating_duration_since(t.installed) >= RESPONDER_HANDSHAKE_AFTER
+            }) {
+                if let (TunnResult::WriteToNetwork(init), Some(to)) =
+                    (t.tunn.format_handshake_initiation(out, false), endpoint)
+                {
+                    io.send_udp(init, to, counters);
+                }
+            }
+            for t in peer.tunns_mut() {
+                match t.tunn.update_timers(out) {
+                    TunnResult::WriteToNetwork(datagram) => match endpoint {
+                        Some(to) => io.send_udp(datagram, to, counters),
+                        None => counters.count(TunnelDrop::NoEndpoint),
+                    },
+                    TunnResult::Err(e) => tracing::trace!(peer = peer_id, "timers: {e:?}"),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn status(&self, now: Instant) -> InterfaceStatus {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let peers = self
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(id, peer)| {
+                let st = self.endpoint.peer_status(id, now);
+                let live: Vec<u64> = peer.tunns().map(|t| t.epoch).collect();
+                // keymix knows the policy; the tunnel knows whether a Tunn is left. Either
+                // one saying "no traffic" makes the peer blocked.
+                let state = if st.expired || (st.epoch.is_some() && live.is_empty()) {
+                    "blocked"
+                } else {
+                    st.state.as_str()
+                };
+                let (tx, rx) = peer.traffic();
+                PeerReport {
+                    public_key: b64.encode(peer.public_key.as_bytes()),
+                    endpoint: peer.endpoint.map(|e| e.to_string()),
+                    state: state.to_owned(),
+                    epoch: st.epoch,
+                    epoch_age_secs: st.epoch_age.map(|a| a.as_secs()),
+                    sources: SourcesReport {
+                        x25519: st.sources.contains(SourceMask::X25519),
+                        mlkem: st.sources.contains(SourceMask::MLKEM),
+                        qkd: st.sources.contains(SourceMask::QKD),
+                    },
+                    qkd_key_id: st.qkd_key_ids.first().cloned(),
+                    last_handshake_secs: peer.last_handshake().map(|d| d.as_secs()),
+                    rx_bytes: rx,
+                    tx_bytes: tx,
+                    last_kme_error: st.last_kme_error.clone(),
+                    keymix_exchanges: st.exchanges,
+                    allowed_ips: peer.allowed_ips.iter().map(|n| n.to_string()).collect(),
+                    persistent_keepalive: peer.persistent_keepalive,
+                    tunnel_epochs: live,
+                }
+            })
+            .collect();
+        let mut dropped = BTreeMap::new();
+        for (reason, n) in self.endpoint.counters().iter() {
+            dropped.insert(format!("keymix_{}", reason.as_str()), n);
+        }
+        for (reason, n) in self.counters.iter() {
+            dropped.insert(reason.as_str().to_owned(), n);
+        }
+        let dropped_total = dropped.values().fold(0u64, |a, b| a.saturating_add(*b));
+        InterfaceStatus {
+            interface: self.name.clone(),
+            public_key: b64.encode(self.public_key.as_bytes()),
+            listen_port: self.listen_port,
+            peers,
+            dropped,
+            dropped_total,
+        }
+    }
+}
+
+/// Writes a decrypted packet to the TUN device if its source is one of the peer's allowed
+/// IPs (cryptokey routing, inbound half).
+fn deliver(
+    io: &Io,
+    allowed_ips: &AllowedIps,
+    counters: &mut TunnelCounters,
+    peer_id: PeerId,
+    from: IpAddr,
+    packet: &[u8],
+) {
+    if allowed_ips.lookup(from) == Some(peer_id) {
+        io.send_tun(packet, counters);
+    } else {
+        counters.count(TunnelDrop::SourceNotAllowed);
+    }
+}

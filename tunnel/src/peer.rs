@@ -1,0 +1,255 @@
+//! Per-peer data-plane state: where the peer is, which inner addresses it owns, and its
+//! Tunns of the current and the previous PSK epoch.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ip_network::IpNetwork;
+use keymix::PublicKey;
+
+use crate::epoch_tunn::EpochTunn;
+use crate::tunn_index::epoch_tag;
+
+/// A handshake initiation for an epoch whose key has not landed here yet.
+pub struct PendingInit {
+    pub datagram: Vec<u8>,
+    pub src: SocketAddr,
+    pub epoch_tag: u32,
+    pub received: Instant,
+}
+
+/// How long a pending initiation is worth replaying (WireGuard retries after 5 s anyway).
+pub const PENDING_INIT_TTL: Duration = Duration::from_secs(5);
+
+pub struct Peer {
+    pub public_key: PublicKey,
+    pub endpoint: Option<SocketAddr>,
+    pub allowed_ips: Vec<IpNetwork>,
+    pub persistent_keepalive: Option<u16>,
+    pub reject_after: Duration,
+    /// The newest epoch's Tunn.
+    pub current: Option<EpochTunn>,
+    /// The Tunn that carried traffic before `current` got its session.
+    pub previous: Option<EpochTunn>,
+    pub pending_init: Option<PendingInit>,
+    /// Bytes of Tunns already dropped, so status counters never go backwards.
+    pub retired_tx: u64,
+    pub retired_rx: u64,
+}
+
+impl Peer {
+    pub fn new(
+        public_key: PublicKey,
+        endpoint: Option<SocketAddr>,
+        allowed_ips: Vec<IpNetwork>,
+        persistent_keepalive: Option<u16>,
+        reject_after: Duration,
+    ) -> Self {
+        Self {
+            public_key,
+            endpoint,
+            allowed_ips,
+            persistent_keepalive,
+            reject_after,
+            current: None,
+            previous: None,
+            pending_init: None,
+            retired_tx: 0,
+            retired_rx: 0,
+        }
+    }
+
+    /// Installs a new epoch's Tunn. Returns the Tunns that are dropped (their indices must
+    /// be released). Of the old ones we keep the newest that has a session, because that one
+    /// carries traffic until the new Tunn has its own.
+    pub fn install(&mut self, new: EpochTunn) -> Vec<EpochTunn> {
+        let mut dropped = Vec::new();
+        let old_current = self.current.take();
+        let old_previous = self.previous.take();
+        let keep_current = old_current.as_ref().is_some_and(|t| t.has_session())
+            || old_previous.as_ref().is_none_or(|t| !t.has_session());
+        let (keep, drop) = if keep_current {
+            (old_current, old_previous)
+        } else {
+            (old_previous, old_current)
+        };
+        self.previous = keep;
+        dropped.extend(drop);
+        self.current = Some(new);
+        for t in &dropped {
+            self.retire_traffic(t);
+        }
+        dropped
+    }
+
+    /// Drops every Tunn of `epoch` or older (keymix said that key is past its reject age).
+    pub fn expire(&mut self, epoch: u64) -> Vec<EpochTunn> {
+        let mut dropped = Vec::new();
+        if self.previous.as_ref().is_some_and(|t| t.epoch <= epoch) {
+            dropped.extend(self.previous.take());
+        }
+        if self.current.as_ref().is_some_and(|t| t.epoch <= epoch) {
+            dropped.extend(self.current.take());
+        }
+        for t in &dropped {
+            self.retire_traffic(t);
+        }
+        dropped
+    }
+
+    /// Drops Tunns whose PSK is older than the reject age, whatever keymix says.
+    pub fn expire_by_age(&mut self, now: Instant) -> Vec<EpochTunn> {
+        let reject_after = self.reject_after;
+        let mut dropped = Vec::new();
+        if self
+            .previous
+            .as_ref()
+            .is_some_and(|t| t.is_past(reject_after, now))
+        {
+            dropped.extend(self.previous.take());
+        }
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|t| t.is_past(reject_after, now))
+        {
+            dropped.extend(self.current.take());
+        }
+        for t in &dropped {
+            self.retire_traffic(t);
+        }
+        dropped
+    }
+
+    fn retire_traffic(&mut self, t: &EpochTunn) {
+        let (tx, rx) = t.traffic();
+        self.retired_tx = self.retired_tx.saturating_add(tx);
+        self.retired_rx = self.retired_rx.saturating_add(rx);
+    }
+
+    /// The Tunn to encrypt user traffic with: the newest with a session; without any
+    /// session the newest (boringtun queues the packet and starts a handshake). `None`
+    /// means fail closed: no live PSK.
+    pub fn sending_tunn(&mut self) -> Option<&mut EpochTunn> {
+        let current_ready = self.current.as_ref().is_some_and(|t| t.has_session());
+        let previous_ready = self.previous.as_ref().is_some_and(|t| t.has_session());
+        if !current_ready && previous_ready {
+            return self.previous.as_mut();
+        }
+        if self.current.is_some() {
+            return self.current.as_mut();
+        }
+        self.previous.as_mut()
+    }
+
+    /// The Tunn with Tunn index `index`.
+    pub fn tunn_by_index(&mut self, index: u32) -> Option<&mut EpochTunn> {
+        if self.current.as_ref().is_some_and(|t| t.index == index) {
+            return self.current.as_mut();
+        }
+        self.previous.as_mut().filter(|t| t.index == index)
+    }
+
+    /// The Tunn whose epoch matches the epoch tag of a peer's handshake initiation.
+    pub fn tunn_by_epoch_tag(&mut self, tag: u32) -> Option<&mut EpochTunn> {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|t| epoch_tag(t.epoch) == tag)
+        {
+            return self.current.as_mut();
+        }
+        self.previous.as_mut().filter(|t| epoch_tag(t.epoch) == tag)
+    }
+
+    pub fn tunns_mut(&mut self) -> impl Iterator<Item = &mut EpochTunn> {
+        self.current.iter_mut().chain(self.previous.iter_mut())
+    }
+
+    pub fn tunns(&self) -> impl Iterator<Item = &EpochTunn> {
+        self.current.iter().chain(self.previous.iter())
+    }
+
+    /// (tx, rx) bytes over the peer's whole life.
+    pub fn traffic(&self) -> (u64, u64) {
+        self.tunns()
+            .fold((self.retired_tx, self.retired_rx), |(tx, rx), t| {
+                let (ttx, trx) = t.traffic();
+                (tx.saturating_add(ttx), rx.saturating_add(trx))
+            })
+    }
+
+    /// Most recent WireGuard handshake over the live Tunns.
+    pub fn last_handshake(&self) -> Option<Duration> {
+        self.tunns().filter_map(|t| t.last_handshake()).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use boringtun::noise::rate_limiter::RateLimiter;
+    use keymix::{EpochKey, Role, SourceMask, StaticSecret};
+    use zeroize::Zeroizing;
+
+    use super::*;
+
+    fn tunn(epoch: u64, psk: u8) -> EpochTunn {
+        let own = StaticSecret::from([7u8; 32]);
+        let peer = PublicKey::from(&StaticSecret::from([9u8; 32]));
+        let key = EpochKey {
+            epoch,
+            psk: Zeroizing::new([psk; 32]),
+            sources: SourceMask::BASE,
+            qkd_key_ids: Vec::new(),
+            established: Instant::now(),
+            role: Role::Initiator,
+            keylog: None,
+        };
+        let limiter = Arc::new(RateLimiter::new(&PublicKey::from(&own), 10));
+        EpochTunn::new(&key, epoch as u32, &own, peer, None, limiter)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn peer() -> Peer {
+        let pk = PublicKey::from(&StaticSecret::from([9u8; 32]));
+        Peer::new(pk, None, Vec::new(), None, Duration::from_secs(180))
+    }
+
+    #[test]
+    fn keeps_current_and_one_previous() {
+        let mut p = peer();
+        assert!(
+            p.sending_tunn().is_none(),
+            "fail closed before the first epoch"
+        );
+        assert!(p.install(tunn(1, 1)).is_empty());
+        assert!(p.install(tunn(2, 2)).is_empty());
+        let dropped: Vec<u64> = p.install(tunn(3, 3)).iter().map(|t| t.epoch).collect();
+        assert_eq!(dropped, vec![1]);
+        assert_eq!(p.tunns().map(|t| t.epoch).collect::<Vec<_>>(), vec![3, 2]);
+        // No session anywhere: the newest Tunn queues and starts its handshake.
+        assert_eq!(p.sending_tunn().map(|t| t.epoch), Some(3));
+        assert_eq!(p.tunn_by_epoch_tag(epoch_tag(2)).map(|t| t.epoch), Some(2));
+        assert_eq!(p.expire(3).len(), 2);
+        assert!(p.sending_tunn().is_none(), "fail closed after expiry");
+    }
+
+    #[test]
+    fn refuses_zero_psk() {
+        let own = StaticSecret::from([7u8; 32]);
+        let key = EpochKey {
+            epoch: 1,
+            psk: Zeroizing::new([0; 32]),
+            sources: SourceMask::BASE,
+            qkd_key_ids: Vec::new(),
+            established: Instant::now(),
+            role: Role::Responder,
+            keylog: None,
+        };
+        let limiter = Arc::new(RateLimiter::new(&PublicKey::from(&own), 10));
+        let peer = PublicKey::from(&StaticSecret::from([9u8; 32]));
+        assert!(EpochTunn::new(&key, 1, &own, peer, None, limiter).is_err());
+    }
+}

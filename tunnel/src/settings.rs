@@ -1,0 +1,101 @@
+//! Typed settings for one interface, as the CLI hands them over after parsing its config.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use ip_network::IpNetwork;
+use keymix::qkd::QkdKeySource;
+use keymix::{PeerConfig, StaticSecret};
+
+/// Default directory of the control sockets (`NAME.sock`).
+pub const CONTROL_DIR: &str = "/run/trident";
+
+/// Everything `run` needs for one interface.
+pub struct TunnelSettings {
+    pub name: String,
+    /// Zeroized on drop by x25519-dalek.
+    pub private_key: StaticSecret,
+    pub listen_port: u16,
+    pub addresses: Vec<InterfaceAddress>,
+    pub mtu: u16,
+    pub peers: Vec<PeerSettings>,
+    /// This site's SAE ID towards its KME (ETSI GS QKD 014), when QKD is configured.
+    pub local_sae_id: Option<String>,
+    /// Answers keymix's KME requests; `None` answers every request with an error, which
+    /// keymix turns into "degraded" (qkd = preferred) or "blocked" (qkd = required).
+    pub qkd_source: Option<Arc<dyn QkdKeySource>>,
+    pub control_dir: PathBuf,
+}
+
+/// One `[[peer]]`.
+pub struct PeerSettings {
+    pub endpoint: Option<SocketAddr>,
+    pub allowed_ips: Vec<IpNetwork>,
+    pub persistent_keepalive: Option<u16>,
+    /// The peer's public key, PSK epoch schedule and QKD policy.
+    pub keymix: PeerConfig,
+}
+
+/// An interface address with its prefix length, e.g. `10.99.0.1/24` (host bits kept,
+/// unlike [`IpNetwork`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterfaceAddress {
+    pub ip: IpAddr,
+    pub prefix_len: u8,
+}
+
+impl InterfaceAddress {
+    /// The network the kernel routes to the interface for this address.
+    pub fn network(&self) -> IpNetwork {
+        // new_truncate only fails for a prefix longer than the address, which FromStr rejects.
+        IpNetwork::new_truncate(self.ip, self.prefix_len)
+            .unwrap_or_else(|_| IpNetwork::from(self.ip))
+    }
+
+    /// Whether the kernel already routes all of `net` to the interface through this address.
+    pub fn covers(&self, net: &IpNetwork) -> bool {
+        let own = self.network();
+        own.netmask() <= net.netmask() && own.contains(net.network_address())
+    }
+}
+
+impl FromStr for InterfaceAddress {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (ip, prefix) = match s.split_once('/') {
+            Some((ip, prefix)) => (ip, Some(prefix)),
+            None => (s, None),
+        };
+        let ip: IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address with optional /prefix"))?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let prefix_len = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?} has an invalid prefix length (0..={max})"))?,
+        };
+        Ok(Self { ip, prefix_len })
+    }
+}
+
+impl fmt::Display for InterfaceAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.ip, self.prefix_len)
+    }
+}
+
+/// Parses an allowed-IPs entry like `wg` does: `A.B.C.D/N`, host bits dropped; a bare
+/// address is a /32 or /128.
+pub fn parse_allowed_ip(s: &str) -> Result<IpNetwork, String> {
+    let a = InterfaceAddress::from_str(s)?;
+    Ok(a.network())
+}

@@ -1,0 +1,45 @@
+//! What `trident status` shows: the JSON the control socket sends, field names fixed by the
+//! spec (issue 3); extra fields come after the required ones.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InterfaceStatus {
+    pub interface: String,
+    pub public_key: String,
+    pub listen_port: u16,
+    pub peers: Vec<PeerReport>,
+    /// Dropped datagrams/packets by reason: keymix's reasons and the tunnel's own.
+    pub dropped: BTreeMap<String, u64>,
+    pub dropped_total: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PeerReport {
+    pub public_key: String,
+    pub endpoint: Option<String>,
+    /// "connecting" | "up" | "degraded" | "blocked".
+    pub state: String,
+    pub epoch: Option<u64>,
+    pub epoch_age_secs: Option<u64>,
+    pub sources: SourcesReport,
+    pub qkd_key_id: Option<String>,
+    pub last_handshake_secs: Option<u64>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub last_kme_error: Option<String>,
+    pub keymix_exchanges: u64,
+    pub allowed_ips: Vec<String>,
+    pub persistent_keepalive: Option<u16>,
+    /// Epochs with a live WireGuard Tunn (current first).
+    pub tunnel_epochs: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct SourcesReport {
+    pub x25519: bool,
+    pub mlkem: bool,
+    pub qkd: bool,
+}
