@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Demo: two sites linked by trident in network namespaces. Builds in release mode, brings
-# up the harness, generates keys and configs, starts both gateways, pings LAN host A ->
-# LAN host B, prints both status views, and tears everything down (also on Ctrl-C).
+# Demo: two sites linked by trident in network namespaces, with all three key sources.
+# Builds in release mode, brings up the harness, starts one KME simulator per site, generates
+# keys and configs (qkd = "required"), starts both gateways, pings LAN host A -> LAN host B,
+# prints both status views, and tears everything down (also on Ctrl-C).
+#
+# Where the KMEs run (scripts/lib/trident.sh): KME A on gateway A's host (namespace trd-gwa),
+# KME B on gateway B's (trd-gwb). Each serves its SAE (the gateway's trident) on the host's
+# loopback only (127.0.0.1:8443 / :8444), inside the secure site. The KMEs' own key link
+# runs between the gateways' WAN addresses (192.0.2.2:8445 <-> 198.51.100.2:8446), i.e. it
+# crosses between the sites through the WAN router, as the QKD link's classical channel would.
 set -euo pipefail
 if [[ $(id -u) -ne 0 ]]; then
     exec sudo -E "$0" "$@"
@@ -21,6 +28,8 @@ cleanup() {
     trap - EXIT INT TERM
     trd_stop a "$WORK"
     trd_stop b "$WORK"
+    trd_kme_stop a "$WORK"
+    trd_kme_stop b "$WORK"
     "$NETNS" down
     rm -rf "$WORK"
     echo "== torn down"
@@ -30,19 +39,25 @@ trap 'exit 130' INT TERM
 
 echo "== network namespaces"
 "$NETNS" up
-echo "== keys and configs in $WORK"
-trd_configs "$WORK" 120 180
+echo "== KME simulators: KME A in trd-gwa ($TRD_KME_LISTEN_A), KME B in trd-gwb ($TRD_KME_LISTEN_B);"
+echo "   key link $TRD_KME_LINK_A <-> $TRD_KME_LINK_B across the WAN"
+trd_kme_init "$WORK"
+trd_kme_start a "$WORK"
+trd_kme_start b "$WORK"
+echo "== keys and configs in $WORK (qkd = \"required\")"
+trd_configs "$WORK" 120 180 required
 echo "== starting gateways"
 trd_start a "$WORK"
 trd_start b "$WORK"
-if ! trd_wait_state trdA up 20; then
+if ! trd_wait_state trdA up 20 || ! trd_wait_state trdB up 20; then
     echo "tunnel did not come up; logs:" >&2
-    tail -n 20 "$WORK/a.log" "$WORK/b.log" >&2
+    tail -n 20 "$WORK/a.log" "$WORK/b.log" "$WORK/kme-a.log" "$WORK/kme-b.log" >&2
     exit 1
 fi
 echo "== ping LAN host A (192.168.10.2) -> LAN host B (192.168.20.2)"
 "$NETNS" exec lana ping -c 5 -i 0.2 -W 2 192.168.20.2
-echo "== status on gateway A"
-"$TRIDENT" status trdA
-echo "== status on gateway B"
-"$TRIDENT" status trdB
+for side in A B; do
+    echo "== status on gateway $side"
+    "$TRIDENT" status "trd$side"
+    echo "   sources (JSON): $(trd_json "trd$side" "json.dumps(s['peers'][0]['sources'])")"
+done

@@ -1,6 +1,12 @@
 //! The TOML config of `trident up`: wg-quick's names plus `[keymix]` and `[qkd]`. Unknown
 //! keys are errors. Every error is one line naming the file, the line, the key and what is
-//! wrong (`main` prints it and exits with 2).
+//! wrong (`main` prints it and exits with 2). Relative paths are relative to the config
+//! file's directory.
+//!
+//! QKD: a `[qkd]` table (kme_url, sae_id, ca_file, cert_file, key_file, timeout_secs) makes
+//! `[keymix] qkd` default to "preferred"; "preferred" or "required" without it is an error,
+//! and every `[[peer]]` then needs its `sae_id`. The table becomes an ETSI 014 client that the
+//! tunnel uses as its QKD key source.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -8,9 +14,12 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ip_network::IpNetwork;
+use keymix::etsi014::{ClientSetupError, Etsi014Client, Etsi014ClientConfig, TlsSetupError};
+use keymix::qkd::QkdKeySource;
 use keymix::{PeerConfig, PublicKey, QkdPolicy, StaticSecret};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
@@ -23,6 +32,14 @@ use crate::keys::decode_key;
 const DEFAULT_MTU: u16 = 1420;
 /// Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
 const MAX_NAME_LEN: usize = 15;
+/// Default bound of one ETSI 014 call (connect, TLS, request, answer) when
+/// `[qkd] timeout_secs` is not given.
+const DEFAULT_KME_TIMEOUT_SECS: u64 = 5;
+/// keymix waits this much longer than the client's own timeout, so the client's error (the
+/// useful one, e.g. "connection refused") is what reaches `last_kme_error`.
+const KME_TIMEOUT_MARGIN: Duration = Duration::from_secs(2);
+/// Environment variable that switches the key log on (overrides `[keymix] keylog_file`).
+pub const KEYLOG_ENV: &str = "TRIDENT_KEYLOG";
 
 /// A config error: printed as one line, exit code 2.
 #[derive(Debug)]
@@ -77,9 +94,11 @@ struct KeymixSection {
     epoch_secs: Spanned<u64>,
     #[serde(default = "default_reject_after_secs")]
     reject_after_secs: Spanned<u64>,
-    #[serde(default)]
-    qkd: Parsed<QkdPolicy>,
+    /// Default: "preferred" with a `[qkd]` table, else "off".
+    qkd: Option<Spanned<Parsed<QkdPolicy>>>,
     bootstrap_psk_file: Option<Spanned<PathBuf>>,
+    /// The RNDL key log (holds secrets; for `trident audit`).
+    keylog_file: Option<Spanned<PathBuf>>,
 }
 
 impl Default for KeymixSection {
@@ -87,8 +106,9 @@ impl Default for KeymixSection {
         Self {
             epoch_secs: default_epoch_secs(),
             reject_after_secs: default_reject_after_secs(),
-            qkd: Parsed::default(),
+            qkd: None,
             bootstrap_psk_file: None,
+            keylog_file: None,
         }
     }
 }
@@ -101,12 +121,21 @@ fn default_reject_after_secs() -> Spanned<u64> {
     Spanned::new(0..0, 180)
 }
 
-/// The QKD issue extends this table (KME URL, TLS files, ...).
+/// How this site reaches its KME (ETSI GS QKD 014 over HTTPS with mutual TLS).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct QkdSection {
-    /// This site's SAE ID towards its KME.
-    sae_id: Option<String>,
+    /// `https://host:port` of the site's KME (optionally with a path prefix).
+    kme_url: Spanned<String>,
+    /// This site's SAE ID at its KME.
+    sae_id: Spanned<String>,
+    /// The only CA trusted for the KME's server certificate.
+    ca_file: Spanned<PathBuf>,
+    /// This SAE's client certificate and key (PEM).
+    cert_file: Spanned<PathBuf>,
+    key_file: Spanned<PathBuf>,
+    /// Bound of one KME call in seconds (default 5).
+    timeout_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +146,8 @@ struct PeerSection {
     #[serde(default)]
     allowed_ips: Vec<Parsed<AllowedIp>>,
     persistent_keepalive: Option<u16>,
+    /// The peer's SAE ID at its own KME; required when QKD is on.
+    sae_id: Option<Spanned<String>>,
 }
 
 /// A string value parsed with `FromStr`, so a bad value is reported with its own span.
@@ -161,6 +192,18 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
+    /// Relative paths in a config file are relative to the file's directory, so a config
+    /// directory works wherever it is and whatever the working directory of `trident up`.
+    fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            return path.to_owned();
+        }
+        match self.file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
+            _ => path.to_owned(),
+        }
+    }
+
     fn line_of(&self, offset: usize) -> usize {
         self.text
             .get(..offset)
@@ -238,7 +281,7 @@ fn read_key_file(
     path: &Spanned<PathBuf>,
     key: &str,
 ) -> Result<Zeroizing<[u8; 32]>, ConfigError> {
-    let file = path.get_ref();
+    let file = &src.resolve(path.get_ref());
     let text = std::fs::read_to_string(file)
         .map(Zeroizing::new)
         .map_err(|e| {
@@ -350,6 +393,33 @@ pub fn load(path: &Path) -> Result<TunnelSettings, ConfigError> {
         Some(p) => Some(read_key_file(&src, p, "keymix.bootstrap_psk_file")?),
         None => None,
     };
+    let policy = match &keymix.qkd {
+        Some(p) => p.get_ref().0,
+        None if qkd.is_some() => QkdPolicy::Preferred,
+        None => QkdPolicy::Off,
+    };
+    let qkd_client = match (&qkd, policy) {
+        (_, QkdPolicy::Off) => None,
+        (Some(q), _) => Some(qkd_client(&src, q)?),
+        (None, _) => {
+            return Err(src.error(
+                keymix.qkd.as_ref().map(Spanned::span),
+                "keymix.qkd",
+                format!("qkd = \"{policy}\" needs a [qkd] table (kme_url, sae_id, ca_file, cert_file, key_file)"),
+            ))
+        }
+    };
+    let kme_timeout = qkd
+        .as_ref()
+        .and_then(|q| q.timeout_secs.as_ref())
+        .map_or(DEFAULT_KME_TIMEOUT_SECS, |t| *t.get_ref());
+    let keylog_file = match std::env::var_os(KEYLOG_ENV).filter(|v| !v.is_empty()) {
+        Some(env) => Some(PathBuf::from(env)),
+        None => keymix
+            .keylog_file
+            .as_ref()
+            .map(|p| src.resolve(p.get_ref())),
+    };
 
     let mut seen = HashSet::new();
     let mut peer_settings = Vec::with_capacity(peers.len());
@@ -376,8 +446,23 @@ pub fn load(path: &Path) -> Result<TunnelSettings, ConfigError> {
         let mut keymix_config = PeerConfig::new(public_key);
         keymix_config.epoch = Duration::from_secs(epoch_secs);
         keymix_config.reject_after = Duration::from_secs(reject_after_secs);
-        keymix_config.qkd = keymix.qkd.0;
+        keymix_config.qkd = policy;
         keymix_config.bootstrap_psk = bootstrap_psk.clone();
+        keymix_config.kme_timeout = Duration::from_secs(kme_timeout) + KME_TIMEOUT_MARGIN;
+        keymix_config.peer_sae_id = match &peer.sae_id {
+            Some(id) if id.get_ref().trim().is_empty() => {
+                return Err(src.error(Some(id.span()), "peer.sae_id", "must not be empty"))
+            }
+            Some(id) => Some(id.get_ref().clone()),
+            None if policy != QkdPolicy::Off => {
+                return Err(src.error(
+                    Some(peer.public_key.span()),
+                    "peer.sae_id",
+                    format!("missing: qkd = \"{policy}\" needs the peer's SAE ID at its KME"),
+                ))
+            }
+            None => None,
+        };
         peer_settings.push(PeerSettings {
             endpoint,
             allowed_ips: peer.allowed_ips.into_iter().map(|a| a.0 .0).collect(),
@@ -394,10 +479,62 @@ pub fn load(path: &Path) -> Result<TunnelSettings, ConfigError> {
         addresses: interface.address.into_iter().map(|a| a.0).collect(),
         mtu,
         peers: peer_settings,
-        local_sae_id: qkd.and_then(|q| q.sae_id),
-        qkd_source: None,
+        local_sae_id: qkd.map(|q| q.sae_id.into_inner()),
+        qkd_source: qkd_client,
+        keylog_file,
         control_dir: PathBuf::from(CONTROL_DIR),
     })
+}
+
+/// Checks the `[qkd]` table and builds the ETSI 014 client (loads the TLS files; no
+/// network I/O, so an unreachable KME is a runtime state, not a config error).
+fn qkd_client(src: &Source, q: &QkdSection) -> Result<Arc<dyn QkdKeySource>, ConfigError> {
+    if q.sae_id.get_ref().trim().is_empty() {
+        return Err(src.error(Some(q.sae_id.span()), "qkd.sae_id", "must not be empty"));
+    }
+    let timeout = match &q.timeout_secs {
+        None => DEFAULT_KME_TIMEOUT_SECS,
+        Some(t) if (1..=300).contains(t.get_ref()) => *t.get_ref(),
+        Some(t) => {
+            return Err(src.error(
+                Some(t.span()),
+                "qkd.timeout_secs",
+                "must be between 1 and 300",
+            ))
+        }
+    };
+    let files = [
+        (&q.ca_file, "qkd.ca_file"),
+        (&q.cert_file, "qkd.cert_file"),
+        (&q.key_file, "qkd.key_file"),
+    ]
+    .map(|(p, key)| (src.resolve(p.get_ref()), p.span(), key));
+    let [(ca_file, ..), (cert_file, ..), (key_file, ..)] = files.clone();
+    let config = Etsi014ClientConfig {
+        kme_url: q.kme_url.get_ref().clone(),
+        ca_file,
+        cert_file,
+        key_file,
+        timeout: Duration::from_secs(timeout),
+    };
+    match Etsi014Client::new(&config) {
+        Ok(client) => Ok(Arc::new(client)),
+        Err(ClientSetupError::Url(e)) => Err(src.error(Some(q.kme_url.span()), "qkd.kme_url", e)),
+        Err(ClientSetupError::Tls(e)) => {
+            // Name the key of the file the TLS error is about; a bad pair (key does not
+            // match the certificate) is reported at cert_file.
+            let about = match &e {
+                TlsSetupError::Io { path, .. }
+                | TlsSetupError::TooLarge { path }
+                | TlsSetupError::Pem { path, .. } => files.iter().find(|(p, ..)| p == path),
+                TlsSetupError::Rustls(_) => None,
+            };
+            let (span, key) = about.map_or((q.cert_file.span(), "qkd.cert_file"), |(_, s, k)| {
+                (s.clone(), *k)
+            });
+            Err(src.error(Some(span), key, e.to_string()))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -463,5 +600,64 @@ mod tests {
             e.contains("line 10") && e.contains("peer.allowed_ips"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn qkd_policy_without_qkd_table_is_an_error() {
+        let dir = temp_dir("qkd-missing");
+        let text = good(&dir).replace("[[peer]]", "[keymix]\nqkd = \"required\"\n\n[[peer]]");
+        let path = write(&dir, "a.toml", &text);
+        let e = load(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            e.contains("keymix.qkd") && e.contains("[qkd]") && e.contains("line 8"),
+            "{e}"
+        );
+    }
+
+    /// A `[qkd]` table with the files `kme-sim init` writes, referenced relative to the
+    /// config's directory.
+    fn with_qkd(dir: &Path, peer_sae: Option<&str>) -> String {
+        let sim_dir = dir.join("kme");
+        if !sim_dir.join("kme-a.toml").exists() {
+            keymix::etsi014::sim::init(
+                &sim_dir,
+                "SAE_A",
+                "SAE_B",
+                keymix::etsi014::sim::DEFAULT_LISTEN_A,
+                keymix::etsi014::sim::DEFAULT_LISTEN_B,
+                keymix::etsi014::sim::DEFAULT_LINK_A,
+                keymix::etsi014::sim::DEFAULT_LINK_B,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let peer_line = peer_sae.map_or(String::new(), |s| format!("sae_id = \"{s}\"\n"));
+        format!(
+            "{}{peer_line}\n[qkd]\nkme_url = \"https://127.0.0.1:8443\"\nsae_id = \"SAE_A\"\nca_file = \"kme/ca.pem\"\ncert_file = \"kme/SAE_A.pem\"\nkey_file = \"kme/SAE_A.key\"\n",
+            good(dir)
+        )
+    }
+
+    #[test]
+    fn qkd_table_defaults_to_preferred_with_relative_paths() {
+        let dir = temp_dir("qkd-good");
+        let path = write(&dir, "a.toml", &with_qkd(&dir, Some("SAE_B")));
+        let settings = load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(settings.qkd_source.is_some());
+        assert_eq!(settings.local_sae_id.as_deref(), Some("SAE_A"));
+        let peer = &settings.peers[0];
+        assert_eq!(peer.keymix.qkd, QkdPolicy::Preferred);
+        assert_eq!(peer.keymix.peer_sae_id.as_deref(), Some("SAE_B"));
+    }
+
+    #[test]
+    fn qkd_peer_without_sae_id_and_bad_files_are_errors() {
+        let dir = temp_dir("qkd-bad");
+        let path = write(&dir, "a.toml", &with_qkd(&dir, None));
+        let e = load(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("peer.sae_id"), "{e}");
+        let text = with_qkd(&dir, Some("SAE_B")).replace("kme/SAE_A.key", "kme/nope.key");
+        let path = write(&dir, "a.toml", &text);
+        let e = load(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("qkd.key_file") && e.contains("nope.key"), "{e}");
     }
 }

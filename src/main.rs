@@ -1,8 +1,10 @@
 //! `trident`: the command line of the Trident site-to-site VPN. Thin by design: it parses
 //! arguments and the config file into typed settings and hands them to the `tunnel` crate.
 
+mod audit;
 mod config;
 mod keys;
+mod kme_sim;
 mod status_view;
 mod up;
 
@@ -43,6 +45,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// ETSI GS QKD 014 KME simulator pair: init, run, status.
+    #[command(subcommand)]
+    KmeSim(kme_sim::KmeSimCommand),
+    /// RNDL audit: which epochs of a WAN capture an attacker who broke the listed key
+    /// sources could decrypt (needs a gateway's key log).
+    Audit(audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +68,8 @@ fn main() -> ExitCode {
         Command::Genpsk => keys::genpsk(),
         Command::Up { config } => up::up(&config),
         Command::Status { name, json } => status_view::status(name.as_deref(), json),
+        Command::KmeSim(command) => kme_sim::run(command),
+        Command::Audit(args) => audit::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -81,6 +81,9 @@ pub fn render(status: &InterfaceStatus) -> String {
     let _ = writeln!(out, "interface: {}", status.interface);
     let _ = writeln!(out, "  public key: {}", status.public_key);
     let _ = writeln!(out, "  listening port: {}", status.listen_port);
+    if let Some(path) = &status.keylog {
+        let _ = writeln!(out, "  keylog: {path} (secrets on disk!)");
+    }
     let _ = writeln!(out, "  dropped: {}", status.dropped_total);
     for (reason, n) in status.dropped.iter().filter(|(_, n)| **n > 0) {
         let _ = writeln!(out, "    {reason}: {n}");
@@ -98,6 +101,13 @@ pub fn render(status: &InterfaceStatus) -> String {
             let _ = writeln!(out, "  epoch: {epoch} (established {age})");
         }
         let _ = writeln!(out, "  sources: {}", sources(peer));
+        if !peer.qkd_policy.is_empty() && peer.qkd_policy != "off" {
+            let _ = writeln!(
+                out,
+                "  qkd: {} (policy {})",
+                peer.sources.qkd, peer.qkd_policy
+            );
+        }
         if let Some(id) = &peer.qkd_key_id {
             let _ = writeln!(out, "  qkd key id: {id}");
         }

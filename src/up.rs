@@ -7,6 +7,16 @@ use tokio::signal::unix::{signal, SignalKind};
 
 pub fn up(config_path: &Path) -> Result<()> {
     let settings = crate::config::load(config_path)?;
+    if let Some(path) = &settings.keylog_file {
+        // Loud on purpose: the file lets anyone who reads it decrypt recorded traffic.
+        let warning = format!(
+            "WARNING: the key log is ON: {} receives every epoch's key-source secrets; \
+             anyone who reads it can decrypt recorded traffic. Use it for audits only.",
+            path.display()
+        );
+        tracing::warn!("{warning}");
+        eprintln!("trident: {warning}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -2,15 +2,26 @@
 # netns harness (scripts/netns.sh). Source it; expects NETNS (path of netns.sh) and TRIDENT
 # (path of the binary) to be set.
 
-# trd_configs DIR EPOCH_SECS REJECT_AFTER_SECS: keys and trdA/trdB configs in DIR.
+# trd_configs DIR EPOCH_SECS REJECT_AFTER_SECS [QKD_POLICY]: keys and trdA/trdB configs in
+# DIR. With QKD_POLICY (preferred|required) each gateway gets a [qkd] table pointing at its
+# own site's KME (see trd_kme_init) and `[keymix] qkd = QKD_POLICY`.
 trd_configs() {
-    local dir=$1 epoch=${2:-120} reject=${3:-180}
+    local dir=$1 epoch=${2:-120} reject=${3:-180} policy=${4:-}
     umask 077
     "$TRIDENT" genkey >"$dir/a.key"
     "$TRIDENT" genkey >"$dir/b.key"
     local pub_a pub_b
     pub_a=$("$TRIDENT" pubkey <"$dir/a.key")
     pub_b=$("$TRIDENT" pubkey <"$dir/b.key")
+    local qkd_a="" qkd_b="" sae_a="" sae_b="" keymix_qkd=""
+    if [[ -n $policy ]]; then
+        keymix_qkd="qkd = \"$policy\""
+        # Paths relative to the config file's directory.
+        qkd_a=$(trd_qkd_table a SAE_A "$TRD_KME_LISTEN_A")
+        qkd_b=$(trd_qkd_table b SAE_B "$TRD_KME_LISTEN_B")
+        sae_a='sae_id = "SAE_B"'
+        sae_b='sae_id = "SAE_A"'
+    fi
     cat >"$dir/a.toml" <<TOML
 [interface]
 name = "trdA"
@@ -21,12 +32,15 @@ address = ["10.99.0.1/24"]
 [keymix]
 epoch_secs = $epoch
 reject_after_secs = $reject
+$keymix_qkd
+$qkd_a
 
 [[peer]]
 public_key = "$pub_b"
 endpoint = "198.51.100.2:51820"
 allowed_ips = ["10.99.0.2/32", "192.168.20.0/24"]
 persistent_keepalive = 25
+$sae_a
 TOML
     cat >"$dir/b.toml" <<TOML
 [interface]
@@ -38,12 +52,15 @@ address = ["10.99.0.2/24"]
 [keymix]
 epoch_secs = $epoch
 reject_after_secs = $reject
+$keymix_qkd
+$qkd_b
 
 [[peer]]
 public_key = "$pub_a"
 endpoint = "192.0.2.2:51820"
 allowed_ips = ["10.99.0.1/32", "192.168.10.0/24"]
 persistent_keepalive = 25
+$sae_b
 TOML
 }
 
@@ -96,4 +113,83 @@ trd_wait_state() {
         sleep 0.1
     done
     return 1
+}
+
+# --- KME simulators -------------------------------------------------------------------------
+# Each site runs its own KME on its gateway host (namespace gwa / gwb): the SAE API listens on
+# the gateway's loopback, so only that host's trident reaches it. The two KMEs' key link is the
+# only KME traffic that leaves a site: KME A accepts it on gateway A's WAN address (TCP 8445),
+# KME B on gateway B's (TCP 8446), so it crosses the WAN router like the tunnel does (a real
+# QKD link would be its own fibre; the classical channel still crosses between the sites).
+TRD_KME_LISTEN_A=127.0.0.1:8443
+TRD_KME_LISTEN_B=127.0.0.1:8444
+TRD_KME_LINK_A=192.0.2.2:8445
+TRD_KME_LINK_B=198.51.100.2:8446
+
+# trd_qkd_table SIDE SAE_ID LISTEN: the [qkd] table of gateway SIDE (files in DIR/kme).
+trd_qkd_table() {
+    cat <<TOML
+[qkd]
+kme_url = "https://$3"
+sae_id = "$2"
+ca_file = "kme/ca.pem"
+cert_file = "kme/$2.pem"
+key_file = "kme/$2.key"
+timeout_secs = 3
+TOML
+}
+
+# trd_kme_init DIR [kme-sim init options...]: certificates and KME configs in DIR/kme.
+trd_kme_init() {
+    local dir=$1
+    shift
+    rm -rf "$dir/kme"
+    "$TRIDENT" kme-sim init "$dir/kme" --sae SAE_A --sae SAE_B \
+        --listen-a "$TRD_KME_LISTEN_A" --listen-b "$TRD_KME_LISTEN_B" \
+        --link-a "$TRD_KME_LINK_A" --link-b "$TRD_KME_LINK_B" "$@" >/dev/null 2>&1
+}
+
+# trd_kme_start SIDE DIR: run that site's KME in its gateway namespace; waits until it
+# answers Get status.
+trd_kme_start() {
+    local side=$1 dir=$2 i
+    RUST_LOG=${KME_LOG:-info} "$NETNS" exec "gw$side" "$TRIDENT" kme-sim run "$dir/kme/kme-$side.toml" \
+        >>"$dir/kme-$side.log" 2>&1 &
+    echo $! >"$dir/kme-$side.pid"
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$(cat "$dir/kme-$side.pid")" 2>/dev/null || break
+        trd_kme_status "$side" "$dir" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "KME $side did not start; log:" >&2
+    tail -n 20 "$dir/kme-$side.log" >&2
+    return 1
+}
+
+# trd_kme_stop SIDE DIR: SIGTERM (SIGKILL with `kill`) the KME and wait for it.
+trd_kme_stop() {
+    local side=$1 dir=$2 sig=${3:-TERM} pid i
+    [[ -f $dir/kme-$side.pid ]] || return 0
+    pid=$(cat "$dir/kme-$side.pid")
+    # The braces' redirection also silences bash's "Killed" job notice.
+    {
+        kill "-$sig" "$pid" || true
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" || true
+        wait "$pid" || true
+    } 2>/dev/null
+    rm -f "$dir/kme-$side.pid"
+}
+
+# trd_kme_status SIDE DIR: the KME's ETSI 014 Status JSON, asked as its own SAE (mTLS).
+trd_kme_status() {
+    "$NETNS" exec "gw$1" "$TRIDENT" kme-sim status "$2/kme/kme-$1.toml" 2>/dev/null
+}
+
+# trd_kme_count SIDE DIR: the KME's stored_key_count.
+trd_kme_count() {
+    trd_kme_status "$1" "$2" | python3 -c "import json,sys; print(json.load(sys.stdin)['stored_key_count'])"
 }

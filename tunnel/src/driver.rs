@@ -26,6 +26,7 @@ use crate::control::{ControlSocket, StatusRequest};
 use crate::counters::{TunnelCounters, TunnelDrop};
 use crate::epoch_tunn::EpochTunn;
 use crate::error::TunnelError;
+use crate::keylog::KeyLog;
 use crate::netconfig::InterfaceConfig;
 use crate::packet_batch::{PacketBatch, BATCH_SIZE};
 use crate::peer::{Peer, PendingInit, PENDING_INIT_TTL};
@@ -84,6 +85,7 @@ struct Driver {
     rate_limiter: Arc<RateLimiter>,
     counters: TunnelCounters,
     qkd: QkdBridge,
+    keylog: Option<KeyLog>,
 }
 
 /// Runs the interface until `shutdown` completes, then removes routes, the TUN device and
@@ -101,6 +103,7 @@ pub async fn run(
         peers: peer_settings,
         local_sae_id,
         qkd_source,
+        keylog_file,
         control_dir,
     } = settings;
 
@@ -121,11 +124,13 @@ pub async fn run(
         .collect();
     let netconfig = InterfaceConfig::apply(&name, &addresses, mtu, &all_allowed)?;
     let io = Io { tun, udp };
+    let keylog = keylog_file.as_deref().map(KeyLog::open).transpose()?;
 
     let now = Instant::now();
     let public_key = PublicKey::from(&private_key);
     let mut endpoint_config = EndpointConfig::new(private_key.clone());
     endpoint_config.local_sae_id = local_sae_id;
+    endpoint_config.keylog = keylog.is_some();
     let mut endpoint = Endpoint::new(
         endpoint_config,
         now,
@@ -136,6 +141,7 @@ pub async fn run(
     let mut allowed_ips = AllowedIps::new();
     for p in peer_settings {
         let reject_after = p.keymix.reject_after;
+        let qkd_policy = p.keymix.qkd;
         let public = p.keymix.public_key;
         let id = endpoint.add_peer(p.keymix, now);
         if id != peers.len() {
@@ -153,6 +159,7 @@ pub async fn run(
             p.allowed_ips,
             p.persistent_keepalive,
             reject_after,
+            qkd_policy,
         ));
     }
     let (qkd, mut kme_results) = QkdBridge::new(qkd_source);
@@ -168,6 +175,7 @@ pub async fn run(
         indices: TunnIndexTable::new(),
         counters: TunnelCounters::default(),
         qkd,
+        keylog,
     };
     let (status_tx, mut status_rx) = mpsc::channel::<StatusRequest>(4);
     let control_task = ControlSocket::serve(listener, status_tx);
@@ -252,7 +260,12 @@ impl Driver {
             while let Some(event) = self.endpoint.poll_event() {
                 progressed = true;
                 match event {
-                    Event::EpochKey { peer, key } => self.install_epoch(io, peer, &key, out),
+                    Event::EpochKey { peer, key } => {
+                        if let (Some(log), Some(entry)) = (self.keylog.as_mut(), &key.keylog) {
+                            log.append(entry);
+                        }
+                        self.install_epoch(io, peer, &key, out);
+                    }
                     Event::Expired { peer, epoch } => self.expire_epoch(peer, epoch),
                     Event::KmeRequest(request) => self.qkd.submit(request),
                 }
@@ -637,6 +650,7 @@ impl Driver {
                     allowed_ips: peer.allowed_ips.iter().map(|n| n.to_string()).collect(),
                     persistent_keepalive: peer.persistent_keepalive,
                     tunnel_epochs: live,
+                    qkd_policy: peer.qkd_policy.to_string(),
                 }
             })
             .collect();
@@ -655,6 +669,7 @@ impl Driver {
             peers,
             dropped,
             dropped_total,
+            keylog: self.keylog.as_ref().map(|k| k.path().display().to_string()),
         }
     }
 }

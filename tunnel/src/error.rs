@@ -25,6 +25,11 @@ pub enum TunnelError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("key log {path}: {source}")]
+    KeyLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid settings: {0}")]
     Settings(String),
     #[error("I/O on {what}: {source}")]

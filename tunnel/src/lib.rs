@@ -37,6 +37,12 @@
 //! No Tunn exists before the first `EpochKey`; Tunns are dropped when keymix reports
 //! `Expired` (and, as a backstop, when their key is older than the reject age), so no user
 //! traffic passes without a fresh PSK. An all-zero PSK is refused.
+//!
+//! # QKD and the key log
+//! keymix asks for QKD keys through `Event::KmeRequest`; [`qkd_bridge`] runs each request on
+//! its own task against the configured key source (an ETSI 014 client) and feeds the answer
+//! back through a channel, so a slow or dead KME never stalls the packet loop. The opt-in
+//! [`keylog`] appends keymix's per-epoch audit line when an `EpochKey` carries one.
 
 pub mod allowed_ips;
 pub mod control;
@@ -44,6 +50,7 @@ pub mod counters;
 pub mod driver;
 pub mod epoch_tunn;
 pub mod error;
+pub mod keylog;
 pub mod netconfig;
 pub mod packet_batch;
 pub mod peer;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ip_network::IpNetwork;
-use keymix::PublicKey;
+use keymix::{PublicKey, QkdPolicy};
 
 use crate::epoch_tunn::EpochTunn;
 use crate::tunn_index::epoch_tag;
@@ -27,6 +27,8 @@ pub struct Peer {
     pub allowed_ips: Vec<IpNetwork>,
     pub persistent_keepalive: Option<u16>,
     pub reject_after: Duration,
+    /// Only for status: keymix enforces the policy.
+    pub qkd_policy: QkdPolicy,
     /// The newest epoch's Tunn.
     pub current: Option<EpochTunn>,
     /// The Tunn that carried traffic before `current` got its session.
@@ -44,6 +46,7 @@ impl Peer {
         allowed_ips: Vec<IpNetwork>,
         persistent_keepalive: Option<u16>,
         reject_after: Duration,
+        qkd_policy: QkdPolicy,
     ) -> Self {
         Self {
             public_key,
@@ -51,6 +54,7 @@ impl Peer {
             allowed_ips,
             persistent_keepalive,
             reject_after,
+            qkd_policy,
             current: None,
             previous: None,
             pending_init: None,
@@ -214,7 +218,14 @@ mod tests {
 
     fn peer() -> Peer {
         let pk = PublicKey::from(&StaticSecret::from([9u8; 32]));
-        Peer::new(pk, None, Vec::new(), None, Duration::from_secs(180))
+        Peer::new(
+            pk,
+            None,
+            Vec::new(),
+            None,
+            Duration::from_secs(180),
+            QkdPolicy::Off,
+        )
     }
 
     #[test]

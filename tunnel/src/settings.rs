@@ -27,6 +27,8 @@ pub struct TunnelSettings {
     /// Answers keymix's KME requests; `None` answers every request with an error, which
     /// keymix turns into "degraded" (qkd = preferred) or "blocked" (qkd = required).
     pub qkd_source: Option<Arc<dyn QkdKeySource>>,
+    /// The opt-in RNDL key log (holds secrets); `None` keeps it off.
+    pub keylog_file: Option<PathBuf>,
     pub control_dir: PathBuf,
 }
 

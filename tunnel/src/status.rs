@@ -14,6 +14,9 @@ pub struct InterfaceStatus {
     /// Dropped datagrams/packets by reason: keymix's reasons and the tunnel's own.
     pub dropped: BTreeMap<String, u64>,
     pub dropped_total: u64,
+    /// Path of the RNDL key log when it is on (it holds secrets), else null.
+    #[serde(default)]
+    pub keylog: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -35,6 +38,9 @@ pub struct PeerReport {
     pub persistent_keepalive: Option<u16>,
     /// Epochs with a live WireGuard Tunn (current first).
     pub tunnel_epochs: Vec<u64>,
+    /// The peer's QKD policy: "off" | "preferred" | "required".
+    #[serde(default)]
+    pub qkd_policy: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
