@@ -29,6 +29,7 @@ need socat socat
 need nft nftables
 need ping iputils-ping
 need python3 python3
+need tcpdump tcpdump
 if ((${#MISSING[@]})); then
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${MISSING[@]}" >/dev/null
@@ -411,10 +412,75 @@ PY
     "$NETNS" exec lana ping -c 3 -i 0.2 -W 2 192.168.20.2 >/dev/null
 }
 
+# audit_capture POLICY: both gateways (KMEs when POLICY is set) with 4 s epochs, gateway A
+# writing the key log, tcpdump recording the WAN link of site A for at least 3 epochs.
+audit_capture() {
+    local policy=$1
+    stop_all
+    rm -f "$WORK"/*.log "$WORK"/wan.pcap "$WORK"/a.keylog
+    "$NETNS" up >/dev/null || return 1
+    if [[ -n $policy ]]; then
+        trd_kme_init "$WORK" || return 1
+        trd_kme_start a "$WORK" && trd_kme_start b "$WORK" || return 1
+    fi
+    trd_configs "$WORK" 4 8 "$policy"
+    sed -i "/^\[keymix\]/a keylog_file = \"$WORK/a.keylog\"" "$WORK/a.toml"
+    "$NETNS" exec wan tcpdump -i a0 -U -q -w "$WORK/wan.pcap" udp port 51820 2>"$WORK/tcpdump.log" &
+    local dump=$!
+    sleep 1
+    trd_start a "$WORK" && trd_start b "$WORK" || { kill -INT $dump; return 1; }
+    trd_wait_state trdA up 20 || { kill -INT $dump; return 1; }
+    "$TRIDENT" status trdA | grep -q "keylog: $WORK/a.keylog" || { log "status does not show the key log"; kill -INT $dump; return 1; }
+    # 3 more epochs after the first, with traffic in the tunnel.
+    "$NETNS" exec lana ping -c 30 -i 0.5 -W 1 192.168.20.2 >/dev/null
+    kill -INT $dump
+    wait $dump 2>/dev/null
+    log "captured $(stat -c %s "$WORK/wan.pcap") bytes; key log $(grep -c trident-keylog-v1 "$WORK/a.keylog") epochs"
+}
+
+# audit_recovered LIST: the audit's per-epoch recovered flags as a string like "TTTF".
+audit_recovered() {
+    "$TRIDENT" audit --pcap "$WORK/wan.pcap" --keylog "$WORK/a.keylog" --broken "$1" --json |
+        python3 -c "import json,sys; print(''.join('T' if e['recovered'] else 'F' for e in json.load(sys.stdin)['epochs']))"
+}
+
+t_audit_rndl() {
+    audit_capture required || return 1
+    local list got all
+    all=$(audit_recovered all)
+    log "broken all: $all"
+    [[ ${#all} -ge 3 && $all != *F* ]] || { log "all three broken must recover every epoch (>= 3)"; return 1; }
+    for list in x25519 mlkem qkd x25519,mlkem x25519,qkd mlkem,qkd; do
+        got=$(audit_recovered "$list")
+        log "broken $list: $got"
+        [[ ${#got} == "${#all}" && $got != *T* ]] || { log "$list must recover nothing"; return 1; }
+    done
+    "$TRIDENT" audit --pcap "$WORK/wan.pcap" --keylog "$WORK/a.keylog" --broken x25519,mlkem | sed 's/^/    | /'
+
+    audit_capture "" || return 1
+    got=$(audit_recovered x25519,mlkem)
+    log "qkd off, broken x25519,mlkem: $got"
+    [[ ${#got} -ge 3 && $got != *F* ]] || { log "without QKD, x25519+mlkem must suffice"; return 1; }
+    got=$(audit_recovered x25519)
+    [[ $got != *T* ]] || { log "without QKD, x25519 alone must not suffice"; return 1; }
+    # Bad input is a clear error, never a panic.
+    head -c 100 "$WORK/wan.pcap" >"$WORK/truncated.pcap"
+    local out rc
+    out=$("$TRIDENT" audit --pcap "$WORK/truncated.pcap" --keylog "$WORK/a.keylog" --broken all 2>&1)
+    rc=$?
+    log "truncated capture: rc $rc: $out"
+    [[ $rc == 1 && $out == *truncated* ]] || return 1
+    echo "garbage" >"$WORK/bad.keylog"
+    out=$("$TRIDENT" audit --pcap "$WORK/wan.pcap" --keylog "$WORK/bad.keylog" --broken all 2>&1)
+    rc=$?
+    log "bad key log: rc $rc: $out"
+    [[ $rc == 1 && $out == *"line 1"* ]] || return 1
+}
+
 TESTS=(t_malformed_config t_ping_and_tcp t_epoch_switch_no_loss t_restart_gateway_b
     t_keymix_blocked_then_resumes t_garbage_is_counted t_lossy_wan_tcp
     t_qkd_required t_qkd_kme_b_killed t_qkd_preferred_kme_b_dead t_qkd_pool_drained
-    t_qkd_forged_packets)
+    t_qkd_forged_packets t_audit_rndl)
 if (($#)); then TESTS=("$@"); fi
 
 passed=0
