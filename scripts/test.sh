@@ -34,7 +34,8 @@ cargo fmt --all -- --check
 
 if [ -f keymix/fuzz/Cargo.toml ]; then
     step "fuzz targets build"
-    cargo build --locked --manifest-path keymix/fuzz/Cargo.toml
+    # Shares the main target directory so keymix and its dependencies build once.
+    cargo build --locked --manifest-path keymix/fuzz/Cargo.toml --target-dir target
 fi
 
 if [ -x scripts/e2e.sh ]; then
