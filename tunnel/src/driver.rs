@@ -17,6 +17,7 @@ use keymix::{
     Destination, Endpoint, EndpointConfig, EpochKey, Event, PeerId, PublicKey, Role, SourceMask,
     StaticSecret,
 };
+use quinn_udp::UdpSocketState;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tun_rs::AsyncDevice;
@@ -28,7 +29,7 @@ use crate::epoch_tunn::EpochTunn;
 use crate::error::TunnelError;
 use crate::keylog::KeyLog;
 use crate::netconfig::InterfaceConfig;
-use crate::packet_batch::{PacketBatch, BATCH_SIZE};
+use crate::packet_batch::{TunRx, TunTx, UdpRx, UdpTx};
 use crate::peer::{Peer, PendingInit, PENDING_INIT_TTL};
 use crate::qkd_bridge::QkdBridge;
 use crate::settings::TunnelSettings;
@@ -41,9 +42,8 @@ use crate::wire::{self, WireKind};
 const WIREGUARD_TICK: Duration = Duration::from_millis(250);
 /// Handshakes per second before boringtun demands cookies (boringtun's device default).
 const HANDSHAKE_RATE_LIMIT: u64 = 100;
-/// Room for the largest packet from TUN (64 KiB, ready for offload) plus WireGuard overhead.
-const MAX_PACKET: usize = 65_536;
-const OUT_BUFFER: usize = MAX_PACKET + 64;
+/// Scratch for handshakes, cookies, keepalives and boringtun's queued packets.
+const OUT_BUFFER: usize = crate::packet_batch::MAX_PACKET + 64;
 /// A keymix responder whose new Tunn has no session after this long starts the WireGuard
 /// handshake itself. Needed when the peer restarted and reuses an epoch number: its
 /// initiation can reach us before our keymix finishes and be answered by the old Tunn of
@@ -54,20 +54,25 @@ const RESPONDER_HANDSHAKE_AFTER: Duration = Duration::from_secs(1);
 struct Io {
     tun: AsyncDevice,
     udp: UdpSocket,
+    /// quinn-udp's probe results (GSO segments, GRO) for `udp`.
+    udp_state: UdpSocketState,
+    /// `udp` is IPv6 (dual stack): IPv4 destinations are written IPv4-mapped.
+    map_v4: bool,
 }
 
 impl Io {
+    /// One datagram right away (handshakes, keymix, timers); data goes through [`UdpTx`].
     fn send_udp(&self, payload: &[u8], to: SocketAddr, counters: &mut TunnelCounters) {
-        let to = udp_socket::for_socket(&self.udp, to);
+        let to = udp_socket::for_family(self.map_v4, to);
         if let Err(e) = self.udp.try_send_to(payload, to) {
             tracing::trace!("UDP send to {to}: {e}");
             counters.count(TunnelDrop::IoError);
         }
     }
 
-    fn send_tun(&self, packet: &[u8], counters: &mut TunnelCounters) {
-        if let Err(e) = self.tun.try_send(packet) {
-            tracing::trace!("TUN write: {e}");
+    /// Flushes decrypted packets to the TUN device.
+    fn flush_tun(&self, tun_tx: &mut TunTx, counters: &mut TunnelCounters) {
+        if !tun_tx.flush(&self.tun) {
             counters.count(TunnelDrop::IoError);
         }
     }
@@ -86,13 +91,74 @@ struct Driver {
     counters: TunnelCounters,
     qkd: QkdBridge,
     keylog: Option<KeyLog>,
+    /// Decrypted packets of the UDP batch being handled.
+    tun_tx: TunTx,
+    /// Encrypted datagrams of the TUN batch being handled.
+    udp_tx: UdpTx,
 }
 
 /// Runs the interface until `shutdown` completes, then removes routes, the TUN device and
 /// the control socket (also when it fails half-way: every resource is a drop guard).
+///
+/// The packet loop runs on its own thread with a current-thread runtime, so readiness of
+/// the TUN device and the UDP socket wakes the loop directly instead of going through a
+/// worker thread of the caller's runtime (two context switches per batch). KME requests
+/// still run on the caller's runtime.
 pub async fn run(
     settings: TunnelSettings,
     shutdown: impl Future<Output = ()>,
+) -> Result<(), TunnelError> {
+    let outer = tokio::runtime::Handle::current();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("trident-data".to_owned())
+        .spawn(move || {
+            let result = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(run_loop(
+                    settings,
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                    outer,
+                )),
+                Err(source) => Err(TunnelError::Io {
+                    what: "data-plane runtime",
+                    source,
+                }),
+            };
+            let _ = done_tx.send(result);
+        })
+        .map_err(|source| TunnelError::Io {
+            what: "data-plane thread",
+            source,
+        })?;
+    tokio::pin!(shutdown);
+    tokio::pin!(done_rx);
+    let result = tokio::select! {
+        () = &mut shutdown => {
+            let _ = stop_tx.send(());
+            (&mut done_rx).await
+        }
+        r = &mut done_rx => r,
+    };
+    // The loop has returned (its cleanup done); wait for the thread's runtime to go away.
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    result.unwrap_or_else(|_| {
+        Err(TunnelError::Io {
+            what: "data-plane thread",
+            source: std::io::Error::other("ended without a result"),
+        })
+    })
+}
+
+async fn run_loop(
+    settings: TunnelSettings,
+    shutdown: impl Future<Output = ()>,
+    outer: tokio::runtime::Handle,
 ) -> Result<(), TunnelError> {
     let TunnelSettings {
         name,
@@ -109,21 +175,20 @@ pub async fn run(
 
     // Claim the name first: a second `up` of the same interface must not touch the first.
     let (control, listener) = ControlSocket::bind(&control_dir, &name)?;
-    let udp = udp_socket::bind(listen_port)?;
-    let tun = tun_rs::DeviceBuilder::new()
-        .name(&name)
-        .mtu(mtu)
-        .build_async()
-        .map_err(|source| TunnelError::Tun {
-            name: name.clone(),
-            source,
-        })?;
+    let (udp, udp_state) = udp_socket::bind(listen_port)?;
+    let tun = build_tun(&name, mtu)?;
     let all_allowed: Vec<_> = peer_settings
         .iter()
         .flat_map(|p| p.allowed_ips.iter().copied())
         .collect();
     let netconfig = InterfaceConfig::apply(&name, &addresses, mtu, &all_allowed)?;
-    let io = Io { tun, udp };
+    let map_v4 = udp_socket::maps_v4(&udp);
+    let io = Io {
+        tun,
+        udp,
+        udp_state,
+        map_v4,
+    };
     let keylog = keylog_file.as_deref().map(KeyLog::open).transpose()?;
 
     let now = Instant::now();
@@ -162,7 +227,7 @@ pub async fn run(
             qkd_policy,
         ));
     }
-    let (qkd, mut kme_results) = QkdBridge::new(qkd_source);
+    let (qkd, mut kme_results) = QkdBridge::new(qkd_source, outer);
     let mut driver = Driver {
         name,
         listen_port,
@@ -176,6 +241,8 @@ pub async fn run(
         counters: TunnelCounters::default(),
         qkd,
         keylog,
+        tun_tx: TunTx::new(),
+        udp_tx: UdpTx::new(usize::from(mtu)),
     };
     let (status_tx, mut status_rx) = mpsc::channel::<StatusRequest>(4);
     let control_task = ControlSocket::serve(listener, status_tx);
@@ -186,8 +253,8 @@ pub async fn run(
         "interface up; no traffic until the first PSK epoch"
     );
 
-    let mut tun_batch = PacketBatch::new(BATCH_SIZE, MAX_PACKET);
-    let mut udp_batch = PacketBatch::new(BATCH_SIZE, MAX_PACKET);
+    let mut tun_rx = TunRx::new(usize::from(mtu));
+    let mut udp_rx = UdpRx::new();
     let mut out = vec![0u8; OUT_BUFFER];
     let mut wg_tick = tokio::time::interval(WIREGUARD_TICK);
     wg_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -205,12 +272,18 @@ pub async fn run(
         };
         tokio::select! {
             () = &mut shutdown => break Ok(()),
-            r = tun_batch.fill_from_tun(&io.tun) => match r {
-                Ok(_) => driver.on_tun_batch(&io, &tun_batch, &mut out),
+            r = tun_rx.fill(&io.tun) => match r {
+                Ok(_) => {
+                    driver.on_tun_batch(&io, &tun_rx, &mut out);
+                    driver.flush_udp(&io).await;
+                }
                 Err(source) => break Err(TunnelError::Io { what: "TUN device", source }),
             },
-            r = udp_batch.fill_from_udp(&io.udp) => match r {
-                Ok(_) => driver.on_udp_batch(&io, &udp_batch, &mut out),
+            r = udp_rx.fill(&io.udp, &io.udp_state) => match r {
+                Ok(_) => {
+                    driver.on_udp_batch(&io, &udp_rx, &mut out);
+                    io.flush_tun(&mut driver.tun_tx, &mut driver.counters);
+                }
                 Err(e) => tracing::debug!("UDP receive: {e}"),
             },
             Some((id, result)) = kme_results.recv() => {
@@ -229,6 +302,9 @@ pub async fn run(
                 let _ = reply.send(driver.status(Instant::now()));
             }
         }
+        // Whatever an input produced on the slow paths (replayed initiations, ...).
+        io.flush_tun(&mut driver.tun_tx, &mut driver.counters);
+        driver.flush_udp(&io).await;
     };
 
     tracing::info!(interface = %driver.name, "shutting down");
@@ -350,44 +426,79 @@ impl Driver {
         }
     }
 
-    fn on_tun_batch(&mut self, io: &Io, batch: &PacketBatch, out: &mut [u8]) {
-        for (packet, _) in batch.iter() {
+    /// Encrypts a TUN batch into `udp_tx` (sent by [`Self::flush_udp`]).
+    fn on_tun_batch(&mut self, io: &Io, batch: &TunRx, out: &mut [u8]) {
+        let max_segments = io.udp_state.max_gso_segments();
+        let Self {
+            peers,
+            allowed_ips,
+            counters,
+            udp_tx,
+            ..
+        } = self;
+        // Routes cannot change within a batch, whose packets mostly share a destination.
+        let mut last_route: Option<(IpAddr, Option<PeerId>)> = None;
+        for packet in batch.iter() {
             let Some(dst) = Tunn::dst_address(packet) else {
-                self.counters.count(TunnelDrop::NoRoute);
+                counters.count(TunnelDrop::NoRoute);
                 continue;
             };
-            let Some(peer) = self
-                .allowed_ips
-                .lookup(dst)
-                .and_then(|id| self.peers.get_mut(id))
-            else {
-                self.counters.count(TunnelDrop::NoRoute);
+            let route = match last_route {
+                Some((ip, route)) if ip == dst => route,
+                _ => {
+                    let route = allowed_ips.lookup(dst);
+                    last_route = Some((dst, route));
+                    route
+                }
+            };
+            let Some(peer) = route.and_then(|id| peers.get_mut(id)) else {
+                counters.count(TunnelDrop::NoRoute);
                 continue;
             };
             let endpoint = peer.endpoint;
             let Some(tunn) = peer.sending_tunn() else {
                 // Fail closed: no live PSK, no WireGuard session, no traffic.
-                self.counters.count(TunnelDrop::NoEpoch);
+                counters.count(TunnelDrop::NoEpoch);
                 continue;
             };
-            match tunn.tunn.encapsulate(packet, out) {
+            // Encrypt straight into the send batch; the scratch buffer only if it is full.
+            let (space, batched) = match udp_tx.space(packet.len()) {
+                Some(space) => (space, true),
+                None => (&mut *out, false),
+            };
+            let base = space.as_ptr() as usize;
+            match tunn.tunn.encapsulate(packet, space) {
                 TunnResult::WriteToNetwork(datagram) => match endpoint {
-                    Some(to) => io.send_udp(datagram, to, &mut self.counters),
-                    None => self.counters.count(TunnelDrop::NoEndpoint),
+                    Some(to) if batched && datagram.as_ptr() as usize == base => {
+                        let len = datagram.len();
+                        udp_tx.commit(len, to, max_segments);
+                    }
+                    Some(to) => io.send_udp(datagram, to, counters),
+                    None => counters.count(TunnelDrop::NoEndpoint),
                 },
                 TunnResult::Err(e) => {
                     tracing::trace!("encapsulate: {e:?}");
-                    self.counters.count(TunnelDrop::WireguardRejected);
+                    counters.count(TunnelDrop::WireguardRejected);
                 }
                 _ => {}
             }
         }
     }
 
-    fn on_udp_batch(&mut self, io: &Io, batch: &PacketBatch, out: &mut [u8]) {
+    /// Sends the datagrams `on_tun_batch` encrypted (GSO runs, waiting for socket space).
+    async fn flush_udp(&mut self, io: &Io) {
+        if self.udp_tx.is_empty() {
+            return;
+        }
+        let failed = self.udp_tx.flush(&io.udp, &io.udp_state, io.map_v4).await;
+        for _ in 0..failed {
+            self.counters.count(TunnelDrop::IoError);
+        }
+    }
+
+    fn on_udp_batch(&mut self, io: &Io, batch: &UdpRx, out: &mut [u8]) {
         let mut keymix_input = false;
-        for (datagram, src) in batch.iter() {
-            let Some(src) = src else { continue };
+        for (datagram, src) in batch.datagrams() {
             if keymix::is_keymix(datagram) {
                 keymix_input = true;
                 match self.endpoint.handle_datagram(Instant::now(), src, datagram) {
@@ -502,6 +613,7 @@ impl Driver {
             peers,
             allowed_ips,
             counters,
+            tun_tx,
             ..
         } = self;
         let Some(peer) = peers.get_mut(peer_id) else {
@@ -511,6 +623,51 @@ impl Driver {
             counters.count(TunnelDrop::UnknownIndex);
             return;
         };
+        if is_data {
+            // Data: decrypt straight into the TUN batch. boringtun answers a data message
+            // only with a packet for the tunnel, Done (keepalive) or an error.
+            if tun_tx.is_full() {
+                io.flush_tun(tun_tx, counters);
+            }
+            let Some(slot) = tun_tx.slot(datagram.len()) else {
+                counters.count(TunnelDrop::IoError);
+                return;
+            };
+            let base = slot.as_ptr() as usize;
+            let decrypted = match tunn.tunn.decapsulate(Some(src.ip()), datagram, slot) {
+                TunnResult::WriteToTunnelV4(packet, from) => Some((
+                    packet.len(),
+                    packet.as_ptr() as usize == base,
+                    IpAddr::V4(from),
+                )),
+                TunnResult::WriteToTunnelV6(packet, from) => Some((
+                    packet.len(),
+                    packet.as_ptr() as usize == base,
+                    IpAddr::V6(from),
+                )),
+                TunnResult::Done => None,
+                TunnResult::WriteToNetwork(reply) => {
+                    io.send_udp(reply, src, counters);
+                    None
+                }
+                TunnResult::Err(e) => {
+                    tracing::trace!(%src, "WireGuard rejected: {e:?}");
+                    counters.count(TunnelDrop::WireguardRejected);
+                    return;
+                }
+            };
+            if let Some((len, at_start, from)) = decrypted {
+                if allowed_ips.lookup(from) != Some(peer_id) {
+                    counters.count(TunnelDrop::SourceNotAllowed);
+                } else if at_start {
+                    tun_tx.commit(len);
+                } else {
+                    counters.count(TunnelDrop::IoError);
+                }
+            }
+            peer.endpoint = Some(src);
+            return;
+        }
         let mut authenticated = false;
         let mut input = datagram;
         let mut src_ip = Some(src.ip());
@@ -526,12 +683,26 @@ impl Driver {
                 }
                 TunnResult::WriteToTunnelV4(packet, from) => {
                     authenticated = true;
-                    deliver(io, allowed_ips, counters, peer_id, IpAddr::V4(from), packet);
+                    deliver(
+                        tun_tx,
+                        allowed_ips,
+                        counters,
+                        peer_id,
+                        IpAddr::V4(from),
+                        packet,
+                    );
                     break;
                 }
                 TunnResult::WriteToTunnelV6(packet, from) => {
                     authenticated = true;
-                    deliver(io, allowed_ips, counters, peer_id, IpAddr::V6(from), packet);
+                    deliver(
+                        tun_tx,
+                        allowed_ips,
+                        counters,
+                        peer_id,
+                        IpAddr::V6(from),
+                        packet,
+                    );
                     break;
                 }
                 TunnResult::Done => {
@@ -674,10 +845,39 @@ impl Driver {
     }
 }
 
-/// Writes a decrypted packet to the TUN device if its source is one of the peer's allowed
+/// Creates the TUN device with offload (IFF_VNET_HDR, TSO/GRO) when the kernel allows it,
+/// without otherwise: tun-rs probes the offload flags when it builds the device.
+fn build_tun(name: &str, mtu: u16) -> Result<AsyncDevice, TunnelError> {
+    let build = |offload: bool| {
+        tun_rs::DeviceBuilder::new()
+            .name(name)
+            .mtu(mtu)
+            .offload(offload)
+            .build_async()
+    };
+    match build(true) {
+        Ok(tun) => {
+            tracing::debug!(
+                tcp_offload = tun.tcp_gso(),
+                udp_offload = tun.udp_gso(),
+                "TUN offload probe"
+            );
+            Ok(tun)
+        }
+        Err(e) => {
+            tracing::info!("TUN offload unavailable ({e}); one packet per read");
+            build(false).map_err(|source| TunnelError::Tun {
+                name: name.to_owned(),
+                source,
+            })
+        }
+    }
+}
+
+/// Queues a decrypted packet for the TUN device if its source is one of the peer's allowed
 /// IPs (cryptokey routing, inbound half).
 fn deliver(
-    io: &Io,
+    tun_tx: &mut TunTx,
     allowed_ips: &AllowedIps,
     counters: &mut TunnelCounters,
     peer_id: PeerId,
@@ -685,7 +885,9 @@ fn deliver(
     packet: &[u8],
 ) {
     if allowed_ips.lookup(from) == Some(peer_id) {
-        io.send_tun(packet, counters);
+        if !tun_tx.push(packet) {
+            counters.count(TunnelDrop::IoError);
+        }
     } else {
         counters.count(TunnelDrop::SourceNotAllowed);
     }

@@ -1,101 +1,448 @@
-//! Reused packet buffers filled in batches: one readiness wait, then non-blocking reads
-//! until the batch is full or the queue is empty. The pipeline handles whole batches, so
-//! recvmmsg/sendmmsg and TUN offload (`recv_multiple`) can later replace the fill loop
-//! without touching the packet handlers.
+//! Reused packet buffers, filled and drained in batches, so the packet handlers see whole
+//! batches and the kernel sees few system calls:
+//!
+//! * [`TunRx`]: TUN reads through tun-rs `recv_multiple`. With offload (IFF_VNET_HDR) one
+//!   read returns a TSO super-packet of up to 64 KiB, split here into MTU-sized segments.
+//! * [`TunTx`]: decrypted packets, written with tun-rs `send_multiple`, which coalesces TCP
+//!   and UDP flows (GRO) into super-packets when offload is on.
+//! * [`UdpRx`]: recvmmsg through quinn-udp, with UDP GRO (one buffer can hold many
+//!   datagrams of one flow, `stride` bytes apart).
+//! * [`UdpTx`]: encrypted datagrams laid out back to back in one buffer; runs of equal-sized
+//!   datagrams to one destination go out in one `sendmsg` with UDP GSO.
+//!
+//! GSO/GRO support is probed at run time (tun-rs and quinn-udp); without it every path
+//! falls back to one packet per buffer. All buffers are allocated once, at start.
 
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 
+use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tun_rs::AsyncDevice;
+use tun_rs::{AsyncDevice, DeviceImpl, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
 use crate::udp_socket::canonical;
 
-/// Packets per batch.
-pub const BATCH_SIZE: usize = 32;
+/// Room in front of every TUN packet for the virtio-net header (offload mode).
+pub const TUN_OFFSET: usize = VIRTIO_NET_HDR_LEN;
+/// Largest IP packet (and largest UDP datagram).
+pub const MAX_PACKET: usize = 65_535;
+/// Segment buffers for TUN reads: one super-packet splits into at most
+/// `IDEAL_BATCH_SIZE` segments, and we read again only while that much room is left.
+const TUN_RX_BUFS: usize = 2 * IDEAL_BATCH_SIZE;
+/// Datagrams (or GRO trains of datagrams) per recvmmsg.
+const UDP_RX_BUFS: usize = 16;
+/// Bytes of one GSO send: the kernel takes at most 64 KiB minus headers.
+const GSO_MAX_BYTES: usize = 64_000;
+/// WireGuard data overhead (header 16 + tag 16) plus padding to 16 bytes.
+const WG_OVERHEAD: usize = 32 + 16;
 
-pub struct PacketBatch {
+/// Packets read from the TUN device.
+pub struct TunRx {
+    original: Box<[u8]>,
     bufs: Vec<Box<[u8]>>,
-    lens: Vec<usize>,
-    /// Source address per packet (UDP only).
-    addrs: Vec<Option<SocketAddr>>,
+    sizes: Vec<usize>,
     count: usize,
 }
 
-impl PacketBatch {
-    pub fn new(packets: usize, packet_size: usize) -> Self {
+impl TunRx {
+    pub fn new(mtu: usize) -> Self {
+        let size = mtu.max(1280) + 64;
         Self {
-            bufs: (0..packets)
-                .map(|_| vec![0u8; packet_size].into_boxed_slice())
+            original: vec![0u8; VIRTIO_NET_HDR_LEN + MAX_PACKET].into_boxed_slice(),
+            bufs: (0..TUN_RX_BUFS)
+                .map(|_| vec![0u8; size].into_boxed_slice())
                 .collect(),
-            lens: vec![0; packets],
-            addrs: vec![None; packets],
+            sizes: vec![0; TUN_RX_BUFS],
             count: 0,
         }
     }
 
-    /// The packets of the last fill, with their source (None for TUN packets).
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], Option<SocketAddr>)> + '_ {
+    /// The packets of the last fill.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.bufs
             .iter()
-            .zip(self.lens.iter())
-            .zip(self.addrs.iter())
+            .zip(self.sizes.iter())
             .take(self.count)
-            .map(|((buf, len), addr)| (buf.get(..*len).unwrap_or_default(), *addr))
+            .map(|(buf, len)| buf.get(..*len).unwrap_or_default())
     }
 
-    /// Waits for the TUN device, then reads what is queued (cancel safe: nothing is consumed
-    /// before the first read returns).
-    pub async fn fill_from_tun(&mut self, tun: &AsyncDevice) -> io::Result<usize> {
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Waits for the TUN device, then reads what is queued while a whole super-packet still
+    /// fits (cancel safe: nothing is consumed before the first read returns).
+    pub async fn fill(&mut self, tun: &AsyncDevice) -> io::Result<usize> {
         self.count = 0;
-        let Some(first) = self.bufs.first_mut() else {
-            return Ok(0);
-        };
-        let n = tun.recv(first).await?;
-        self.push(n, None);
-        while self.count < self.bufs.len() {
-            let Some(buf) = self.bufs.get_mut(self.count) else {
+        let n = tun
+            .recv_multiple(&mut self.original, &mut self.bufs, &mut self.sizes, 0)
+            .await?;
+        self.count = n;
+        while self.bufs.len().saturating_sub(self.count) >= IDEAL_BATCH_SIZE {
+            let (Some(bufs), Some(sizes)) = (
+                self.bufs.get_mut(self.count..),
+                self.sizes.get_mut(self.count..),
+            ) else {
                 break;
             };
-            match tun.try_recv(buf) {
-                Ok(n) => self.push(n, None),
+            match tun.try_recv_multiple(&mut self.original, bufs, sizes, 0) {
+                Ok(n) => self.count += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // A malformed super-packet is lost; the batch so far is still good.
+                Err(e) => {
+                    tracing::trace!("TUN read: {e}");
+                    break;
+                }
+            }
+        }
+        Ok(self.count)
+    }
+}
+
+/// Decrypted packets waiting for one batched TUN write.
+pub struct TunTx {
+    bufs: Vec<Vec<u8>>,
+    count: usize,
+    gro: GROTable,
+}
+
+impl Default for TunTx {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TunTx {
+    pub fn new() -> Self {
+        Self {
+            // Capacity for a whole coalesced super-packet, so GRO never reallocates.
+            bufs: (0..TUN_RX_BUFS)
+                .map(|_| Vec::with_capacity(TUN_OFFSET + MAX_PACKET + 64))
+                .collect(),
+            count: 0,
+            gro: GROTable::default(),
+        }
+    }
+
+    /// A buffer of at least `len` bytes to decrypt the next packet into, or None when the
+    /// batch is full (flush first).
+    pub fn slot(&mut self, len: usize) -> Option<&mut [u8]> {
+        let buf = self.bufs.get_mut(self.count)?;
+        // Only grows by the difference to the previous use: no large memset per packet.
+        buf.resize(TUN_OFFSET + len.min(MAX_PACKET), 0);
+        buf.get_mut(TUN_OFFSET..)
+    }
+
+    /// Keeps the first `len` bytes written into the last `slot`.
+    pub fn commit(&mut self, len: usize) {
+        if let Some(buf) = self.bufs.get_mut(self.count) {
+            buf.truncate(TUN_OFFSET + len);
+            self.count += 1;
+        }
+    }
+
+    /// Copies a packet in (slow path: packets that did not come through `slot`).
+    pub fn push(&mut self, packet: &[u8]) -> bool {
+        match self.slot(packet.len()) {
+            Some(slot) => match slot.get_mut(..packet.len()) {
+                Some(dst) => {
+                    dst.copy_from_slice(packet);
+                    self.commit(packet.len());
+                    true
+                }
+                None => false,
+            },
+            None => false,
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.count >= self.bufs.len()
+    }
+
+    /// Writes the batch (coalesced where offload allows); returns false on a write error.
+    pub fn flush(&mut self, tun: &AsyncDevice) -> bool {
+        if self.count == 0 {
+            return true;
+        }
+        let Some(bufs) = self.bufs.get_mut(..self.count) else {
+            self.count = 0;
+            return false;
+        };
+        // The synchronous send: TUN writes do not block (the kernel queues or drops).
+        let device: &DeviceImpl = tun;
+        let result = device.send_multiple(&mut self.gro, bufs, TUN_OFFSET);
+        self.count = 0;
+        match result {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::trace!("TUN write: {e}");
+                false
+            }
+        }
+    }
+}
+
+/// Datagrams read from the UDP socket.
+pub struct UdpRx {
+    bufs: [Box<[u8]>; UDP_RX_BUFS],
+    meta: [RecvMeta; UDP_RX_BUFS],
+    count: usize,
+}
+
+impl Default for UdpRx {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UdpRx {
+    pub fn new() -> Self {
+        Self {
+            bufs: std::array::from_fn(|_| vec![0u8; MAX_PACKET].into_boxed_slice()),
+            meta: std::array::from_fn(|_| RecvMeta::default()),
+            count: 0,
+        }
+    }
+
+    /// Waits for the socket, then receives up to a batch with one recvmmsg (cancel safe:
+    /// nothing is consumed before readiness).
+    pub async fn fill(&mut self, udp: &UdpSocket, state: &UdpSocketState) -> io::Result<usize> {
+        self.count = 0;
+        loop {
+            udp.readable().await?;
+            let mut slices = self.bufs.each_mut().map(|b| IoSliceMut::new(b.as_mut()));
+            match udp.try_io(Interest::READABLE, || {
+                state.recv(UdpSockRef::from(udp), &mut slices, &mut self.meta)
+            }) {
+                Ok(n) => {
+                    self.count = n.min(UDP_RX_BUFS);
+                    return Ok(self.count);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),
             }
         }
-        Ok(self.count)
     }
 
-    /// Waits for the UDP socket, then reads what is queued (cancel safe, as above).
-    pub async fn fill_from_udp(&mut self, udp: &UdpSocket) -> io::Result<usize> {
-        self.count = 0;
-        let Some(first) = self.bufs.first_mut() else {
-            return Ok(0);
-        };
-        let (n, src) = udp.recv_from(first).await?;
-        self.push(n, Some(canonical(src)));
-        while self.count < self.bufs.len() {
-            let Some(buf) = self.bufs.get_mut(self.count) else {
-                break;
-            };
-            match udp.try_recv_from(buf) {
-                Ok((n, src)) => self.push(n, Some(canonical(src))),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // One bad datagram (e.g. an ICMP error surfaced here) must not lose the batch.
-                Err(_) => break,
+    /// Every datagram of the last fill (GRO trains split by stride), with its source.
+    pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> + '_ {
+        self.bufs
+            .iter()
+            .zip(self.meta.iter())
+            .take(self.count)
+            .flat_map(|(buf, meta)| {
+                let data = buf.get(..meta.len).unwrap_or_default();
+                let addr = canonical(meta.addr);
+                data.chunks(meta.stride.max(1)).map(move |d| (d, addr))
+            })
+    }
+}
+
+/// A run of datagrams in [`UdpTx`]: `seg`-byte datagrams to `dst`, the last maybe shorter.
+#[derive(Clone, Copy)]
+struct Run {
+    start: usize,
+    end: usize,
+    seg: usize,
+    count: usize,
+    closed: bool,
+    dst: SocketAddr,
+}
+
+/// Encrypted datagrams waiting to be sent, back to back in one buffer.
+pub struct UdpTx {
+    buf: Box<[u8]>,
+    len: usize,
+    runs: Vec<Run>,
+    /// Room reserved per datagram: a whole TUN batch (one datagram per packet) always fits.
+    slot: usize,
+    /// Runs (sends) per batch; with GSO one run holds many datagrams.
+    max_datagrams: usize,
+}
+
+impl UdpTx {
+    pub fn new(mtu: usize) -> Self {
+        let slot = mtu.max(1280) + 64 + WG_OVERHEAD;
+        let max_datagrams = TUN_RX_BUFS;
+        Self {
+            buf: vec![0u8; slot * (max_datagrams + 1) + MAX_PACKET].into_boxed_slice(),
+            len: 0,
+            runs: Vec::with_capacity(max_datagrams + 1),
+            slot,
+            max_datagrams,
+        }
+    }
+
+    /// Room for the next datagram (a packet of `packet_len` bytes plus WireGuard overhead),
+    /// or None when the batch is full (flush first).
+    pub fn space(&mut self, packet_len: usize) -> Option<&mut [u8]> {
+        let need = packet_len.saturating_add(WG_OVERHEAD);
+        if self.runs.len() >= self.max_datagrams
+            || self.buf.len().saturating_sub(self.len) < need.max(self.slot)
+        {
+            return None;
+        }
+        self.buf.get_mut(self.len..)
+    }
+
+    /// Appends the `len` bytes written at the start of the last `space` as a datagram to
+    /// `dst`, joining the current GSO run when it can (`max_segments` from the probe).
+    pub fn commit(&mut self, len: usize, dst: SocketAddr, max_segments: usize) {
+        let start = self.len;
+        self.len += len;
+        if let Some(r) = self.runs.last_mut() {
+            if !r.closed
+                && r.dst == dst
+                && r.end == start
+                && len <= r.seg
+                && r.count < max_segments
+                && r.end - r.start + len <= GSO_MAX_BYTES
+            {
+                r.end += len;
+                r.count += 1;
+                r.closed = len < r.seg;
+                return;
             }
         }
-        Ok(self.count)
+        self.runs.push(Run {
+            start,
+            end: start + len,
+            seg: len,
+            count: 1,
+            closed: false,
+            dst,
+        });
     }
 
-    fn push(&mut self, len: usize, addr: Option<SocketAddr>) {
-        if let (Some(l), Some(a)) = (
-            self.lens.get_mut(self.count),
-            self.addrs.get_mut(self.count),
-        ) {
-            *l = len;
-            *a = addr;
-            self.count += 1;
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// Sends every run (waiting for socket space rather than dropping); returns the number
+    /// of datagrams that could not be sent.
+    pub async fn flush(&mut self, udp: &UdpSocket, state: &UdpSocketState, map_v4: bool) -> usize {
+        let mut failed = 0;
+        for r in &self.runs {
+            let Some(contents) = self.buf.get(r.start..r.end) else {
+                continue;
+            };
+            let destination = crate::udp_socket::for_family(map_v4, r.dst);
+            let transmit = Transmit {
+                destination,
+                ecn: None,
+                contents,
+                segment_size: (r.count > 1).then_some(r.seg),
+                src_ip: None,
+            };
+            if send(udp, state, &transmit).await.is_ok() {
+                continue;
+            }
+            if r.count == 1 {
+                failed += 1;
+                continue;
+            }
+            // GSO refused (quinn-udp turns it off for later sends): one datagram at a time.
+            for d in contents.chunks(r.seg.max(1)) {
+                let single = Transmit {
+                    destination,
+                    ecn: None,
+                    contents: d,
+                    segment_size: None,
+                    src_ip: None,
+                };
+                if send(udp, state, &single).await.is_err() {
+                    failed += 1;
+                }
+            }
         }
+        self.runs.clear();
+        self.len = 0;
+        failed
+    }
+}
+
+async fn send(udp: &UdpSocket, state: &UdpSocketState, transmit: &Transmit<'_>) -> io::Result<()> {
+    let result = udp
+        .async_io(Interest::WRITABLE, || {
+            state.try_send(UdpSockRef::from(udp), transmit)
+        })
+        .await;
+    if let Err(e) = &result {
+        tracing::trace!("UDP send to {}: {e}", transmit.destination);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(tx: &mut UdpTx, len: usize, dst: SocketAddr, max_segments: usize) {
+        let space = tx.space(len).unwrap_or_else(|| panic!("batch full"));
+        space[..len].fill(len as u8);
+        tx.commit(len, dst, max_segments);
+    }
+
+    #[test]
+    fn gso_runs_join_equal_datagrams_to_one_destination() {
+        let a: SocketAddr = "192.0.2.1:51820".parse().unwrap_or_else(|e| panic!("{e}"));
+        let b: SocketAddr = "192.0.2.2:51820".parse().unwrap_or_else(|e| panic!("{e}"));
+        let mut tx = UdpTx::new(1420);
+        for _ in 0..3 {
+            add(&mut tx, 1452, a, 64);
+        }
+        add(&mut tx, 100, a, 64); // shorter: ends the run
+        add(&mut tx, 100, a, 64); // new run
+        add(&mut tx, 100, b, 64); // other destination: new run
+        let runs: Vec<(usize, usize, usize)> = tx
+            .runs
+            .iter()
+            .map(|r| (r.seg, r.count, r.end - r.start))
+            .collect();
+        assert_eq!(
+            runs,
+            vec![(1452, 4, 3 * 1452 + 100), (100, 1, 100), (100, 1, 100)]
+        );
+        // Without GSO every datagram is its own run.
+        let mut plain = UdpTx::new(1420);
+        for _ in 0..3 {
+            add(&mut plain, 1452, a, 1);
+        }
+        assert_eq!(plain.runs.len(), 3);
+    }
+
+    #[test]
+    fn gso_runs_respect_the_size_limit_and_batch_capacity() {
+        let a: SocketAddr = "192.0.2.1:51820".parse().unwrap_or_else(|e| panic!("{e}"));
+        let mut tx = UdpTx::new(1420);
+        let mut n = 0;
+        while tx.space(1420).is_some() {
+            add(&mut tx, 1452, a, 64);
+            n += 1;
+        }
+        // A whole TUN batch always fits; the run list never outgrows its allocation.
+        assert!(n >= TUN_RX_BUFS);
+        assert!(tx.runs.len() <= TUN_RX_BUFS);
+        assert!(tx.runs.iter().all(|r| r.end - r.start <= GSO_MAX_BYTES));
+        assert_eq!(tx.runs.iter().map(|r| r.count).sum::<usize>(), n);
+    }
+
+    #[test]
+    fn tun_tx_slots_keep_what_was_committed() {
+        let mut tx = TunTx::new();
+        let slot = tx.slot(200).unwrap_or_else(|| panic!("no slot"));
+        assert!(slot.len() >= 200);
+        slot[..60].fill(7);
+        tx.commit(60);
+        assert!(tx.push(&[1, 2, 3]));
+        assert_eq!(tx.count, 2);
+        assert_eq!(tx.bufs[0].len(), TUN_OFFSET + 60);
+        assert_eq!(&tx.bufs[1][TUN_OFFSET..], &[1, 2, 3]);
     }
 }

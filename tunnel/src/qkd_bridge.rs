@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use keymix::qkd::{QkdError, QkdKey, QkdKeySource};
 use keymix::{KmeRequest, KmeRequestId, KmeRequestKind};
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 pub type KmeResult = (KmeRequestId, Result<Vec<QkdKey>, QkdError>);
@@ -12,14 +13,24 @@ pub type KmeResult = (KmeRequestId, Result<Vec<QkdKey>, QkdError>);
 pub struct QkdBridge {
     source: Option<Arc<dyn QkdKeySource>>,
     results: mpsc::UnboundedSender<KmeResult>,
+    /// Where the KME requests run: the caller's runtime, not the packet thread's.
+    runtime: Handle,
 }
 
 impl QkdBridge {
     pub fn new(
         source: Option<Arc<dyn QkdKeySource>>,
+        runtime: Handle,
     ) -> (Self, mpsc::UnboundedReceiver<KmeResult>) {
         let (results, rx) = mpsc::unbounded_channel();
-        (Self { source, results }, rx)
+        (
+            Self {
+                source,
+                results,
+                runtime,
+            },
+            rx,
+        )
     }
 
     pub fn submit(&self, request: KmeRequest) {
@@ -35,7 +46,7 @@ impl QkdBridge {
             return;
         };
         let results = self.results.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let result = match kind {
                 KmeRequestKind::EncKeys {
                     slave_sae_id,

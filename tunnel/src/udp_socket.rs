@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use quinn_udp::{UdpSockRef, UdpSocketState};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
@@ -26,12 +27,38 @@ fn bind_one(domain: Domain, port: u16) -> std::io::Result<Socket> {
     Ok(socket)
 }
 
-/// Binds `port` on all addresses. Must run inside a tokio runtime.
-pub fn bind(port: u16) -> Result<UdpSocket, TunnelError> {
+/// Binds `port` on all addresses and probes batch I/O (UDP GSO/GRO through quinn-udp, which
+/// falls back to plain datagrams when the kernel lacks them). Must run inside a tokio
+/// runtime.
+pub fn bind(port: u16) -> Result<(UdpSocket, UdpSocketState), TunnelError> {
     let socket = bind_one(Domain::IPV6, port)
         .or_else(|_| bind_one(Domain::IPV4, port))
         .map_err(|source| TunnelError::Udp { port, source })?;
-    UdpSocket::from_std(socket.into()).map_err(|source| TunnelError::Udp { port, source })
+    let state = UdpSocketState::new(UdpSockRef::from(&socket))
+        .map_err(|source| TunnelError::Udp { port, source })?;
+    tracing::debug!(
+        gso_segments = state.max_gso_segments(),
+        gro_segments = state.gro_segments(),
+        "UDP offload probe"
+    );
+    let socket =
+        UdpSocket::from_std(socket.into()).map_err(|source| TunnelError::Udp { port, source })?;
+    Ok((socket, state))
+}
+
+/// Whether IPv4 destinations must be written as IPv4-mapped IPv6 on `socket`.
+pub fn maps_v4(socket: &UdpSocket) -> bool {
+    matches!(socket.local_addr(), Ok(SocketAddr::V6(_)))
+}
+
+/// The address to send to: IPv4 mapped when `map_v4` (the socket is IPv6).
+pub fn for_family(map_v4: bool, addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(v4) if map_v4 => {
+            SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+        }
+        _ => addr,
+    }
 }
 
 /// IPv4-mapped IPv6 addresses (from the dual-stack socket) as plain IPv4, so one peer has
@@ -43,16 +70,5 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
             None => addr,
         },
         SocketAddr::V4(_) => addr,
-    }
-}
-
-/// The address to pass to `send_to` on `socket`: IPv4 destinations are mapped when the
-/// socket is IPv6.
-pub fn for_socket(socket: &UdpSocket, addr: SocketAddr) -> SocketAddr {
-    match (socket.local_addr(), addr) {
-        (Ok(SocketAddr::V6(_)), SocketAddr::V4(v4)) => {
-            SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
-        }
-        _ => addr,
     }
 }
