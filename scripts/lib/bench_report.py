@@ -1,0 +1,524 @@
+#!/usr/bin/python3
+"""Helpers of scripts/bench.sh: turn raw iperf3/ping/CPU files into sample lines, and the
+sample lines into bench/results.json, bench/results.md and bench/chart.png.
+
+  bench_report.py iperf-sample --contender C --round R --scenario S --streams N
+                  --reverse 0|1 --iperf FILE --cpu-a TICKS --cpu-b TICKS [--ping FILE]
+      prints one JSON sample line (throughput, bytes, CPU seconds per GB per gateway,
+      and the RTTs of a ping that ran during the transfer).
+  bench_report.py ping-sample --contender C --round R --ping FILE
+      prints one JSON sample line with the idle RTTs.
+  bench_report.py epoch-sample --iperf FILE --epochs FILE --t0 UNIX_SECS
+      prints the epoch-switch check as one JSON object.
+  bench_report.py report --samples FILE --meta FILE --out DIR [--epoch FILE]
+      writes results.json, results.md and chart.png in DIR and prints the table.
+  bench_report.py report --from-results bench/results.json --out DIR
+      the same from an earlier results.json (after a change to this script).
+
+Only the standard library, except for the chart (matplotlib; skipped with a note if it is
+missing). Run it with Debian's /usr/bin/python3, which has python3-matplotlib.
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import statistics
+import sys
+
+BASELINE = "boringtun-cli"
+SCENARIOS = [
+    ("tcp1_fwd", "TCP 1 stream A→B"),
+    ("tcp1_rev", "TCP 1 stream B→A"),
+    ("tcp4_fwd", "TCP 4 streams A→B"),
+    ("tcp4_rev", "TCP 4 streams B→A"),
+]
+
+
+def percentile(values, p):
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return None
+    s = sorted(values)
+    k = (len(s) - 1) * p / 100.0
+    lo, hi = math.floor(k), math.ceil(k)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+RTT_RE = re.compile(r"time[=<]([0-9.]+) ms")
+
+
+def parse_ping(path):
+    """RTTs in ms of every reply, and the transmitted/received counts."""
+    rtts, sent, recv = [], None, None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                m = RTT_RE.search(line)
+                if m and "bytes from" in line:
+                    rtts.append(float(m.group(1)))
+                m = re.search(r"(\d+) packets transmitted, (\d+) received", line)
+                if m:
+                    sent, recv = int(m.group(1)), int(m.group(2))
+    except FileNotFoundError:
+        pass
+    return {"rtts_ms": rtts, "sent": sent, "received": recv}
+
+
+def load_iperf(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        return None, f"unreadable iperf3 output: {e}"
+    if data.get("error"):
+        return data, data["error"]
+    return data, None
+
+
+def cmd_iperf_sample(a):
+    clk = os.sysconf("SC_CLK_TCK")
+    sample = {
+        "kind": "iperf",
+        "contender": a.contender,
+        "round": a.round,
+        "scenario": a.scenario,
+        "streams": a.streams,
+        "reverse": bool(a.reverse),
+        "loadavg_1min": a.loadavg,
+    }
+    data, err = load_iperf(a.iperf)
+    if err:
+        sample["error"] = err
+    else:
+        end = data["end"]
+        recv = end["sum_received"]
+        sent = end.get("sum_sent", {})
+        gb = recv["bytes"] / 1e9
+        sample.update(
+            gbps=recv["bits_per_second"] / 1e9,
+            bytes=recv["bytes"],
+            seconds=recv["seconds"],
+            retransmits=sent.get("retransmits"),
+        )
+        cpu_a = a.cpu_a / clk
+        cpu_b = a.cpu_b / clk
+        sample.update(
+            cpu_a_s=cpu_a,
+            cpu_b_s=cpu_b,
+            cpu_a_s_per_gb=cpu_a / gb if gb > 0 else None,
+            cpu_b_s_per_gb=cpu_b / gb if gb > 0 else None,
+        )
+    if a.ping:
+        p = parse_ping(a.ping)
+        sample["loaded_ping"] = p
+    print(json.dumps(sample))
+
+
+def cmd_ping_sample(a):
+    p = parse_ping(a.ping)
+    print(json.dumps({"kind": "ping_idle", "contender": a.contender, "round": a.round, **p}))
+
+
+def cmd_epoch_sample(a):
+    data, err = load_iperf(a.iperf)
+    out = {"kind": "epoch_switch"}
+    if err:
+        out["error"] = err
+        print(json.dumps(out))
+        return
+    intervals = []
+    for iv in data.get("intervals", []):
+        s = iv["sum"]
+        if s.get("omitted"):
+            continue
+        intervals.append(
+            {"start": s["start"], "end": s["end"], "gbps": s["bits_per_second"] / 1e9}
+        )
+    # Epoch polls: "unix_time epoch tunnel_epochs" per line, from `trident status --json`.
+    polls = []
+    try:
+        with open(a.epochs, encoding="utf-8") as f:
+            for line in f:
+                parts = line.split(maxsplit=2)
+                if len(parts) >= 2 and parts[1] not in ("None", "null", ""):
+                    polls.append((float(parts[0]) - a.t0, int(parts[1])))
+    except (OSError, ValueError):
+        pass
+    switches = []
+    for (t_prev, e_prev), (t, e) in zip(polls, polls[1:]):
+        if e != e_prev:
+            switches.append({"epoch": e, "after_s": round(t_prev, 2), "by_s": round(t, 2)})
+    # Only whole 1-second intervals count (iperf3's last one can be a fraction).
+    full = [iv for iv in intervals if iv["end"] - iv["start"] > 0.9]
+    rates = [iv["gbps"] for iv in full]
+    med = median(rates)
+    worst = min(full, key=lambda iv: iv["gbps"]) if full else None
+    out.update(
+        intervals=intervals,
+        epoch_polls=polls,
+        switches=switches,
+        median_gbps=med,
+        min_gbps=worst["gbps"] if worst else None,
+        min_interval_start_s=worst["start"] if worst else None,
+        min_over_median=(worst["gbps"] / med) if worst and med else None,
+        intervals_below_half=sum(1 for r in rates if med and r < 0.5 * med),
+        retransmits=data["end"].get("sum_sent", {}).get("retransmits"),
+    )
+    print(json.dumps(out))
+
+
+def fmt(v, digits=2):
+    if v is None:
+        return "n/a"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.{digits}f}"
+
+
+def summarise(samples, contenders):
+    """Medians per contender and metric (plus the per-round values they come from)."""
+    med = {}
+    for c in contenders:
+        m = {}
+        for key, _label in SCENARIOS:
+            rows = [
+                s
+                for s in samples
+                if s["kind"] == "iperf" and s["contender"] == c and s["scenario"] == key
+            ]
+            ok = [s for s in rows if "error" not in s]
+            gbps = [s["gbps"] for s in ok]
+            cpu_a = [s["cpu_a_s_per_gb"] for s in ok if s.get("cpu_a_s_per_gb") is not None]
+            cpu_b = [s["cpu_b_s_per_gb"] for s in ok if s.get("cpu_b_s_per_gb") is not None]
+            cpu_sum = [
+                s["cpu_a_s_per_gb"] + s["cpu_b_s_per_gb"]
+                for s in ok
+                if s.get("cpu_a_s_per_gb") is not None and s.get("cpu_b_s_per_gb") is not None
+            ]
+            m[key] = {
+                "gbps_median": median(gbps),
+                "gbps_samples": gbps,
+                "gbps_min": min(gbps) if gbps else None,
+                "gbps_max": max(gbps) if gbps else None,
+                "cpu_s_per_gb_gwa_median": median(cpu_a),
+                "cpu_s_per_gb_gwb_median": median(cpu_b),
+                "cpu_s_per_gb_both_median": median(cpu_sum),
+                "retransmits_median": median([s.get("retransmits") for s in ok]),
+                "errors": len(rows) - len(ok),
+            }
+        idle = [
+            r
+            for s in samples
+            if s["kind"] == "ping_idle" and s["contender"] == c
+            for r in s["rtts_ms"]
+        ]
+        loaded = [
+            r
+            for s in samples
+            if s["kind"] == "iperf" and s["contender"] == c and s.get("loaded_ping")
+            for r in s["loaded_ping"]["rtts_ms"]
+        ]
+        m["ping_idle"] = {
+            "p50_ms": percentile(idle, 50),
+            "p99_ms": percentile(idle, 99),
+            "replies": len(idle),
+        }
+        m["ping_loaded"] = {
+            "p50_ms": percentile(loaded, 50),
+            "p99_ms": percentile(loaded, 99),
+            "replies": len(loaded),
+        }
+        med[c] = m
+    return med
+
+
+def table_rows(med):
+    """(label, better, {contender: value}) for the main table."""
+    rows = []
+    for key, label in SCENARIOS:
+        rows.append((f"{label}, Gbit/s", "higher", {c: m[key]["gbps_median"] for c, m in med.items()}))
+    for which, label in (("ping_idle", "idle"), ("ping_loaded", "under 1-stream load")):
+        for p in ("p50", "p99"):
+            rows.append(
+                (f"ping RTT {p} {label}, ms", "lower", {c: m[which][f"{p}_ms"] for c, m in med.items()})
+            )
+    for key, label in SCENARIOS[:1] + SCENARIOS[2:3]:
+        rows.append(
+            (
+                f"TCP retransmits per {label} transfer",
+                "lower",
+                {c: m[key]["retransmits_median"] for c, m in med.items()},
+            )
+        )
+    for key, label in SCENARIOS:
+        rows.append(
+            (
+                f"CPU s/GB both gateways, {label}",
+                "lower",
+                {c: m[key]["cpu_s_per_gb_both_median"] for c, m in med.items()},
+            )
+        )
+    return rows
+
+
+def markdown_table(med, contenders):
+    has_base = BASELINE in contenders
+    head = "| metric (median) | " + " | ".join(contenders) + " |"
+    sep = "|---|" + "---:|" * len(contenders)
+    lines = [head, sep]
+    rows = table_rows(med)
+    for label, better, vals in rows:
+        base = vals.get(BASELINE) if has_base else None
+        cells = []
+        for c in contenders:
+            v = vals.get(c)
+            cell = fmt(v)
+            if base and v is not None:
+                cell += f" ({v / base:.2f}×)"
+            cells.append(cell)
+        lines.append(f"| {label} ({better} is better) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cpu_detail_table(med, contenders):
+    lines = [
+        "| CPU s/GB, median (gateway A / gateway B) | " + " | ".join(contenders) + " |",
+        "|---|" + "---:|" * len(contenders),
+    ]
+    for key, label in SCENARIOS:
+        cells = [
+            f"{fmt(med[c][key]['cpu_s_per_gb_gwa_median'])} / {fmt(med[c][key]['cpu_s_per_gb_gwb_median'])}"
+            for c in contenders
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ratios(med, contenders):
+    if BASELINE not in med:
+        return {}
+    out = {}
+    for label, _better, vals in table_rows(med):
+        base = vals.get(BASELINE)
+        out[label] = {
+            c: (vals[c] / base if base and vals.get(c) is not None else None) for c in contenders
+        }
+    return out
+
+
+def chart(med, contenders, meta, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib missing: no chart"
+    n = len(contenders)
+    width = 0.8 / max(n, 1)
+    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
+    colors = {"trident": "#1b9e77", "boringtun-cli": "#d95f02", "wireguard-go": "#7570b3"}
+    for i, c in enumerate(contenders):
+        xs, ys, lo, hi = [], [], [], []
+        for j, (key, _label) in enumerate(SCENARIOS):
+            m = med[c][key]
+            y = m["gbps_median"] or 0.0
+            xs.append(j + (i - (n - 1) / 2) * width)
+            ys.append(y)
+            lo.append(max(0.0, y - (m["gbps_min"] if m["gbps_min"] is not None else y)))
+            hi.append(max(0.0, (m["gbps_max"] if m["gbps_max"] is not None else y) - y))
+        bars = ax.bar(xs, ys, width, label=c, color=colors.get(c), yerr=[lo, hi], capsize=3)
+        for b, y, h in zip(bars, ys, hi):
+            ax.annotate(
+                f"{y:.2f}",
+                (b.get_x() + b.get_width() / 2, y + h),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+            )
+    ax.set_xticks(range(len(SCENARIOS)))
+    ax.set_xticklabels([label for _k, label in SCENARIOS])
+    ax.set_ylabel("iperf3 TCP throughput, Gbit/s (median; bars: min–max)")
+    m = meta.get("machine", {})
+    cfg = meta.get("config", {})
+    ax.set_title(
+        f"Site-to-site tunnel throughput, MTU 1420, {cfg.get('rounds')} round(s) × {cfg.get('seconds')} s\n"
+        f"{m.get('nproc')} cores, {m.get('cpu_model')}, kernel {m.get('kernel')}",
+        fontsize=10,
+    )
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return None
+
+
+META_KEYS = (
+    "date",
+    "duration_s",
+    "cpu_time_split_percent",
+    "loadavg_start",
+    "loadavg_end",
+    "machine",
+    "versions",
+    "config",
+)
+
+
+def cmd_report(a):
+    epoch = None
+    if a.from_results:
+        # Re-render results.md/chart.png (and results.json) from an earlier results.json.
+        with open(a.from_results, encoding="utf-8") as f:
+            old = json.load(f)
+        meta = {k: old[k] for k in META_KEYS if k in old}
+        all_samples = old["samples"]
+        epoch = old.get("epoch_switch")
+    else:
+        with open(a.meta, encoding="utf-8") as f:
+            meta = json.load(f)
+        all_samples = []
+        with open(a.samples, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    all_samples.append(json.loads(line))
+    # Samples of a contender-round that was measured again after a failure stay in the
+    # raw data (marked "discarded") but not in the medians.
+    samples = [s for s in all_samples if not s.get("discarded")]
+    contenders = meta["config"]["contenders"]
+    if a.epoch and os.path.exists(a.epoch):
+        with open(a.epoch, encoding="utf-8") as f:
+            text = f.read().strip()
+            epoch = json.loads(text) if text else None
+    med = summarise(samples, contenders)
+    result = {
+        **meta,
+        "medians": med,
+        "ratios_to_boringtun_cli": ratios(med, contenders),
+        "epoch_switch": epoch,
+        "samples": all_samples,
+        "notes": [
+            "gbps: iperf3 receiver-side rate (end.sum_received); A→B = client in trd-lana sends, B→A = -R.",
+            "ping: RTTs pooled over all rounds, linear-interpolated percentiles; idle = before the transfers, "
+            "loaded = during the 1-stream A→B transfer.",
+            "cpu_*_s_per_gb: utime+stime of the gateway process (all threads, /proc/PID/stat) over the transfer, "
+            "divided by GB received (1e9 bytes). Kernel work done in softirq context on other tasks is not included.",
+        ],
+    }
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    chart_note = chart(med, contenders, meta, os.path.join(a.out, "chart.png"))
+
+    m = meta["machine"]
+    cfg = meta["config"]
+    md = []
+    md.append("# Benchmark results\n")
+    md.append(
+        f"Generated by `{cfg.get('command')}` on {meta.get('date')}: {m.get('nproc')} cores, "
+        f"{m.get('cpu_model')}, kernel {m.get('kernel')}. {cfg['rounds']} round(s) × {cfg['seconds']} s "
+        f"per transfer, contenders interleaved (order rotated per round), MTU 1420, two-site netns "
+        f"harness (scripts/netns.sh). Ratios are to {BASELINE}. Load average before/after: "
+        f"{meta.get('loadavg_start')} / {meta.get('loadavg_end')}; machine CPU time during the run "
+        f"(/proc/stat): "
+        + ", ".join(f"{k} {v}%" for k, v in (meta.get("cpu_time_split_percent") or {}).items() if v)
+        + ".\n"
+    )
+    md.append(markdown_table(med, contenders))
+    md.append("")
+    md.append(cpu_detail_table(med, contenders))
+    md.append("")
+    md.append("Versions: " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()) + "\n")
+    if epoch:
+        md.append("## Epoch switch during iperf3 (trident)\n")
+        if epoch.get("error"):
+            md.append(f"failed: {epoch['error']}\n")
+        else:
+            md.append(
+                f"epoch_secs = {cfg.get('epoch_secs')}, reject_after_secs = {cfg.get('epoch_reject_secs')}, "
+                f"{len(epoch['intervals'])} one-second intervals, {len(epoch['switches'])} epoch switch(es) "
+                f"observed in `trident status`. Median {fmt(epoch['median_gbps'])} Gbit/s, minimum "
+                f"{fmt(epoch['min_gbps'])} Gbit/s at t = {fmt(epoch['min_interval_start_s'], 0)} s: "
+                f"**{fmt(epoch['min_over_median'])} of the median** (target ≥ 0.50); "
+                f"{epoch['intervals_below_half']} interval(s) below half the median.\n"
+            )
+            md.append(
+                "Per-second Gbit/s: "
+                + " ".join(fmt(iv["gbps"]) for iv in epoch["intervals"])
+                + "\n\nSwitches (seconds after the iperf3 start, between two status polls): "
+                + (", ".join(f"epoch {s['epoch']} at {s['after_s']}–{s['by_s']} s" for s in epoch["switches"]) or "none")
+                + "\n"
+            )
+    if chart_note:
+        md.append(f"\n({chart_note})\n")
+    else:
+        md.append("\n![throughput](chart.png)\n")
+    text = "\n".join(md)
+    with open(os.path.join(a.out, "results.md"), "w", encoding="utf-8") as f:
+        f.write(text)
+    print(markdown_table(med, contenders))
+    print()
+    print(cpu_detail_table(med, contenders))
+    if epoch and not epoch.get("error"):
+        print(
+            f"\nepoch switch: {len(epoch['switches'])} switch(es); min 1-s interval "
+            f"{fmt(epoch['min_gbps'])} Gbit/s = {fmt(epoch['min_over_median'])} × median {fmt(epoch['median_gbps'])} Gbit/s"
+        )
+    elif epoch:
+        print(f"\nepoch switch check failed: {epoch.get('error')}")
+    if chart_note:
+        print(chart_note)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("iperf-sample")
+    s.add_argument("--contender", required=True)
+    s.add_argument("--round", type=int, required=True)
+    s.add_argument("--scenario", required=True)
+    s.add_argument("--streams", type=int, required=True)
+    s.add_argument("--reverse", type=int, required=True)
+    s.add_argument("--iperf", required=True)
+    s.add_argument("--cpu-a", type=int, required=True)
+    s.add_argument("--cpu-b", type=int, required=True)
+    s.add_argument("--ping")
+    s.add_argument("--loadavg", type=float)
+    s = sub.add_parser("ping-sample")
+    s.add_argument("--contender", required=True)
+    s.add_argument("--round", type=int, required=True)
+    s.add_argument("--ping", required=True)
+    s = sub.add_parser("epoch-sample")
+    s.add_argument("--iperf", required=True)
+    s.add_argument("--epochs", required=True)
+    s.add_argument("--t0", type=float, required=True)
+    s = sub.add_parser("report")
+    s.add_argument("--samples")
+    s.add_argument("--meta")
+    s.add_argument("--from-results", help="re-render from an earlier results.json")
+    s.add_argument("--out", required=True)
+    s.add_argument("--epoch")
+    a = p.parse_args()
+    {
+        "iperf-sample": cmd_iperf_sample,
+        "ping-sample": cmd_ping_sample,
+        "epoch-sample": cmd_epoch_sample,
+        "report": cmd_report,
+    }[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
