@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use zeroize::Zeroizing;
 
+use super::accept::accept_bounded;
 use super::identity::peer_identity;
 use super::state::KmeState;
 use crate::etsi014::model::KeyMaterial;
@@ -142,29 +142,16 @@ pub async fn serve_link(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     state: Arc<KmeState>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, from)) => {
-                    if conns.len() >= MAX_LINK_CONNECTIONS {
-                        tracing::warn!(%from, "too many link connections; dropping one");
-                        continue;
-                    }
-                    conns.spawn(serve_one(tcp, from, acceptor.clone(), state.clone()));
-                }
-                Err(e) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %e, "link accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            _ = shutdown.changed() => break,
-        }
-    }
+    accept_bounded(
+        listener,
+        MAX_LINK_CONNECTIONS,
+        "KME link",
+        shutdown,
+        |tcp, from| serve_one(tcp, from, acceptor.clone(), state.clone()),
+    )
+    .await;
 }
 
 async fn serve_one(tcp: TcpStream, from: SocketAddr, acceptor: TlsAcceptor, state: Arc<KmeState>) {

@@ -38,6 +38,7 @@
 //! Keys pushed to the slave's KME wait until fetched; their number is capped at
 //! max(`max_key_count`, 10000), after which further pushes (and so `enc_keys`) fail with 503.
 
+mod accept;
 mod api;
 pub mod config;
 mod error;

@@ -15,9 +15,9 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use super::accept::accept_bounded;
 use super::api;
 use super::identity::peer_identity;
 use super::state::KmeState;
@@ -36,29 +36,16 @@ pub async fn serve_api(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     state: Arc<KmeState>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, from)) => {
-                    if conns.len() >= MAX_CONNECTIONS {
-                        tracing::warn!(%from, "connection limit reached; dropping a client");
-                        continue;
-                    }
-                    conns.spawn(serve_connection(tcp, from, acceptor.clone(), state.clone()));
-                }
-                Err(e) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            _ = shutdown.changed() => break,
-        }
-    }
+    accept_bounded(
+        listener,
+        MAX_CONNECTIONS,
+        "SAE API",
+        shutdown,
+        |tcp, from| serve_connection(tcp, from, acceptor.clone(), state.clone()),
+    )
+    .await;
 }
 
 async fn serve_connection(
