@@ -505,6 +505,13 @@ TESTS=(t_malformed_config t_ping_and_tcp t_epoch_switch_no_loss t_restart_gatewa
     t_keymix_blocked_then_resumes t_garbage_is_counted t_lossy_wan_tcp
     t_qkd_required t_qkd_kme_b_killed t_qkd_preferred_kme_b_dead t_qkd_pool_drained
     t_qkd_forged_packets t_audit_rndl)
+# Further test groups live one concern a file in scripts/e2e.d/; each defines its t_*
+# functions and appends their names to TESTS.
+for group in "$ROOT"/scripts/e2e.d/*.sh; do
+    [[ -e $group ]] || continue
+    # shellcheck source=/dev/null
+    . "$group"
+done
 if (($#)); then TESTS=("$@"); fi
 
 passed=0
