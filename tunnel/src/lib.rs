@@ -55,6 +55,7 @@ pub mod netconfig;
 pub mod packet_batch;
 pub mod peer;
 pub mod qkd_bridge;
+pub mod secret_file;
 pub mod settings;
 pub mod status;
 pub mod tunn_index;
