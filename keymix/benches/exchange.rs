@@ -70,7 +70,7 @@ fn side(
     let mut pc = PeerConfig::new(peer_public);
     pc.qkd = qkd;
     pc.peer_sae_id = Some(peer_sae.to_owned());
-    ep.add_peer(pc, now);
+    ep.add_peer(pc, now).expect("valid bench peer");
     Side {
         ep,
         kme,
@@ -169,6 +169,7 @@ fn run_exchange(pair: &mut Pair, mut clocks: Option<&mut [Duration; 2]>) -> Vec<
                         });
                     }
                     Event::Expired { .. } => panic!("no key can expire within one exchange"),
+                    Event::PersistState { .. } => {}
                 }
             }
             while let Some(t) = timed(&mut clocks, who, || me.ep.poll_transmit()) {

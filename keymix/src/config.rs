@@ -77,6 +77,11 @@ pub struct PeerConfig {
     pub peer_sae_id: Option<String>,
     /// How long to wait for the driver's answer to a KME request.
     pub kme_timeout: Duration,
+    /// Whether the driver has an address for the peer. Without one this side never
+    /// initiates; it answers the peer's Init and learns the address from it.
+    pub endpoint_known: bool,
+    /// The chain saved by an earlier run (None: no state file, first contact).
+    pub state: Option<crate::ChainState>,
 }
 
 impl PeerConfig {
@@ -89,6 +94,8 @@ impl PeerConfig {
             qkd: QkdPolicy::Off,
             peer_sae_id: None,
             kme_timeout: Duration::from_secs(10),
+            endpoint_known: true,
+            state: None,
         }
     }
 }

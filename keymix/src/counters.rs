@@ -19,10 +19,15 @@ pub enum DropReason {
     BadKey,
     BadConfirm,
     Busy,
+    /// An Init keyed with a chain this side does not hold, or a bootstrap refused because
+    /// this side holds a chain and the peer has no bootstrap PSK.
+    ChainMismatch,
+    /// A bootstrap Init whose timestamp is too far from our clock to tell it from a replay.
+    ClockSkew,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 17] = [
         Self::Malformed,
         Self::BadMac1,
         Self::CookieSent,
@@ -38,6 +43,8 @@ impl DropReason {
         Self::BadKey,
         Self::BadConfirm,
         Self::Busy,
+        Self::ChainMismatch,
+        Self::ClockSkew,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +64,8 @@ impl DropReason {
             Self::BadKey => "bad_key",
             Self::BadConfirm => "bad_confirm",
             Self::Busy => "busy",
+            Self::ChainMismatch => "chain_mismatch",
+            Self::ClockSkew => "clock_skew",
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::message::{self, Confirm, CookieReply, Init, Resp};
 use crate::qkd::{QkdError, QkdKey};
 use crate::rng::SecureRng;
 use crate::schedule;
-use crate::session::Session;
+use crate::session::{PeerError, Session};
 use crate::shared::Shared;
 use crate::status::PeerStatus;
 
@@ -76,11 +76,20 @@ impl Endpoint {
         self.shared.static_public
     }
 
-    pub fn add_peer(&mut self, config: PeerConfig, now: Instant) -> PeerId {
+    /// Adds a peer; its saved chain (if any) comes in `config.state`.
+    pub fn add_peer(&mut self, config: PeerConfig, now: Instant) -> Result<PeerId, PeerError> {
         let id = self.sessions.len();
-        self.sessions
-            .push(Session::new(id, config, &mut self.shared, now));
-        id
+        let session = Session::new(id, config, &mut self.shared, now)?;
+        self.sessions.push(session);
+        Ok(id)
+    }
+
+    /// Operator re-bootstrap of one peer (`trident reset`): forgets its chain (persisted
+    /// through [`Event::PersistState`]), expires its key and starts a bootstrap exchange.
+    pub fn reset_peer(&mut self, peer: PeerId, now: Instant) {
+        if let Some(s) = self.sessions.get_mut(peer) {
+            s.reset(&mut self.shared, now);
+        }
     }
 
     /// Force (Some) or stop forcing (None) the under-load answer, for tests and operators.
@@ -99,7 +108,12 @@ impl Endpoint {
     ) -> Result<Option<PeerId>, DropReason> {
         let r = self.dispatch(now, src, datagram);
         match &r {
-            Ok(_) => self.shared.counters.accepted += 1,
+            Ok(peer) => {
+                self.shared.counters.accepted += 1;
+                if let Some(s) = peer.and_then(|p| self.sessions.get_mut(p)) {
+                    s.set_reachable();
+                }
+            }
             Err(reason) => {
                 tracing::trace!(%src, %reason, "keymix datagram dropped");
                 self.shared.counters.record(*reason);
@@ -209,7 +223,7 @@ impl Endpoint {
         let reply = CookieReply::parse(datagram).map_err(|_| DropReason::Malformed)?;
         for session in &mut self.sessions {
             if session.owns_init_index(reply.receiver_index) {
-                return if session.handle_cookie(&mut self.shared, &reply) {
+                return if session.handle_cookie(&reply) {
                     Ok(None)
                 } else {
                     Err(DropReason::BadMac2)
@@ -263,12 +277,15 @@ impl Endpoint {
             None => PeerStatus {
                 state: crate::status::PeerState::Connecting,
                 epoch: None,
+                chain_epoch: 0,
                 epoch_age: None,
                 sources: Default::default(),
                 qkd_key_ids: Vec::new(),
                 last_kme_error: None,
                 expired: false,
                 exchanges: 0,
+                auth: None,
+                reason: None,
             },
         }
     }

@@ -18,8 +18,9 @@ pub enum Role {
 }
 
 /// The one thing keymix gives the tunnel: a PSK for an epoch, after mutual key confirmation.
-/// Epoch numbers normally grow by one; after a peer restart they start again at 1, so the
-/// tunnel must treat every `EpochKey` as the new current key whatever its number.
+/// Epoch numbers grow by one and continue across restarts (the chain is persisted); only a
+/// bootstrap (`trident reset`, or a peer that lost its state and shares a bootstrap PSK)
+/// starts again at 1, so the tunnel treats every `EpochKey` as the new current key.
 pub struct EpochKey {
     pub epoch: u64,
     pub psk: Zeroizing<[u8; 32]>,
@@ -77,6 +78,12 @@ pub enum Event {
     Expired { peer: PeerId, epoch: u64 },
     /// Ask the KME; answer with [`crate::Endpoint::handle_kme_result`].
     KmeRequest(KmeRequest),
+    /// Make this chain state durable (atomically) before handling any later event or
+    /// sending any datagram queued with it: drain events before transmits.
+    PersistState {
+        peer: PeerId,
+        state: Box<crate::ChainState>,
+    },
 }
 
 /// Where a datagram must go.

@@ -4,6 +4,7 @@
 //! truth is docs/PROTOCOL.md; module names follow its sections.
 
 pub mod audit;
+pub mod chain_state;
 mod config;
 mod cookie;
 mod counters;
@@ -25,6 +26,7 @@ mod sources;
 mod status;
 
 pub use boringtun::x25519::{PublicKey, StaticSecret};
+pub use chain_state::{ChainState, ChainStateError};
 pub use config::{EndpointConfig, PeerConfig, QkdPolicy};
 pub use counters::{Counters, DropReason};
 pub use endpoint::Endpoint;
@@ -32,6 +34,6 @@ pub use event::{
     Destination, EpochKey, Event, KmeRequest, KmeRequestId, KmeRequestKind, PeerId, Role, Transmit,
 };
 pub use message::is_keymix;
-pub use session::QKD_KEY_BITS;
+pub use session::{PeerError, BOOTSTRAP_MAX_CLOCK_SKEW, QKD_KEY_BITS};
 pub use sources::SourceMask;
-pub use status::{PeerState, PeerStatus};
+pub use status::{AuthBasis, PeerState, PeerStatus};

@@ -76,12 +76,17 @@ impl Shared {
         KmeRequestId(self.next_request)
     }
 
+    /// Wall-clock nanoseconds now, as the Init timestamps count them.
+    pub fn timestamp_now(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.base_instant);
+        u64::try_from((self.base_unix + since).as_nanos()).unwrap_or(u64::MAX)
+    }
+
     /// Wall-clock nanoseconds for an Init, strictly increasing within this process so the
     /// responder's replay check never rejects our own next Init.
     pub fn timestamp(&mut self, now: Instant) -> u64 {
-        let since = now.saturating_duration_since(self.base_instant);
-        let t = u64::try_from((self.base_unix + since).as_nanos()).unwrap_or(u64::MAX);
-        self.last_timestamp = t.max(self.last_timestamp + 1);
+        let t = self.timestamp_now(now);
+        self.last_timestamp = t.max(self.last_timestamp.saturating_add(1));
         self.last_timestamp
     }
 }

@@ -27,10 +27,35 @@ impl PeerState {
     }
 }
 
+/// What authenticated the exchange of the current epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthBasis {
+    /// The previous epoch's chain key (carries ML-KEM and QKD secrets): post-quantum.
+    Chain,
+    /// C_0 from the peer's bootstrap PSK (plus the static keys).
+    BootstrapPsk,
+    /// First contact without a bootstrap PSK: the static X25519 keys alone.
+    StaticOnly,
+}
+
+impl AuthBasis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chain => "chain",
+            Self::BootstrapPsk => "bootstrap-psk",
+            Self::StaticOnly => "static-only",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PeerStatus {
     pub state: PeerState,
+    /// The live epoch (its PSK is in use).
     pub epoch: Option<u64>,
+    /// The epoch of the persisted chain (0: none); after a restart it is ahead of `epoch`
+    /// until the first exchange completes.
+    pub chain_epoch: u64,
     pub epoch_age: Option<Duration>,
     pub sources: SourceMask,
     pub qkd_key_ids: Vec<String>,
@@ -39,4 +64,8 @@ pub struct PeerStatus {
     pub expired: bool,
     /// Completed exchanges since start.
     pub exchanges: u64,
+    /// What authenticated the current epoch.
+    pub auth: Option<AuthBasis>,
+    /// Why the peer is blocked, and the fix when there is one.
+    pub reason: Option<String>,
 }

@@ -106,7 +106,7 @@ fn simultaneous_initiation_resolves_to_one_epoch() {
 }
 
 #[test]
-fn a_restarted_peer_is_back_within_seconds() {
+fn a_restarted_peer_with_state_continues_the_chain() {
     let opt = Options {
         epoch: Duration::from_secs(20),
         reject_after: Duration::from_secs(30),
@@ -114,39 +114,68 @@ fn a_restarted_peer_is_back_within_seconds() {
     };
     let mut net = Net::new(opt.clone());
     net.run_for(Duration::from_secs(45), |_| 1);
-    let before = net.a.keys.last().unwrap().epoch;
-    assert!(before >= 2);
-    // Restart B: a fresh endpoint with the same keys but no chain.
-    for preferred_restarts in [false, true] {
-        let mut fresh = Net::new(opt.clone());
-        let restarted = if preferred_restarts {
-            &mut net.a
-        } else {
-            &mut net.b
-        };
-        let replacement = if preferred_restarts {
-            &mut fresh.a
-        } else {
-            &mut fresh.b
-        };
-        // Keep the shared KME store of this net.
-        replacement.kme = restarted.kme.clone();
-        std::mem::swap(restarted, replacement);
-        // A fresh endpoint's clock starts at fresh.start; use the same instant here.
+    for restart_a in [false, true] {
+        let before = net.a.keys.last().unwrap().epoch;
+        assert!(before >= 2);
+        net.restart(restart_a, true, &opt);
         let t0 = net.now;
         net.run_for(Duration::from_secs(10), |_| 1);
-        let last_a = net.a.keys.last().unwrap();
-        let last_b = net.b.keys.last().unwrap();
+        let (last_a, last_b) = (net.a.keys.last().unwrap(), net.b.keys.last().unwrap());
         assert_eq!(*last_a.psk, *last_b.psk);
-        assert!(
-            last_a.established >= t0 && last_b.established >= t0,
-            "restart of {}: a {:?} b {:?}; a drops {:?}; b drops {:?}",
-            if preferred_restarts { "a" } else { "b" },
-            net.a.keys,
-            net.b.keys,
-            net.a.ep.counters(),
-            net.b.ep.counters()
-        );
+        assert!(last_a.established >= t0 && last_b.established >= t0);
         assert!(last_a.established - t0 < Duration::from_secs(10));
+        assert_eq!(last_a.epoch, before + 1, "the epoch keeps rising across a restart");
+        assert_eq!(net.status(true, net.now).auth, Some(keymix::AuthBasis::Chain));
+    }
+}
+
+#[test]
+fn a_peer_that_lost_its_state_needs_the_operator_without_bootstrap_psk() {
+    let opt = Options {
+        epoch: Duration::from_secs(20),
+        reject_after: Duration::from_secs(30),
+        ..Options::default()
+    };
+    let mut net = Net::new(opt.clone());
+    net.run_for(Duration::from_secs(45), |_| 1);
+    let before = net.b.keys.len();
+    net.restart(true, false, &opt);
+    net.run_for(Duration::from_secs(60), |_| 1);
+    assert_eq!(net.b.keys.len(), before, "B must not accept a C_0 exchange over its chain");
+    let st = net.status(false, net.now);
+    assert_eq!(st.state, keymix::PeerState::Blocked);
+    assert!(st.reason.unwrap_or_default().contains("trident reset"));
+    assert!(net.b.ep.counters().get(keymix::DropReason::ChainMismatch) > 0);
+    // The operator resets B's chain: a fresh bootstrap follows.
+    let now = net.now;
+    net.b.ep.reset_peer(net.b.peer, now);
+    net.run_for(Duration::from_secs(10), |_| 1);
+    let (last_a, last_b) = (net.a.keys.last().unwrap(), net.b.keys.last().unwrap());
+    assert_eq!(*last_a.psk, *last_b.psk);
+    assert_eq!(last_b.epoch, 1);
+    assert_eq!(net.status(false, net.now).auth, Some(keymix::AuthBasis::StaticOnly));
+}
+
+#[test]
+fn a_peer_that_lost_its_state_rebootstraps_with_a_bootstrap_psk() {
+    let opt = Options {
+        epoch: Duration::from_secs(20),
+        reject_after: Duration::from_secs(30),
+        bootstrap_psk: Some([7; 32]),
+        ..Options::default()
+    };
+    let mut net = Net::new(opt.clone());
+    net.run_for(Duration::from_secs(45), |_| 1);
+    for restart_a in [false, true] {
+        net.restart(restart_a, false, &opt);
+        let t0 = net.now;
+        net.run_for(Duration::from_secs(10), |_| 1);
+        let (last_a, last_b) = (net.a.keys.last().unwrap(), net.b.keys.last().unwrap());
+        assert_eq!(*last_a.psk, *last_b.psk);
+        assert!(last_a.established >= t0 && last_b.established >= t0);
+        assert_eq!(
+            net.status(!restart_a, net.now).auth,
+            Some(keymix::AuthBasis::BootstrapPsk)
+        );
     }
 }

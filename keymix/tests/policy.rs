@@ -94,9 +94,12 @@ fn under_load_an_init_is_answered_with_a_cookie_first() {
     let cookies = net.a.ep.counters().get(DropReason::CookieSent)
         + net.b.ep.counters().get(DropReason::CookieSent);
     assert!(cookies >= 1);
-    // No KME work happened for the cookie-less Init: one enc + one dec in total.
+    // No slave-side KME work happened for a cookie-less Init: exactly one dec_keys, for
+    // the exchange that completed. (Each side may have asked for an enc key: the cookie
+    // only arms the next retransmission, so the other side may start its own initiation.)
     let (ea, da) = net.a.kme.calls();
-    assert_eq!(ea + da, 2);
+    assert_eq!(da, 1);
+    assert!(ea <= 2);
 }
 
 #[test]

@@ -27,6 +27,8 @@ pub struct Side {
     pub kme_requests: usize,
     pub public: [u8; 32],
     pub secret_bytes: [u8; 32],
+    /// The last chain state the endpoint asked to persist.
+    pub saved: Option<keymix::ChainState>,
 }
 
 /// A datagram on the wire.
@@ -98,6 +100,7 @@ impl Net {
             start,
             wall,
             "192.0.2.1:51820",
+            None,
         );
         let b = Self::make_side(
             opt.clone(),
@@ -110,6 +113,7 @@ impl Net {
             start,
             wall,
             "198.51.100.2:51820",
+            None,
         );
         let mut a = a;
         let mut b = b;
@@ -140,6 +144,7 @@ impl Net {
         now: Instant,
         wall: SystemTime,
         addr: &str,
+        state: Option<keymix::ChainState>,
     ) -> Side {
         let mut cfg = EndpointConfig::new(secret);
         cfg.keylog = opt.keylog;
@@ -157,7 +162,8 @@ impl Net {
         pc.qkd = qkd;
         pc.peer_sae_id = Some(peer_sae.to_owned());
         pc.bootstrap_psk = opt.bootstrap_psk.map(zeroize::Zeroizing::new);
-        let peer = ep.add_peer(pc, now);
+        pc.state = state;
+        let peer = ep.add_peer(pc, now).expect("valid test peer");
         Side {
             ep,
             peer,
@@ -168,7 +174,44 @@ impl Net {
             kme_requests: 0,
             public: [0; 32],
             secret_bytes: [0; 32],
+            saved: None,
         }
+    }
+
+    /// Restarts one side at the current virtual time with the same keys and KME, with the
+    /// chain state it last persisted (`keep_state`) or none (state file lost).
+    pub fn restart(&mut self, a: bool, keep_state: bool, opt: &Options) {
+        let wall = self.wall + self.now.saturating_duration_since(self.start);
+        let now = self.now;
+        let old = self.side(a);
+        let secret = StaticSecret::from(old.secret_bytes);
+        let kme = old.kme.clone();
+        let state = if keep_state { old.saved.clone() } else { None };
+        let (public, secret_bytes, addr) = (old.public, old.secret_bytes, old.addr.to_string());
+        let (peer_public, peer_sae, qkd, tag) = if a {
+            (self.b.public, SAE_B, opt.qkd_a, 1)
+        } else {
+            (self.a.public, SAE_A, opt.qkd_b, 2)
+        };
+        let mut fresh = Self::make_side(
+            opt.clone(),
+            secret,
+            peer_public,
+            peer_sae,
+            qkd,
+            kme,
+            tag + 16,
+            now,
+            wall,
+            &addr,
+            state.clone(),
+        );
+        fresh.public = public;
+        fresh.secret_bytes = secret_bytes;
+        fresh.saved = state;
+        let side = self.side(a);
+        fresh.keys = std::mem::take(&mut side.keys);
+        *side = fresh;
     }
 
     pub fn side(&mut self, a: bool) -> &mut Side {
@@ -201,6 +244,7 @@ impl Net {
                     match ev {
                         Event::EpochKey { key, .. } => side.keys.push(key),
                         Event::Expired { epoch, .. } => side.expired.push(epoch),
+                        Event::PersistState { state, .. } => side.saved = Some(*state),
                         Event::KmeRequest(req) => {
                             side.kme_requests += 1;
                             let result = match &req.kind {

@@ -1,0 +1,471 @@
+//! Our side of an exchange as responder: authenticate the Init against the chain keys it
+//! may be keyed with, check freshness, ask the KME (slave SAE), send Resp, commit on
+//! Confirm or on the peer's next Init (docs/PROTOCOL.md, "State machine" and "Security").
+
+use std::time::{Duration, Instant};
+
+use boringtun::x25519::{PublicKey, StaticSecret};
+use ml_kem::array::Array;
+use ml_kem::{EncapsulationKey, MlKem768};
+use zeroize::Zeroizing;
+
+use super::material::{check_keys, keylog_entry, sha256};
+use super::retransmit::Retransmit;
+use super::Session;
+use crate::config::QkdPolicy;
+use crate::counters::DropReason;
+use crate::event::{Destination, Event, KmeRequest, KmeRequestId, KmeRequestKind, Role};
+use crate::keylog::KeyLogEntry;
+use crate::mac;
+use crate::message::{Confirm, Init, Resp, MLKEM_CT_LEN};
+use crate::qkd::{QkdError, QkdKey};
+use crate::schedule::{self, AuthKeys, EpochSecrets, Secret32, SourceSecrets, Transcript};
+use crate::shared::Shared;
+use crate::sources::SourceMask;
+
+/// A bootstrap (C_0-keyed) Init must carry a timestamp this close to our wall clock: a
+/// responder that lost its state has no other way to tell a recorded Init from a new one.
+pub const BOOTSTRAP_MAX_CLOCK_SKEW: Duration = Duration::from_secs(600);
+
+/// Our exchange as responder.
+pub(super) enum Responding {
+    AwaitingKme(Box<ResponderWaiting>),
+    Sent(Box<SentResp>),
+}
+
+impl Responding {
+    pub(super) fn epoch(&self) -> u64 {
+        match self {
+            Self::AwaitingKme(w) => w.accepted.init.epoch,
+            Self::Sent(s) => s.epoch,
+        }
+    }
+
+    pub(super) fn awaits(&self, id: KmeRequestId) -> bool {
+        matches!(self, Self::AwaitingKme(w) if w.request == id)
+    }
+}
+
+/// What an authenticated Init was accepted as.
+struct Accepted {
+    init: Init,
+    init_hash: [u8; 32],
+    chain: Secret32,
+    auth: AuthKeys,
+    bootstrap: bool,
+}
+
+pub(super) struct ResponderWaiting {
+    request: KmeRequestId,
+    pub(super) deadline: Instant,
+    accepted: Accepted,
+}
+
+pub(super) struct SentResp {
+    epoch: u64,
+    bootstrap: bool,
+    resp_index: u32,
+    init_hash: [u8; 32],
+    bytes: Vec<u8>,
+    secrets: EpochSecrets,
+    transcript: [u8; 32],
+    sources: SourceMask,
+    key_ids: Vec<String>,
+    keylog: Option<Box<KeyLogEntry>>,
+    pub(super) retransmit: Retransmit,
+}
+
+/// Which chain key authenticated an Init.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ChainChoice {
+    /// C_n for epoch n+1 (C_0 for epoch 1 while we hold no chain).
+    Current,
+    /// The chain of the exchange we answered and still hold: the peer completed it.
+    Tentative,
+    /// Our previous chain for our current epoch: the peer missed our Confirm.
+    Previous,
+    /// C_0 while we hold a chain: the peer lost its state.
+    Bootstrap,
+}
+
+impl Session {
+    pub(super) fn responder_timeout(&mut self, sh: &mut Shared, now: Instant) {
+        match &mut self.responding {
+            Some(Responding::AwaitingKme(w)) if now >= w.deadline => {
+                let request = w.request;
+                self.responder_kme_answer(sh, now, request, Err(QkdError::Timeout));
+            }
+            Some(Responding::Sent(s))
+                if now < s.retransmit.give_up && now >= s.retransmit.next =>
+            {
+                let word = sh.rng_word();
+                s.retransmit.schedule_next(now, word);
+                let payload = s.bytes.clone();
+                sh.send(Destination::Peer(self.id), payload);
+            }
+            _ => {}
+        }
+    }
+
+    /// Candidate chain keys for an Init of `epoch`, most likely first.
+    fn candidates(&self, epoch: u64) -> Vec<(ChainChoice, Secret32)> {
+        let mut out = Vec::with_capacity(3);
+        if epoch == self.state.epoch + 1 {
+            out.push((ChainChoice::Current, Zeroizing::new(*self.current_chain())));
+        }
+        if let Some(t) = &self.state.tentative {
+            if epoch == t.epoch + 1 {
+                out.push((ChainChoice::Tentative, Zeroizing::new(t.chain)));
+            }
+        }
+        if let Some(prev) = &self.state.prev_chain {
+            if self.state.has_chain() && epoch == self.state.epoch {
+                out.push((ChainChoice::Previous, Zeroizing::new(*prev)));
+            }
+        }
+        if epoch == 1 && self.state.has_chain() {
+            out.push((ChainChoice::Bootstrap, self.chain0.clone()));
+        }
+        out
+    }
+
+    pub(crate) fn handle_init(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        init: Init,
+        bytes: &[u8],
+    ) -> Result<(), DropReason> {
+        let auth_off = Init::auth_offset(bytes);
+        let authenticated = bytes.get(..auth_off + 16).ok_or(DropReason::Malformed)?;
+        let init_hash = sha256(authenticated);
+        match &self.responding {
+            Some(Responding::Sent(s)) if s.init_hash == init_hash => {
+                // A retransmission of the Init we answered: answer again while the
+                // exchange is young (a Resp is smaller than an Init: no amplification).
+                if now < s.retransmit.give_up {
+                    sh.send(Destination::Peer(self.id), s.bytes.clone());
+                }
+                return Err(DropReason::Duplicate);
+            }
+            Some(Responding::AwaitingKme(w)) if w.accepted.init_hash == init_hash => {
+                return Err(DropReason::Duplicate);
+            }
+            _ => {}
+        }
+        if init.timestamp <= self.state.highest_init_ts {
+            return Err(DropReason::Replay);
+        }
+        let candidates = self.candidates(init.epoch);
+        if candidates.is_empty() {
+            if !self.state.has_chain() && init.epoch > 1 {
+                // Unverifiable (keyed with a chain we do not hold): a hint, not a fact.
+                self.note_mismatch(
+                    now,
+                    format!(
+                        "the peer continues a chain at epoch {} that this side does not have \
+                         (state lost?): run `trident reset` for this peer on the peer's side",
+                        init.epoch - 1
+                    ),
+                );
+                return Err(DropReason::ChainMismatch);
+            }
+            return Err(DropReason::StaleEpoch);
+        }
+        let data = &bytes[..auth_off];
+        let mut found = None;
+        for (choice, chain) in candidates {
+            let keys = schedule::auth_keys(
+                &chain,
+                &self.ss_static,
+                self.bootstrap_psk(),
+                &self.peer_public,
+                &sh.static_public,
+            );
+            if mac::verify(&keys.i2r, data, &init.auth) {
+                found = Some((choice, chain, keys));
+                break;
+            }
+        }
+        let Some((choice, chain, auth)) = found else {
+            return Err(DropReason::BadAuth);
+        };
+        // Authenticated from here on.
+        let bootstrap = match choice {
+            ChainChoice::Bootstrap => true,
+            ChainChoice::Current => !self.state.has_chain(),
+            ChainChoice::Tentative | ChainChoice::Previous => false,
+        };
+        if bootstrap {
+            let wall = sh.timestamp_now(now);
+            let skew = Duration::from_nanos(wall.abs_diff(init.timestamp));
+            if skew > BOOTSTRAP_MAX_CLOCK_SKEW {
+                self.note_mismatch(
+                    now,
+                    format!(
+                        "bootstrap Init {} s off our clock (limit {} s): check both clocks",
+                        skew.as_secs(),
+                        BOOTSTRAP_MAX_CLOCK_SKEW.as_secs()
+                    ),
+                );
+                return Err(DropReason::ClockSkew);
+            }
+        }
+        if choice == ChainChoice::Bootstrap && self.cfg.bootstrap_psk.is_none() {
+            // C_0 is public without a bootstrap PSK: accepting it while we hold a chain
+            // would let whoever holds (or computes) a static key reset the chain.
+            self.note_mismatch(
+                now,
+                format!(
+                    "the peer restarted its chain (lost its state?) but this side holds epoch \
+                     {}; with no bootstrap PSK only the operator may re-bootstrap: \
+                     `trident reset` for this peer on this side",
+                    self.state.epoch
+                ),
+            );
+            return Err(DropReason::ChainMismatch);
+        }
+        self.state.highest_init_ts = init.timestamp;
+        self.persist(sh);
+
+        if choice == ChainChoice::Previous {
+            self.help_peer_behind(sh, now);
+            return Ok(());
+        }
+        if let Some(ours) = &self.initiating {
+            if ours.epoch() == init.epoch && self.preferred_initiator && self.reachable {
+                // Both initiated this epoch; ours wins, the peer will answer it.
+                return Err(DropReason::SimultaneousInitiation);
+            }
+            tracing::debug!(
+                peer = self.id,
+                "yielding our keymix initiation to the peer's"
+            );
+            self.initiating = None;
+        }
+        if choice == ChainChoice::Tentative {
+            // The peer keyed this Init with the chain of the exchange we answered: it
+            // holds C_n, so it completed that exchange (its Confirm was lost).
+            self.commit_tentative(sh, now);
+        }
+
+        let accepted = Accepted {
+            init,
+            init_hash,
+            chain,
+            auth,
+            bootstrap,
+        };
+        if !accepted.init.proposed.has_qkd() && self.cfg.qkd == QkdPolicy::Required {
+            self.kme_error = Some("peer offered no QKD key and policy is required".into());
+            return Err(DropReason::Policy);
+        }
+        if accepted.init.proposed.has_qkd() && self.cfg.qkd != QkdPolicy::Off {
+            let Some(master) = self.cfg.peer_sae_id.clone() else {
+                let error = "no SAE ID configured for this peer".to_string();
+                self.responder_kme_failed(sh, now, accepted, error);
+                return Ok(());
+            };
+            let request = sh.next_request_id();
+            sh.events.push_back(Event::KmeRequest(KmeRequest {
+                id: request,
+                peer: self.id,
+                kind: KmeRequestKind::DecKeys {
+                    master_sae_id: master,
+                    key_ids: accepted.init.key_ids.clone(),
+                },
+            }));
+            self.responding = Some(Responding::AwaitingKme(Box::new(ResponderWaiting {
+                request,
+                deadline: now + self.cfg.kme_timeout,
+                accepted,
+            })));
+            return Ok(());
+        }
+        self.respond(sh, now, &accepted, None)
+    }
+
+    fn responder_kme_failed(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        accepted: Accepted,
+        error: String,
+    ) {
+        tracing::warn!(peer = self.id, %error, "KME did not deliver the key (as slave)");
+        self.kme_error = Some(error);
+        if self.cfg.qkd == QkdPolicy::Required {
+            self.responding = None;
+            return;
+        }
+        let _ = self.respond(sh, now, &accepted, None);
+    }
+
+    pub(super) fn responder_kme_answer(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        request: KmeRequestId,
+        result: Result<Vec<QkdKey>, QkdError>,
+    ) {
+        let Some(Responding::AwaitingKme(w)) = self.responding.take() else {
+            return;
+        };
+        if w.request != request {
+            self.responding = Some(Responding::AwaitingKme(w));
+            return;
+        }
+        let w = *w;
+        match result.and_then(|keys| check_keys(keys, Some(&w.accepted.init.key_ids))) {
+            Ok((_, key)) => {
+                let _ = self.respond(sh, now, &w.accepted, Some(key));
+            }
+            Err(e) => self.responder_kme_failed(sh, now, w.accepted, e.to_string()),
+        }
+    }
+
+    fn respond(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        a: &Accepted,
+        k_q: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<(), DropReason> {
+        let init = &a.init;
+        let ek_array = Array::from(*init.ek);
+        let ek = EncapsulationKey::<MlKem768>::new(&ek_array).map_err(|_| DropReason::BadKey)?;
+        let mut e_bytes = Zeroizing::new([0u8; 32]);
+        sh.rng.fill(e_bytes.as_mut());
+        let e_secret = StaticSecret::from(*e_bytes);
+        let e_resp = *PublicKey::from(&e_secret).as_bytes();
+        let ss_x = e_secret.diffie_hellman(&PublicKey::from(init.e_init));
+        if !ss_x.was_contributory() {
+            return Err(DropReason::BadKey);
+        }
+        let mut m = Zeroizing::new(Array::from([0u8; 32]));
+        sh.rng.fill(m.as_mut_slice());
+        let (ct, ss_k) = ek.encapsulate_deterministic(&m);
+        let ss_k = Zeroizing::new(ss_k);
+        let mut ct_bytes = Box::new([0u8; MLKEM_CT_LEN]);
+        ct_bytes.copy_from_slice(&ct);
+        let (sources, key_ids) = if k_q.is_some() {
+            (SourceMask::ALL, init.key_ids.clone())
+        } else {
+            (SourceMask::BASE, Vec::new())
+        };
+        let secrets = SourceSecrets {
+            ss_x: ss_x.as_bytes().to_vec(),
+            ss_k: ss_k.to_vec(),
+            k_q: k_q.map(|k| k.to_vec()).unwrap_or_default(),
+        };
+        let resp_index = sh.next_index();
+        let t = Transcript {
+            s_init: &self.peer_public,
+            s_resp: &sh.static_public,
+            epoch: init.epoch,
+            timestamp: init.timestamp,
+            init_index: init.sender_index,
+            resp_index,
+            proposed: init.proposed,
+            e_init: &init.e_init,
+            ek: &init.ek[..],
+            key_ids: &init.key_ids,
+            e_resp: &e_resp,
+            ct: &ct_bytes[..],
+            sources,
+        }
+        .hash();
+        let derived = schedule::combine(&a.chain, &secrets, &t);
+        let resp = Resp {
+            sources,
+            sender_index: resp_index,
+            receiver_index: init.sender_index,
+            epoch: init.epoch,
+            e_resp,
+            ct: ct_bytes,
+            confirm: schedule::confirm_tag(&derived.confirm_r2i, &t),
+            auth: [0; 16],
+            mac1: [0; 16],
+        };
+        let mut bytes = resp.to_bytes();
+        let tag = mac::tag(&a.auth.r2i, &bytes[..Resp::AUTH_OFFSET]);
+        bytes[Resp::AUTH_OFFSET..Resp::MAC1_OFFSET].copy_from_slice(&tag);
+        let mac1 = mac::tag(&self.mac1_key_peer, &bytes[..Resp::MAC1_OFFSET]);
+        bytes[Resp::MAC1_OFFSET..].copy_from_slice(&mac1);
+        let keylog = sh.keylog.then(|| {
+            let ids = (self.peer_public, sh.static_public, init.sender_index);
+            keylog_entry(init.epoch, ids, &secrets, &derived)
+        });
+        // Persisted before the Resp leaves: after a restart the peer's next Init, keyed
+        // with this exchange's chain, still confirms it.
+        self.record_tentative(sh, init.epoch, &derived.chain);
+        tracing::debug!(peer = self.id, epoch = init.epoch, %sources, "sending keymix response");
+        sh.send(Destination::Peer(self.id), bytes.clone());
+        self.responding = Some(Responding::Sent(Box::new(SentResp {
+            epoch: init.epoch,
+            bootstrap: a.bootstrap,
+            resp_index,
+            init_hash: a.init_hash,
+            bytes,
+            secrets: derived,
+            transcript: t,
+            sources,
+            key_ids,
+            keylog,
+            retransmit: Retransmit::new(now),
+        })));
+        Ok(())
+    }
+
+    pub(crate) fn owns_resp_index(&self, index: u32) -> bool {
+        matches!(&self.responding, Some(Responding::Sent(s)) if s.resp_index == index)
+    }
+
+    pub(crate) fn handle_confirm(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        confirm: &Confirm,
+    ) -> Result<(), DropReason> {
+        let Some(Responding::Sent(s)) = &self.responding else {
+            return Err(DropReason::UnknownIndex);
+        };
+        if s.resp_index != confirm.receiver_index {
+            return Err(DropReason::UnknownIndex);
+        }
+        if s.epoch != confirm.epoch || s.sources != confirm.sources {
+            return Err(DropReason::BadConfirm);
+        }
+        if !mac::verify(&s.secrets.confirm_i2r, &s.transcript, &confirm.confirm) {
+            return Err(DropReason::BadConfirm);
+        }
+        self.commit_tentative(sh, now);
+        Ok(())
+    }
+
+    /// Commits the exchange we answered: with its PSK when we still hold it in memory,
+    /// else (after a restart) only its chain, so the next exchange can follow.
+    fn commit_tentative(&mut self, sh: &mut Shared, now: Instant) {
+        if let Some(Responding::Sent(s)) = self.responding.take() {
+            let s = *s;
+            self.commit(
+                sh,
+                now,
+                s.epoch,
+                &s.secrets,
+                s.sources,
+                s.key_ids.clone(),
+                Role::Responder,
+                s.bootstrap,
+                s.keylog.clone(),
+            );
+        } else if let Some(t) = self.state.tentative.clone() {
+            tracing::info!(
+                peer = self.id,
+                epoch = t.epoch,
+                "peer confirmed the exchange answered before our restart"
+            );
+            self.advance_chain(sh, t.epoch, &t.chain);
+        }
+    }
+}
