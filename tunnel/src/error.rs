@@ -25,11 +25,10 @@ pub enum TunnelError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("key log {path}: {source}")]
-    KeyLog {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("opening the key log")]
+    KeyLog(#[source] crate::secret_file::SecretFileError),
+    #[error("control socket directory")]
+    ControlDir(#[source] crate::secret_file::SecretFileError),
     #[error("invalid settings: {0}")]
     Settings(String),
     #[error("I/O on {what}: {source}")]

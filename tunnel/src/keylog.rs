@@ -2,14 +2,14 @@
 //! per-source secrets, for `trident audit`. It holds secrets, so it is created owner-only
 //! and is only ever appended to; the line format belongs to keymix.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use keymix::keylog::KeyLogEntry;
 
 use crate::error::TunnelError;
+use crate::secret_file;
 
 pub struct KeyLog {
     path: PathBuf,
@@ -17,18 +17,12 @@ pub struct KeyLog {
 }
 
 impl KeyLog {
-    /// Opens (creating with mode 0600) `path` for appending. Opening at start-up rather than
-    /// at the first epoch makes a bad path fail `up` at once instead of minutes later.
+    /// Opens `path` for appending: created `O_EXCL` with mode 0600, or an existing file only
+    /// if it is ours and private ([`secret_file::open_append`]), so a file someone planted in
+    /// a shared directory never receives secrets. Opening at start-up rather than at the
+    /// first epoch makes a bad path fail `up` at once instead of minutes later.
     pub fn open(path: &Path) -> Result<Self, TunnelError> {
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|source| TunnelError::KeyLog {
-                path: path.to_owned(),
-                source,
-            })?;
+        let file = secret_file::open_append(path).map_err(TunnelError::KeyLog)?;
         Ok(Self {
             path: path.to_owned(),
             file,
