@@ -483,6 +483,7 @@ pub fn load(path: &Path) -> Result<TunnelSettings, ConfigError> {
         qkd_source: qkd_client,
         keylog_file,
         control_dir: PathBuf::from(CONTROL_DIR),
+        state_dir: None,
     })
 }
 

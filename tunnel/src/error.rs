@@ -29,6 +29,8 @@ pub enum TunnelError {
     KeyLog(#[source] crate::secret_file::SecretFileError),
     #[error("control socket directory")]
     ControlDir(#[source] crate::secret_file::SecretFileError),
+    #[error("state directory")]
+    StateDir(#[source] crate::secret_file::SecretFileError),
     #[error("invalid settings: {0}")]
     Settings(String),
     #[error("I/O on {what}: {source}")]

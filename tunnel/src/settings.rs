@@ -30,6 +30,9 @@ pub struct TunnelSettings {
     /// The opt-in RNDL key log (holds secrets); `None` keeps it off.
     pub keylog_file: Option<PathBuf>,
     pub control_dir: PathBuf,
+    /// Where each peer's keymix chain is persisted (`[interface] state_dir`); `None` keeps
+    /// it in memory only, so a restart needs a bootstrap PSK or an operator reset.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// One `[[peer]]`.

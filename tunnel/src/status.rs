@@ -41,6 +41,15 @@ pub struct PeerReport {
     /// The peer's QKD policy: "off" | "preferred" | "required".
     #[serde(default)]
     pub qkd_policy: String,
+    /// What authenticated the current epoch: "chain" | "bootstrap-psk" | "static-only".
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// Why the peer is blocked (e.g. a chain mismatch) and the fix, when known.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The persisted chain's epoch (0: none); ahead of `epoch` right after a restart.
+    #[serde(default)]
+    pub chain_epoch: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
