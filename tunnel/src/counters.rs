@@ -21,10 +21,19 @@ pub enum TunnelDrop {
     NoEndpoint,
     /// Sending on the UDP socket or writing to the TUN device failed.
     IoError,
+    /// Handshake initiation whose TAI64N timestamp is not newer than the last one the peer
+    /// had accepted (a replay, possibly into a fresh epoch's Tunn).
+    ReplayedInitiation,
+    /// Decrypted inner packet whose IP header length fields disagree with its size (IPv4
+    /// total length 0, ...): never queued for the TUN device.
+    MalformedInner,
+    /// Packet from the TUN device that could not be read or split (a super-packet with
+    /// more segments than fit, a bad virtio header): that one packet is lost.
+    TunReadDropped,
 }
 
 impl TunnelDrop {
-    pub const ALL: [TunnelDrop; 9] = [
+    pub const ALL: [TunnelDrop; 12] = [
         Self::UnknownType,
         Self::UnknownIndex,
         Self::BadInitiation,
@@ -34,6 +43,9 @@ impl TunnelDrop {
         Self::NoEpoch,
         Self::NoEndpoint,
         Self::IoError,
+        Self::ReplayedInitiation,
+        Self::MalformedInner,
+        Self::TunReadDropped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +59,9 @@ impl TunnelDrop {
             Self::NoEpoch => "no_epoch",
             Self::NoEndpoint => "no_endpoint",
             Self::IoError => "io_error",
+            Self::ReplayedInitiation => "replayed_initiation",
+            Self::MalformedInner => "malformed_inner",
+            Self::TunReadDropped => "tun_read_dropped",
         }
     }
 }
@@ -58,8 +73,12 @@ pub struct TunnelCounters {
 
 impl TunnelCounters {
     pub fn count(&mut self, reason: TunnelDrop) {
+        self.add(reason, 1);
+    }
+
+    pub fn add(&mut self, reason: TunnelDrop, n: u64) {
         if let Some(c) = self.counts.get_mut(reason as usize) {
-            *c = c.saturating_add(1);
+            *c = c.saturating_add(n);
         }
     }
 

@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
-use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::rate_limiter::RateLimiter;
-use boringtun::noise::{Packet, Tunn, TunnResult};
+use boringtun::noise::{Tunn, TunnResult};
 use keymix::{
     Destination, Endpoint, EndpointConfig, EpochKey, Event, PeerId, PublicKey, Role, SourceMask,
     StaticSecret,
@@ -27,16 +26,18 @@ use crate::control::{ControlSocket, StatusRequest};
 use crate::counters::{TunnelCounters, TunnelDrop};
 use crate::epoch_tunn::EpochTunn;
 use crate::error::TunnelError;
+use crate::handshake_rx::HandshakeLimits;
 use crate::keylog::KeyLog;
 use crate::netconfig::InterfaceConfig;
 use crate::packet_batch::{TunRx, TunTx, UdpRx, UdpTx};
-use crate::peer::{Peer, PendingInit, PENDING_INIT_TTL};
+use crate::peer::{Peer, PENDING_INIT_TTL};
 use crate::qkd_bridge::QkdBridge;
 use crate::settings::TunnelSettings;
 use crate::status::{InterfaceStatus, PeerReport, SourcesReport};
-use crate::tunn_index::{epoch_tag, initiator_epoch_tag, tunn_index_of, TunnIndexTable};
+use crate::tunn_index::{epoch_tag, TunnIndexTable};
 use crate::udp_socket;
-use crate::wire::{self, WireKind};
+
+mod wireguard_rx;
 
 /// boringtun's timers have one-second resolution; 250 ms keeps keepalives and retries prompt.
 const WIREGUARD_TICK: Duration = Duration::from_millis(250);
@@ -72,9 +73,8 @@ impl Io {
 
     /// Flushes decrypted packets to the TUN device.
     fn flush_tun(&self, tun_tx: &mut TunTx, counters: &mut TunnelCounters) {
-        if !tun_tx.flush(&self.tun) {
-            counters.count(TunnelDrop::IoError);
-        }
+        let lost = tun_tx.flush(&self.tun);
+        counters.add(TunnelDrop::IoError, lost as u64);
     }
 }
 
@@ -87,7 +87,10 @@ struct Driver {
     peers: Vec<Peer>,
     allowed_ips: AllowedIps,
     indices: TunnIndexTable,
+    /// Given to every Tunn: checks mac1 only ([`HandshakeLimits::for_tunns`]).
     rate_limiter: Arc<RateLimiter>,
+    /// Counts every handshake message once and answers with cookies under load.
+    handshake_limits: HandshakeLimits,
     counters: TunnelCounters,
     qkd: QkdBridge,
     keylog: Option<KeyLog>,
@@ -228,10 +231,12 @@ async fn run_loop(
         ));
     }
     let (qkd, mut kme_results) = QkdBridge::new(qkd_source, outer);
+    let handshake_limits = HandshakeLimits::new(&public_key, HANDSHAKE_RATE_LIMIT);
     let mut driver = Driver {
         name,
         listen_port,
-        rate_limiter: Arc::new(RateLimiter::new(&public_key, HANDSHAKE_RATE_LIMIT)),
+        rate_limiter: handshake_limits.for_tunns(),
+        handshake_limits,
         static_private: private_key,
         public_key,
         endpoint,
@@ -356,7 +361,13 @@ impl Driver {
         let Some(peer) = self.peers.get_mut(peer_id) else {
             return;
         };
-        let index = self.indices.allocate(peer_id, key.epoch);
+        let index = match self.indices.allocate(peer_id, key.epoch) {
+            Ok(index) => index,
+            Err(e) => {
+                tracing::error!(peer = peer_id, epoch = key.epoch, "{e}");
+                return;
+            }
+        };
         let tunn = match EpochTunn::new(
             key,
             index,
@@ -402,7 +413,7 @@ impl Driver {
             if pending.epoch_tag == epoch_tag(key.epoch)
                 && pending.received.elapsed() < PENDING_INIT_TTL
             {
-                self.on_wireguard(io, pending.src, &pending.datagram, out);
+                self.answer_pending(io, peer_id, &pending, out);
             } else {
                 peer.pending_init = Some(pending);
             }
@@ -436,6 +447,7 @@ impl Driver {
             udp_tx,
             ..
         } = self;
+        counters.add(TunnelDrop::TunReadDropped, batch.dropped());
         // Routes cannot change within a batch, whose packets mostly share a destination.
         let mut last_route: Option<(IpAddr, Option<PeerId>)> = None;
         for packet in batch.iter() {
@@ -520,213 +532,11 @@ impl Driver {
         }
     }
 
-    /// One WireGuard datagram, routed to its Tunn by index (see the crate docs).
-    fn on_wireguard(&mut self, io: &Io, src: SocketAddr, datagram: &[u8], out: &mut [u8]) {
-        match wire::classify(datagram) {
-            None => self.counters.count(TunnelDrop::UnknownType),
-            Some(WireKind::HandshakeInit { sender_idx }) => {
-                self.on_handshake_init(io, src, datagram, sender_idx, out)
-            }
-            Some(WireKind::ToIndex { receiver_idx, data }) => {
-                let index = tunn_index_of(receiver_idx);
-                let Some(peer_id) = self.indices.owner(index) else {
-                    self.counters.count(TunnelDrop::UnknownIndex);
-                    return;
-                };
-                self.decapsulate(io, peer_id, index, src, datagram, data, out);
-            }
-        }
-    }
-
-    fn on_handshake_init(
-        &mut self,
-        io: &Io,
-        src: SocketAddr,
-        datagram: &[u8],
-        sender_idx: u32,
-        out: &mut [u8],
-    ) {
-        // mac1 (and the cookie under load) before any Diffie-Hellman, as WireGuard does.
-        let packet = match self
-            .rate_limiter
-            .verify_packet(Some(src.ip()), datagram, out)
-        {
-            Ok(packet) => packet,
-            Err(TunnResult::WriteToNetwork(cookie)) => {
-                io.send_udp(cookie, src, &mut self.counters);
-                return;
-            }
-            Err(_) => {
-                self.counters.count(TunnelDrop::BadInitiation);
-                return;
-            }
-        };
-        let Packet::HandshakeInit(init) = packet else {
-            self.counters.count(TunnelDrop::BadInitiation);
-            return;
-        };
-        let Ok(half) = parse_handshake_anon(&self.static_private, &self.public_key, &init) else {
-            self.counters.count(TunnelDrop::BadInitiation);
-            return;
-        };
-        let Some(peer_id) = self
-            .peers
-            .iter()
-            .position(|p| p.public_key.as_bytes() == &half.peer_static_public)
-        else {
-            self.counters.count(TunnelDrop::BadInitiation);
-            return;
-        };
-        let tag = initiator_epoch_tag(sender_idx);
-        let Some(peer) = self.peers.get_mut(peer_id) else {
-            return;
-        };
-        match peer.tunn_by_epoch_tag(tag).map(|t| t.index) {
-            Some(index) => self.decapsulate(io, peer_id, index, src, datagram, false, out),
-            None => {
-                // The peer is one keymix round trip ahead of us: keep its initiation (one per
-                // peer, so this cannot grow) and answer it when the epoch's key lands.
-                peer.pending_init = Some(PendingInit {
-                    datagram: datagram.to_vec(),
-                    src,
-                    epoch_tag: tag,
-                    received: Instant::now(),
-                });
-            }
-        }
-    }
-
-    /// Hands a datagram to the Tunn `index` of `peer_id` and acts on what boringtun returns,
-    /// including the packets it queued while it had no session.
-    #[allow(clippy::too_many_arguments)]
-    fn decapsulate(
-        &mut self,
-        io: &Io,
-        peer_id: PeerId,
-        index: u32,
-        src: SocketAddr,
-        datagram: &[u8],
-        is_data: bool,
-        out: &mut [u8],
-    ) {
-        let Self {
-            peers,
-            allowed_ips,
-            counters,
-            tun_tx,
-            ..
-        } = self;
-        let Some(peer) = peers.get_mut(peer_id) else {
-            return;
-        };
-        let Some(tunn) = peer.tunn_by_index(index) else {
-            counters.count(TunnelDrop::UnknownIndex);
-            return;
-        };
-        if is_data {
-            // Data: decrypt straight into the TUN batch. boringtun answers a data message
-            // only with a packet for the tunnel, Done (keepalive) or an error.
-            if tun_tx.is_full() {
-                io.flush_tun(tun_tx, counters);
-            }
-            let Some(slot) = tun_tx.slot(datagram.len()) else {
-                counters.count(TunnelDrop::IoError);
-                return;
-            };
-            let base = slot.as_ptr() as usize;
-            let decrypted = match tunn.tunn.decapsulate(Some(src.ip()), datagram, slot) {
-                TunnResult::WriteToTunnelV4(packet, from) => Some((
-                    packet.len(),
-                    packet.as_ptr() as usize == base,
-                    IpAddr::V4(from),
-                )),
-                TunnResult::WriteToTunnelV6(packet, from) => Some((
-                    packet.len(),
-                    packet.as_ptr() as usize == base,
-                    IpAddr::V6(from),
-                )),
-                TunnResult::Done => None,
-                TunnResult::WriteToNetwork(reply) => {
-                    io.send_udp(reply, src, counters);
-                    None
-                }
-                TunnResult::Err(e) => {
-                    tracing::trace!(%src, "WireGuard rejected: {e:?}");
-                    counters.count(TunnelDrop::WireguardRejected);
-                    return;
-                }
-            };
-            if let Some((len, at_start, from)) = decrypted {
-                if allowed_ips.lookup(from) != Some(peer_id) {
-                    counters.count(TunnelDrop::SourceNotAllowed);
-                } else if at_start {
-                    tun_tx.commit(len);
-                } else {
-                    counters.count(TunnelDrop::IoError);
-                }
-            }
-            peer.endpoint = Some(src);
-            return;
-        }
-        let mut authenticated = false;
-        let mut input = datagram;
-        let mut src_ip = Some(src.ip());
-        loop {
-            let result = tunn.tunn.decapsulate(src_ip, input, out);
-            // Repeated calls with an empty datagram flush boringtun's queue.
-            input = &[];
-            src_ip = None;
-            match result {
-                TunnResult::WriteToNetwork(reply) => {
-                    authenticated = true;
-                    io.send_udp(reply, src, counters);
-                }
-                TunnResult::WriteToTunnelV4(packet, from) => {
-                    authenticated = true;
-                    deliver(
-                        tun_tx,
-                        allowed_ips,
-                        counters,
-                        peer_id,
-                        IpAddr::V4(from),
-                        packet,
-                    );
-                    break;
-                }
-                TunnResult::WriteToTunnelV6(packet, from) => {
-                    authenticated = true;
-                    deliver(
-                        tun_tx,
-                        allowed_ips,
-                        counters,
-                        peer_id,
-                        IpAddr::V6(from),
-                        packet,
-                    );
-                    break;
-                }
-                TunnResult::Done => {
-                    // A keepalive decrypted fine; cookie replies also end here but prove nothing.
-                    authenticated |= is_data;
-                    break;
-                }
-                TunnResult::Err(e) => {
-                    tracing::trace!(%src, "WireGuard rejected: {e:?}");
-                    counters.count(TunnelDrop::WireguardRejected);
-                    break;
-                }
-            }
-        }
-        if authenticated {
-            peer.endpoint = Some(src);
-        }
-    }
-
     fn on_wireguard_tick(&mut self, io: &Io, out: &mut [u8], ticks: u64) {
         let now = Instant::now();
         // With a shared rate limiter boringtun leaves the per-second reset to us.
         if ticks.is_multiple_of(4) {
-            self.rate_limiter.reset_count();
+            self.handshake_limits.reset();
         }
         let Self {
             peers,
@@ -871,24 +681,5 @@ fn build_tun(name: &str, mtu: u16) -> Result<AsyncDevice, TunnelError> {
                 source,
             })
         }
-    }
-}
-
-/// Queues a decrypted packet for the TUN device if its source is one of the peer's allowed
-/// IPs (cryptokey routing, inbound half).
-fn deliver(
-    tun_tx: &mut TunTx,
-    allowed_ips: &AllowedIps,
-    counters: &mut TunnelCounters,
-    peer_id: PeerId,
-    from: IpAddr,
-    packet: &[u8],
-) {
-    if allowed_ips.lookup(from) == Some(peer_id) {
-        if !tun_tx.push(packet) {
-            counters.count(TunnelDrop::IoError);
-        }
-    } else {
-        counters.count(TunnelDrop::SourceNotAllowed);
     }
 }

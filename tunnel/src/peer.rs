@@ -8,6 +8,7 @@ use ip_network::IpNetwork;
 use keymix::{PublicKey, QkdPolicy};
 
 use crate::epoch_tunn::EpochTunn;
+use crate::initiation::Tai64n;
 use crate::tunn_index::epoch_tag;
 
 /// A handshake initiation for an epoch whose key has not landed here yet.
@@ -15,6 +16,8 @@ pub struct PendingInit {
     pub datagram: Vec<u8>,
     pub src: SocketAddr,
     pub epoch_tag: u32,
+    /// Its decrypted TAI64N timestamp: only a newer initiation may take its place.
+    pub timestamp: Tai64n,
     pub received: Instant,
 }
 
@@ -34,6 +37,10 @@ pub struct Peer {
     /// The Tunn that carried traffic before `current` got its session.
     pub previous: Option<EpochTunn>,
     pub pending_init: Option<PendingInit>,
+    /// Timestamp of the newest handshake initiation a Tunn of this peer answered, over
+    /// all epochs: boringtun's own check lives in each Tunn and a fresh epoch's Tunn
+    /// starts from zero, so this one is the replay protection.
+    pub last_initiation: Option<Tai64n>,
     /// Bytes of Tunns already dropped, so status counters never go backwards.
     pub retired_tx: u64,
     pub retired_rx: u64,
@@ -58,6 +65,7 @@ impl Peer {
             current: None,
             previous: None,
             pending_init: None,
+            last_initiation: None,
             retired_tx: 0,
             retired_rx: 0,
         }
@@ -164,6 +172,22 @@ impl Peer {
             return self.current.as_mut();
         }
         self.previous.as_mut().filter(|t| epoch_tag(t.epoch) == tag)
+    }
+
+    /// Whether an initiation stamped `timestamp` is newer than every one this peer had
+    /// accepted (any epoch); anything else is a replay and must change nothing.
+    pub fn initiation_is_fresh(&self, timestamp: Tai64n) -> bool {
+        self.last_initiation.is_none_or(|last| timestamp > last)
+    }
+
+    /// Whether a fresh initiation may take the parked one's place: only a newer one, so a
+    /// replay of the parked initiation cannot redirect its answer.
+    pub fn may_park(&self, timestamp: Tai64n) -> bool {
+        self.initiation_is_fresh(timestamp)
+            && self
+                .pending_init
+                .as_ref()
+                .is_none_or(|p| timestamp > p.timestamp)
     }
 
     pub fn tunns_mut(&mut self) -> impl Iterator<Item = &mut EpochTunn> {

@@ -9,6 +9,17 @@ use keymix::PeerId;
 pub const EPOCH_BITS: u32 = 4;
 const EPOCH_MASK: u32 = (1 << EPOCH_BITS) - 1;
 const INDEX_MASK: u32 = (1 << 24) - 1;
+/// Random draws before [`TunnIndexTable::allocate`] gives up.
+const ALLOCATE_ATTEMPTS: usize = 8;
+
+/// Why no Tunn index could be allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IndexError {
+    #[error("the OS random number generator failed")]
+    Rng,
+    #[error("no free Tunn index after {ALLOCATE_ATTEMPTS} random draws")]
+    Exhausted,
+}
 
 /// The epoch tag (epoch mod 16) of an epoch number.
 pub fn epoch_tag(epoch: u64) -> u32 {
@@ -37,20 +48,28 @@ impl TunnIndexTable {
     }
 
     /// A fresh, unused index for a Tunn of `peer` at `epoch`.
-    pub fn allocate(&mut self, peer: PeerId, epoch: u64) -> u32 {
-        loop {
-            // A failing OS RNG leaves 0: still unique thanks to the loop, just predictable.
-            let random = getrandom::u32().unwrap_or(0);
+    pub fn allocate(&mut self, peer: PeerId, epoch: u64) -> Result<u32, IndexError> {
+        self.allocate_with(peer, epoch, || getrandom::u32().ok())
+    }
+
+    /// [`Self::allocate`] with the random source as a parameter (tests give a broken one).
+    /// A few draws only: a collision in 20 random bits is rare, several in a row mean the
+    /// RNG is broken, and an index must never be predictable (it routes packets).
+    fn allocate_with(
+        &mut self,
+        peer: PeerId,
+        epoch: u64,
+        mut random: impl FnMut() -> Option<u32>,
+    ) -> Result<u32, IndexError> {
+        for _ in 0..ALLOCATE_ATTEMPTS {
+            let random = random().ok_or(IndexError::Rng)?;
             let index = ((random << EPOCH_BITS) | epoch_tag(epoch)) & INDEX_MASK;
             if let std::collections::hash_map::Entry::Vacant(slot) = self.owners.entry(index) {
                 slot.insert(peer);
-                return index;
-            }
-            if self.owners.len() >= (INDEX_MASK >> EPOCH_BITS) as usize {
-                // Unreachable in practice (a million live Tunns); never spin forever.
-                return index;
+                return Ok(index);
             }
         }
+        Err(IndexError::Exhausted)
     }
 
     pub fn release(&mut self, index: u32) {
@@ -70,7 +89,7 @@ mod tests {
     fn index_carries_epoch_tag_through_session_index() {
         let mut table = TunnIndexTable::new();
         for epoch in [0u64, 1, 15, 16, 17, 12345] {
-            let index = table.allocate(3, epoch);
+            let index = table.allocate(3, epoch).unwrap_or_else(|e| panic!("{e}"));
             assert!(index <= INDEX_MASK);
             // boringtun's session indices are `index << 8 | counter`.
             let session_idx = (index << 8) | 0x2a;
@@ -80,5 +99,20 @@ mod tests {
             table.release(index);
             assert_eq!(table.owner(index), None);
         }
+    }
+
+    #[test]
+    fn allocate_gives_up_when_the_rng_fails_or_repeats() {
+        let mut table = TunnIndexTable::new();
+        // A dead OS RNG: an error, not a predictable index and not a busy loop.
+        assert_eq!(table.allocate_with(1, 1, || None), Err(IndexError::Rng));
+        // An RNG stuck on one value: the first allocation works, the second gives up.
+        let first = table.allocate_with(1, 1, || Some(5));
+        assert_eq!(first, Ok((5 << EPOCH_BITS) | 1));
+        assert_eq!(
+            table.allocate_with(2, 1, || Some(5)),
+            Err(IndexError::Exhausted)
+        );
+        assert_eq!(table.owner((5 << EPOCH_BITS) | 1), Some(1));
     }
 }

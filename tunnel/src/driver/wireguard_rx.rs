@@ -1,0 +1,221 @@
+//! WireGuard datagrams from the UDP socket, routed to their Tunn by index (crate docs).
+//!
+//! Where a peer's endpoint may move (roaming): only here, and only on proof the sender is
+//! the peer (see [`crate::handshake_rx`]): a data message that decrypted and passed the
+//! replay window, or a completed handshake. Keymix datagrams roam in `on_udp_batch`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use boringtun::noise::TunnResult;
+use keymix::PeerId;
+
+use super::{Driver, Io};
+use crate::counters::TunnelDrop;
+use crate::handshake_rx::{self, Fed, InitOutcome, OwnKeys, Screen};
+use crate::packet_batch::NotQueued;
+use crate::peer::PendingInit;
+use crate::tunn_index::tunn_index_of;
+use crate::wire::{self, WireKind};
+
+const HANDSHAKE_RESPONSE: u8 = 2;
+
+impl Driver {
+    /// One WireGuard datagram.
+    pub(super) fn on_wireguard(
+        &mut self,
+        io: &Io,
+        src: SocketAddr,
+        datagram: &[u8],
+        out: &mut [u8],
+    ) {
+        match wire::classify(datagram) {
+            None => self.counters.count(TunnelDrop::UnknownType),
+            Some(WireKind::HandshakeInit { .. }) => self.on_handshake_init(io, src, datagram, out),
+            Some(WireKind::ToIndex { receiver_idx, data }) => {
+                let index = tunn_index_of(receiver_idx);
+                let Some(peer_id) = self.indices.owner(index) else {
+                    self.counters.count(TunnelDrop::UnknownIndex);
+                    return;
+                };
+                if data {
+                    self.on_data(io, peer_id, index, src, datagram);
+                } else {
+                    self.on_handshake_to_index(io, peer_id, index, src, datagram, out);
+                }
+            }
+        }
+    }
+
+    fn on_handshake_init(&mut self, io: &Io, src: SocketAddr, datagram: &[u8], out: &mut [u8]) {
+        // mac1 (and the cookie under load) before any Diffie-Hellman, as WireGuard does;
+        // the only place an initiation is counted against the limit.
+        match self.handshake_limits.screen(src.ip(), datagram, out) {
+            Screen::Pass => {}
+            Screen::Cookie(cookie) => {
+                io.send_udp(cookie, src, &mut self.counters);
+                return;
+            }
+            Screen::Reject => {
+                self.counters.count(TunnelDrop::BadInitiation);
+                return;
+            }
+        }
+        let Self {
+            peers,
+            counters,
+            static_private,
+            public_key,
+            ..
+        } = self;
+        let own = OwnKeys {
+            private: static_private,
+            public: public_key,
+        };
+        let outcome = handshake_rx::on_initiation(peers, &own, src, datagram, out, &mut |d, to| {
+            io.send_udp(d, to, counters)
+        });
+        self.count_init(outcome);
+    }
+
+    /// Answers the initiation a peer sent before this epoch's key landed here.
+    pub(super) fn answer_pending(
+        &mut self,
+        io: &Io,
+        peer_id: PeerId,
+        pending: &PendingInit,
+        out: &mut [u8],
+    ) {
+        let Self {
+            peers, counters, ..
+        } = self;
+        let Some(peer) = peers.get_mut(peer_id) else {
+            return;
+        };
+        let outcome = handshake_rx::on_pending(peer, peer_id, pending, out, &mut |d, to| {
+            io.send_udp(d, to, counters)
+        });
+        self.count_init(outcome);
+    }
+
+    fn count_init(&mut self, outcome: InitOutcome) {
+        match outcome {
+            InitOutcome::Answered(_) | InitOutcome::Parked(_) => {}
+            InitOutcome::Dropped(peer, reason) => {
+                tracing::trace!(peer, "initiation dropped: {}", reason.as_str());
+                self.counters.count(reason);
+            }
+            InitOutcome::Unknown => self.counters.count(TunnelDrop::BadInitiation),
+        }
+    }
+
+    /// A handshake response (screened like initiations) or a cookie reply to one of our
+    /// Tunns. Only a response the Tunn completed moves the endpoint.
+    fn on_handshake_to_index(
+        &mut self,
+        io: &Io,
+        peer_id: PeerId,
+        index: u32,
+        src: SocketAddr,
+        datagram: &[u8],
+        out: &mut [u8],
+    ) {
+        if datagram.first() == Some(&HANDSHAKE_RESPONSE) {
+            match self.handshake_limits.screen(src.ip(), datagram, out) {
+                Screen::Pass => {}
+                Screen::Cookie(cookie) => {
+                    io.send_udp(cookie, src, &mut self.counters);
+                    return;
+                }
+                Screen::Reject => {
+                    self.counters.count(TunnelDrop::WireguardRejected);
+                    return;
+                }
+            }
+        }
+        let Self {
+            peers, counters, ..
+        } = self;
+        let Some(peer) = peers.get_mut(peer_id) else {
+            return;
+        };
+        let Some(tunn) = peer.tunn_by_index(index) else {
+            counters.count(TunnelDrop::UnknownIndex);
+            return;
+        };
+        let fed = handshake_rx::feed_handshake(&mut tunn.tunn, src.ip(), datagram, out, &mut |d| {
+            io.send_udp(d, src, counters)
+        });
+        match fed {
+            Fed::Authenticated => peer.endpoint = Some(src),
+            Fed::Unauthenticated => {}
+            Fed::Rejected => counters.count(TunnelDrop::WireguardRejected),
+        }
+    }
+
+    /// A data message: decrypted straight into the TUN batch. The endpoint moves only if
+    /// it decrypted and passed the replay window (a packet or a keepalive).
+    fn on_data(&mut self, io: &Io, peer_id: PeerId, index: u32, src: SocketAddr, datagram: &[u8]) {
+        let Self {
+            peers,
+            allowed_ips,
+            counters,
+            tun_tx,
+            ..
+        } = self;
+        let Some(peer) = peers.get_mut(peer_id) else {
+            return;
+        };
+        let Some(tunn) = peer.tunn_by_index(index) else {
+            counters.count(TunnelDrop::UnknownIndex);
+            return;
+        };
+        if tun_tx.is_full() {
+            io.flush_tun(tun_tx, counters);
+        }
+        let Some(slot) = tun_tx.slot(datagram.len()) else {
+            counters.count(TunnelDrop::IoError);
+            return;
+        };
+        let base = slot.as_ptr() as usize;
+        let decrypted = match tunn.tunn.decapsulate(Some(src.ip()), datagram, slot) {
+            TunnResult::WriteToTunnelV4(packet, from) => Some((
+                packet.len(),
+                packet.as_ptr() as usize == base,
+                IpAddr::V4(from),
+            )),
+            TunnResult::WriteToTunnelV6(packet, from) => Some((
+                packet.len(),
+                packet.as_ptr() as usize == base,
+                IpAddr::V6(from),
+            )),
+            // A keepalive: authenticated and within the replay window like any packet.
+            TunnResult::Done => None,
+            // boringtun answers data messages with nothing else; whatever it is, it is
+            // no proof and goes nowhere.
+            TunnResult::WriteToNetwork(_) => return,
+            TunnResult::Err(e) => {
+                tracing::trace!(%src, "WireGuard rejected: {e:?}");
+                counters.count(TunnelDrop::WireguardRejected);
+                return;
+            }
+        };
+        peer.endpoint = Some(src);
+        let Some((len, at_start, from)) = decrypted else {
+            return;
+        };
+        if allowed_ips.lookup(from) != Some(peer_id) {
+            counters.count(TunnelDrop::SourceNotAllowed);
+        } else if !at_start {
+            counters.count(TunnelDrop::IoError);
+        } else if let Err(e) = tun_tx.commit(len) {
+            counters.count(not_queued(e));
+        }
+    }
+}
+
+fn not_queued(e: NotQueued) -> TunnelDrop {
+    match e {
+        NotQueued::Full => TunnelDrop::IoError,
+        NotQueued::Malformed => TunnelDrop::MalformedInner,
+    }
+}
