@@ -373,7 +373,9 @@ fn dec_keys(state: &KmeState, slave: &str, master: &str, ids: &[String]) -> Answ
     if ids.iter().any(|id| id.len() > MAX_KEY_ID_LEN) {
         return Answer::bad_request(MSG_KEYS_NOT_FOUND);
     }
-    let taken = state.store().take(slave, master, ids);
+    let taken = state
+        .store()
+        .take(slave, master, ids, std::time::Instant::now());
     match taken {
         Ok(keys) => {
             tracing::info!(

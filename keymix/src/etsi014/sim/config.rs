@@ -61,7 +61,17 @@ pub struct KmeConfig {
     /// Re-read at run time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qber: Option<f64>,
+    /// Seconds a pushed key waits at the slave's KME before it is dropped unfetched;
+    /// [`DEFAULT_KEY_TTL_SECS`] when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_ttl_secs: Option<u64>,
 }
+
+/// Long enough for any slave that is alive (it asks within a round trip of its master),
+/// short enough that a dead slave's keys do not fill the store for good.
+pub const DEFAULT_KEY_TTL_SECS: u64 = 300;
+/// A day: beyond that, a waiting key is not waiting for a live slave.
+const MAX_KEY_TTL_SECS: u64 = 86_400;
 
 impl KmeConfig {
     /// Read, parse and check `path`; relative paths inside are resolved against its directory.
@@ -149,7 +159,18 @@ impl KmeConfig {
         {
             return Err("initial_key_count exceeds max_key_count".into());
         }
+        if self
+            .key_ttl_secs
+            .is_some_and(|t| t == 0 || t > MAX_KEY_TTL_SECS)
+        {
+            return Err(format!("key_ttl_secs must be in 1..={MAX_KEY_TTL_SECS}"));
+        }
         check_runtime(self.key_rate_bps, self.qber)
+    }
+
+    /// How long a pushed key waits for its slave.
+    pub fn key_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.key_ttl_secs.unwrap_or(DEFAULT_KEY_TTL_SECS))
     }
 
     /// The pool capacity in bits.

@@ -174,6 +174,7 @@ pub fn init(
             initial_key_count: None,
             key_rate_bps: 2560.0,
             qber: None,
+            key_ttl_secs: None,
         }
     };
     let config_a = dir.join("kme-a.toml");

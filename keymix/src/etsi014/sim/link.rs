@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use zeroize::Zeroizing;
 
-use super::accept::accept_bounded;
+use super::accept::{accept_bounded, tls_accept, AnonymousSlot};
 use super::identity::peer_identity;
 use super::state::KmeState;
 use crate::etsi014::model::KeyMaterial;
@@ -149,17 +149,22 @@ pub async fn serve_link(
         MAX_LINK_CONNECTIONS,
         "KME link",
         shutdown,
-        |tcp, from| serve_one(tcp, from, acceptor.clone(), state.clone()),
+        |tcp, from, slot| serve_one(tcp, from, slot, acceptor.clone(), state.clone()),
     )
     .await;
 }
 
-async fn serve_one(tcp: TcpStream, from: SocketAddr, acceptor: TlsAcceptor, state: Arc<KmeState>) {
+async fn serve_one(
+    tcp: TcpStream,
+    from: SocketAddr,
+    slot: AnonymousSlot,
+    acceptor: TlsAcceptor,
+    state: Arc<KmeState>,
+) {
+    let Some(mut tls) = tls_accept(&acceptor, tcp, from, slot, "KME link").await else {
+        return;
+    };
     let result = tokio::time::timeout(PUSH_TIMEOUT, async {
-        let mut tls = acceptor
-            .accept(tcp)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?;
         let who = peer_identity(tls.get_ref().1.peer_certificates());
         if who.as_deref() != Some(state.config.peer_kme_id.as_str()) {
             return Err(format!("link client {who:?} is not the peer KME"));
@@ -228,9 +233,12 @@ fn accept_push(state: &KmeState, frame: &[u8]) -> Result<usize, String> {
     }
     let count = push.keys.len();
     let batch = push.keys.into_iter().map(|k| (k.key_ID, k.key.0)).collect();
-    state
-        .store()
-        .insert_batch(&push.master_SAE_ID, &push.slave_SAE_ID, batch)?;
+    state.store().insert_batch(
+        &push.master_SAE_ID,
+        &push.slave_SAE_ID,
+        batch,
+        std::time::Instant::now(),
+    )?;
     state.peer_drew(bits);
     Ok(count)
 }

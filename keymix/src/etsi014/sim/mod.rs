@@ -35,8 +35,11 @@
 //! changes; polled every 500 ms).
 //!
 //! # Limits
-//! Keys pushed to the slave's KME wait until fetched; their number is capped at
-//! max(`max_key_count`, 10000), after which further pushes (and so `enc_keys`) fail with 503.
+//! Keys pushed to the slave's KME wait until fetched, at most `key_ttl_secs` (default 300);
+//! their number is capped at max(`max_key_count`, 10000), after which further pushes (and so
+//! `enc_keys`) fail with 503. Each listener gives a connection 2 s to complete its mutual-TLS
+//! handshake and lets one source (IPv4 address, IPv6 /64) have at most 4 connections without
+//! a completed handshake, so idle connections cannot take the slots of real clients.
 
 mod accept;
 mod api;

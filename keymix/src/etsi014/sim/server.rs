@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::accept::accept_bounded;
+use super::accept::{accept_bounded, tls_accept, AnonymousSlot};
 use super::api;
 use super::identity::peer_identity;
 use super::state::KmeState;
@@ -25,7 +25,6 @@ use crate::etsi014::body::read_limited;
 
 /// Key request and Key IDs bodies are small (128 UUIDs is ~6 KiB).
 const MAX_REQUEST_BODY: usize = 64 * 1024;
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lifetime cap of one connection, so idle keep-alive clients cannot pile up.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -43,7 +42,7 @@ pub async fn serve_api(
         MAX_CONNECTIONS,
         "SAE API",
         shutdown,
-        |tcp, from| serve_connection(tcp, from, acceptor.clone(), state.clone()),
+        |tcp, from, slot| serve_connection(tcp, from, slot, acceptor.clone(), state.clone()),
     )
     .await;
 }
@@ -51,20 +50,12 @@ pub async fn serve_api(
 async fn serve_connection(
     tcp: TcpStream,
     from: SocketAddr,
+    slot: AnonymousSlot,
     acceptor: TlsAcceptor,
     state: Arc<KmeState>,
 ) {
-    let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::info!(%from, error = %e, "TLS handshake with a client failed");
-            return;
-        }
-        Err(_) => {
-            tracing::info!(%from, "TLS handshake timed out");
-            return;
-        }
+    let Some(tls) = tls_accept(&acceptor, tcp, from, slot, "SAE API").await else {
+        return;
     };
     let caller: Option<Arc<str>> =
         peer_identity(tls.get_ref().1.peer_certificates()).map(Arc::from);

@@ -55,11 +55,12 @@ impl KmeState {
         // bound them, but never below what a few busy epochs of a small pool need.
         let store_capacity =
             usize::try_from(config.max_key_count.max(MIN_WAITING_CAPACITY)).unwrap_or(usize::MAX);
+        let key_ttl = config.key_ttl();
         Self {
             config,
             link,
             pool: Mutex::new((pool, runtime)),
-            store: Mutex::new(KeyStore::new(store_capacity)),
+            store: Mutex::new(KeyStore::new(store_capacity, key_ttl)),
         }
     }
 
