@@ -365,19 +365,18 @@ impl Session {
     }
 
     /// The peer is one epoch behind us (it sent an Init for our current epoch, keyed with
-    /// our previous chain): it never got our Confirm. Send it again, or, if we no longer
-    /// have it (restart), start the next exchange now; the peer accepts it through the
-    /// exchange it still holds. Only called for an authenticated, fresh Init.
+    /// our previous chain): it never got our Confirm. Send it again, and start the next
+    /// exchange now: the peer accepts it through the exchange it still holds (persisted),
+    /// which also heals a peer that restarted and can no longer match the Confirm. Only
+    /// called for an authenticated, fresh Init.
     pub(super) fn help_peer_behind(&mut self, sh: &mut Shared, now: Instant) {
-        match &self.last_confirm {
-            Some(c) if c.epoch == self.state.epoch => {
+        if let Some(c) = &self.last_confirm {
+            if c.epoch == self.state.epoch {
                 sh.send(Destination::Peer(self.id), c.bytes.clone());
             }
-            _ => {
-                if self.initiating.is_none() {
-                    self.next_initiation_at = self.next_initiation_at.min(now);
-                }
-            }
+        }
+        if self.initiating.is_none() {
+            self.next_initiation_at = self.next_initiation_at.min(now);
         }
     }
 
