@@ -125,3 +125,17 @@ fn garbage_is_counted_and_harmless() {
     net.run_for(Duration::from_secs(3), |_| 1);
     assert_eq!(net.assert_keys_agree(), 1);
 }
+
+#[test]
+fn huge_configured_durations_do_not_panic() {
+    let opt = Options {
+        epoch: Duration::from_secs(u64::MAX),
+        reject_after: Duration::from_secs(u64::MAX),
+        ..Options::default()
+    };
+    let mut net = Net::new(opt);
+    net.run_for(Duration::from_secs(5), |_| 1);
+    assert_eq!(net.assert_keys_agree(), 1);
+    let st = net.status(true, net.now);
+    assert_eq!(st.state, PeerState::Up);
+}

@@ -123,7 +123,7 @@ impl Session {
         }));
         self.initiating = Some(Initiation::AwaitingKme {
             request,
-            deadline: now + self.cfg.kme_timeout,
+            deadline: super::later(now, self.cfg.kme_timeout),
             epoch,
         });
     }

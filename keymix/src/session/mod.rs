@@ -41,6 +41,14 @@ const SECONDARY_START_DELAY: Duration = Duration::from_secs(1);
 /// How long a chain-mismatch observation stays in status.
 const MISMATCH_MEMORY: Duration = Duration::from_secs(600);
 
+/// `now + d` for a configured duration; a duration too large to represent means "never"
+/// (about 136 years from now), not a panic.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+        .unwrap_or(now)
+}
+
 /// The live epoch: what status shows and what expires.
 struct Committed {
     epoch: u64,
@@ -373,9 +381,9 @@ impl Session {
         let base = if self.preferred_initiator {
             self.cfg.epoch
         } else {
-            self.cfg.epoch + self.cfg.epoch / 8
+            self.cfg.epoch.saturating_add(self.cfg.epoch / 8)
         };
-        self.next_initiation_at = now + jitter(base, sh.rng_word()).min(base);
+        self.next_initiation_at = later(now, jitter(base, sh.rng_word()).min(base));
         tracing::info!(peer = self.id, epoch, %sources, ?role, auth = auth.as_str(), "new epoch key");
         sh.events.push_back(Event::EpochKey {
             peer: self.id,

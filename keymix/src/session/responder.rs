@@ -277,7 +277,7 @@ impl Session {
             }));
             self.responding = Some(Responding::AwaitingKme(Box::new(ResponderWaiting {
                 request,
-                deadline: now + self.cfg.kme_timeout,
+                deadline: super::later(now, self.cfg.kme_timeout),
                 accepted,
             })));
             return Ok(());

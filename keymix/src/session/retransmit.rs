@@ -32,5 +32,6 @@ impl Retransmit {
 /// `d` scaled by a factor in [0.9, 1.1) chosen by `rng_word`.
 pub(super) fn jitter(d: Duration, rng_word: u32) -> Duration {
     let permille = 900 + u64::from(rng_word % 200);
-    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2000) * permille / 1000)
+    let millis = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(millis.saturating_mul(permille) / 1000)
 }
