@@ -7,19 +7,21 @@
 //! `[keymix] qkd` default to "preferred"; "preferred" or "required" without it is an error,
 //! and every `[[peer]]` then needs its `sae_id`. The table becomes an ETSI 014 client that the
 //! tunnel uses as its QKD key source.
+//!
+//! Authentication: `[interface] state_dir` (default `$STATE_DIRECTORY/NAME` under systemd,
+//! else `/var/lib/trident/NAME`) keeps each peer's keymix chain across restarts; a
+//! `[[peer]] bootstrap_psk_file` lets that peer re-bootstrap after losing its state. The
+//! older `[keymix] bootstrap_psk_file` still applies to every peer without its own, with a
+//! warning when several peers share it.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ip_network::IpNetwork;
-use keymix::etsi014::{ClientSetupError, Etsi014Client, Etsi014ClientConfig, TlsSetupError};
-use keymix::qkd::QkdKeySource;
 use keymix::{PeerConfig, PublicKey, QkdPolicy, StaticSecret};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
@@ -28,6 +30,11 @@ use tunnel::{InterfaceAddress, PeerSettings, TunnelSettings};
 use zeroize::Zeroizing;
 
 use crate::keys::decode_key;
+
+mod qkd;
+mod source;
+use qkd::{qkd_client, QkdSection};
+use source::Source;
 
 const DEFAULT_MTU: u16 = 1420;
 /// Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
@@ -40,6 +47,38 @@ const DEFAULT_KME_TIMEOUT_SECS: u64 = 5;
 const KME_TIMEOUT_MARGIN: Duration = Duration::from_secs(2);
 /// Environment variable that switches the key log on (overrides `[keymix] keylog_file`).
 pub const KEYLOG_ENV: &str = "TRIDENT_KEYLOG";
+/// systemd's `StateDirectory=` sets this (colon-separated when several are listed).
+const STATE_DIRECTORY_ENV: &str = "STATE_DIRECTORY";
+/// Without systemd: `/var/lib/trident/NAME`.
+const DEFAULT_STATE_ROOT: &str = "/var/lib/trident";
+/// Upper bounds of the epoch schedule: a day per epoch, two days before a PSK is refused.
+/// Larger values are typos, and once overflowed `Instant` (a panic).
+const MAX_EPOCH_SECS: u64 = 86_400;
+const MAX_REJECT_AFTER_SECS: u64 = 2 * 86_400;
+
+/// A loaded config and what the operator should be warned about at start.
+pub struct Loaded {
+    pub settings: TunnelSettings,
+    pub warnings: Vec<String>,
+}
+
+/// The state directory when the config names none.
+pub fn default_state_dir(name: &str) -> PathBuf {
+    default_state_dir_in(std::env::var_os(STATE_DIRECTORY_ENV), name)
+}
+
+fn default_state_dir_in(state_directory: Option<std::ffi::OsString>, name: &str) -> PathBuf {
+    let systemd = state_directory.and_then(|v| {
+        let v = v.to_string_lossy().into_owned();
+        v.split(':')
+            .map(str::trim)
+            .find(|d| !d.is_empty())
+            .map(PathBuf::from)
+    });
+    systemd
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_ROOT))
+        .join(name)
+}
 
 /// A config error: printed as one line, exit code 2.
 #[derive(Debug)]
@@ -85,6 +124,8 @@ struct InterfaceSection {
     #[serde(default)]
     address: Vec<Parsed<InterfaceAddress>>,
     mtu: Option<Spanned<u16>>,
+    /// Where each peer's keymix chain is kept across restarts.
+    state_dir: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Deserialize)]
@@ -121,23 +162,6 @@ fn default_reject_after_secs() -> Spanned<u64> {
     Spanned::new(0..0, 180)
 }
 
-/// How this site reaches its KME (ETSI GS QKD 014 over HTTPS with mutual TLS).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QkdSection {
-    /// `https://host:port` of the site's KME (optionally with a path prefix).
-    kme_url: Spanned<String>,
-    /// This site's SAE ID at its KME.
-    sae_id: Spanned<String>,
-    /// The only CA trusted for the KME's server certificate.
-    ca_file: Spanned<PathBuf>,
-    /// This SAE's client certificate and key (PEM).
-    cert_file: Spanned<PathBuf>,
-    key_file: Spanned<PathBuf>,
-    /// Bound of one KME call in seconds (default 5).
-    timeout_secs: Option<Spanned<u64>>,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PeerSection {
@@ -148,6 +172,8 @@ struct PeerSection {
     persistent_keepalive: Option<u16>,
     /// The peer's SAE ID at its own KME; required when QKD is on.
     sae_id: Option<Spanned<String>>,
+    /// A bootstrap PSK shared with this peer only (`trident genpsk`).
+    bootstrap_psk_file: Option<Spanned<PathBuf>>,
 }
 
 /// A string value parsed with `FromStr`, so a bad value is reported with its own span.
@@ -182,97 +208,6 @@ impl FromStr for AllowedIp {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         parse_allowed_ip(s).map(AllowedIp)
-    }
-}
-
-/// Turns spans into line numbers and dotted key names for messages.
-struct Source<'a> {
-    file: &'a Path,
-    text: &'a str,
-}
-
-impl Source<'_> {
-    /// Relative paths in a config file are relative to the file's directory, so a config
-    /// directory works wherever it is and whatever the working directory of `trident up`.
-    fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            return path.to_owned();
-        }
-        match self.file.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
-            _ => path.to_owned(),
-        }
-    }
-
-    fn line_of(&self, offset: usize) -> usize {
-        self.text
-            .get(..offset)
-            .map_or(1, |before| before.matches('\n').count() + 1)
-    }
-
-    /// The dotted key at a span: the `[table]` (or `[[table]]`) above it plus the key
-    /// written on its line.
-    fn key_at(&self, offset: usize) -> Option<String> {
-        let before = self.text.get(..offset)?;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let line_end = self
-            .text
-            .get(offset..)
-            .and_then(|rest| rest.find('\n'))
-            .map_or(self.text.len(), |i| offset + i);
-        let line = self.text.get(line_start..line_end)?.trim();
-        let table = before
-            .get(..line_start)?
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| l.starts_with('['))
-            .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
-        if line.starts_with('[') {
-            return Some(
-                line.trim_matches(|c| c == '[' || c == ']')
-                    .trim()
-                    .to_owned(),
-            );
-        }
-        let key = line.split_once('=').map(|(k, _)| k.trim().to_owned())?;
-        Some(match table {
-            Some(t) => format!("{t}.{key}"),
-            None => key,
-        })
-    }
-
-    fn error(
-        &self,
-        span: Option<Range<usize>>,
-        key: &str,
-        message: impl Into<String>,
-    ) -> ConfigError {
-        let known = span.filter(|s| !(s.start == 0 && s.end == 0));
-        ConfigError {
-            file: self.file.to_owned(),
-            line: known.as_ref().map(|s| self.line_of(s.start)),
-            key: Some(key.to_owned()),
-            message: message.into(),
-        }
-    }
-
-    fn parse_error(&self, e: &toml::de::Error) -> ConfigError {
-        let span = e.span();
-        let mut message = e.message().trim().to_owned();
-        let key = span.as_ref().and_then(|s| self.key_at(s.start));
-        // serde says "unknown field `x`, expected ..." without the table; the key names it.
-        if message.starts_with("missing field") {
-            if let Some(table) = span.as_ref().and_then(|s| self.key_at(s.start)) {
-                message = format!("{message} in [{}]", table.split('.').next().unwrap_or(""));
-            }
-        }
-        ConfigError {
-            file: self.file.to_owned(),
-            line: span.as_ref().map(|s| self.line_of(s.start)),
-            key,
-            message,
-        }
     }
 }
 
@@ -322,7 +257,7 @@ fn resolve_endpoint(
 }
 
 /// Reads and checks a config file; every problem is a [`ConfigError`].
-pub fn load(path: &Path) -> Result<TunnelSettings, ConfigError> {
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_owned(),
         line: None,
@@ -375,11 +310,18 @@ pub fn load(path: &Path) -> Result<TunnelSettings, ConfigError> {
 
     let epoch_secs = *keymix.epoch_secs.get_ref();
     let reject_after_secs = *keymix.reject_after_secs.get_ref();
-    if epoch_secs == 0 {
+    if !(1..=MAX_EPOCH_SECS).contains(&epoch_secs) {
         return Err(src.error(
             Some(keymix.epoch_secs.span()),
             "keymix.epoch_secs",
-            "must be at least 1",
+            format!("must be between 1 and {MAX_EPOCH_SECS}"),
+        ));
+    }
+    if reject_after_secs > MAX_REJECT_AFTER_SECS {
+        return Err(src.error(
+            Some(keymix.reject_after_secs.span()),
+            "keymix.reject_after_secs",
+            format!("must be at most {MAX_REJECT_AFTER_SECS}"),
         ));
     }
     if reject_after_secs <= epoch_secs {
@@ -421,6 +363,13 @@ pub fn load(path: &Path) -> Result<TunnelSettings, ConfigError> {
             .map(|p| src.resolve(p.get_ref())),
     };
 
+    let state_dir = match &interface.state_dir {
+        Some(d) => src.resolve(d.get_ref()),
+        None => default_state_dir(&name),
+    };
+
+    let mut warnings = Vec::new();
+    let mut sharing_interface_psk = 0usize;
     let mut seen = HashSet::new();
     let mut peer_settings = Vec::with_capacity(peers.len());
     for peer in peers {
@@ -430,6 +379,14 @@ pub fn load(path: &Path) -> Result<TunnelSettings, ConfigError> {
                 Some(peer.public_key.span()),
                 "peer.public_key",
                 "is this interface's own public key",
+            ));
+        }
+        // A low-order point makes the static-static X25519 all zero: a key anyone computes.
+        if !private_key.diffie_hellman(&public_key).was_contributory() {
+            return Err(src.error(
+                Some(peer.public_key.span()),
+                "peer.public_key",
+                "is a low-order point (X25519 with it gives an all-zero secret)",
             ));
         }
         if !seen.insert(*public_key.as_bytes()) {
@@ -447,7 +404,13 @@ pub fn load(path: &Path) -> Result<TunnelSettings, ConfigError> {
         keymix_config.epoch = Duration::from_secs(epoch_secs);
         keymix_config.reject_after = Duration::from_secs(reject_after_secs);
         keymix_config.qkd = policy;
-        keymix_config.bootstrap_psk = bootstrap_psk.clone();
+        keymix_config.bootstrap_psk = match &peer.bootstrap_psk_file {
+            Some(p) => Some(read_key_file(&src, p, "peer.bootstrap_psk_file")?),
+            None => {
+                sharing_interface_psk += usize::from(bootstrap_psk.is_some());
+                bootstrap_psk.clone()
+            }
+        };
         keymix_config.kme_timeout = Duration::from_secs(kme_timeout) + KME_TIMEOUT_MARGIN;
         keymix_config.peer_sae_id = match &peer.sae_id {
             Some(id) if id.get_ref().trim().is_empty() => {
@@ -472,7 +435,15 @@ pub fn load(path: &Path) -> Result<TunnelSettings, ConfigError> {
         });
     }
 
-    Ok(TunnelSettings {
+    if sharing_interface_psk > 1 {
+        warnings.push(format!(
+            "[keymix] bootstrap_psk_file is shared by {sharing_interface_psk} peers: A-B \
+             authentication rests on a secret every other site also holds. Give each \
+             [[peer]] its own bootstrap_psk_file (`trident genpsk`)."
+        ));
+    }
+
+    let settings = TunnelSettings {
         name,
         private_key,
         listen_port: interface.listen_port,
@@ -483,182 +454,10 @@ pub fn load(path: &Path) -> Result<TunnelSettings, ConfigError> {
         qkd_source: qkd_client,
         keylog_file,
         control_dir: PathBuf::from(CONTROL_DIR),
-        state_dir: None,
-    })
-}
-
-/// Checks the `[qkd]` table and builds the ETSI 014 client (loads the TLS files; no
-/// network I/O, so an unreachable KME is a runtime state, not a config error).
-fn qkd_client(src: &Source, q: &QkdSection) -> Result<Arc<dyn QkdKeySource>, ConfigError> {
-    if q.sae_id.get_ref().trim().is_empty() {
-        return Err(src.error(Some(q.sae_id.span()), "qkd.sae_id", "must not be empty"));
-    }
-    let timeout = match &q.timeout_secs {
-        None => DEFAULT_KME_TIMEOUT_SECS,
-        Some(t) if (1..=300).contains(t.get_ref()) => *t.get_ref(),
-        Some(t) => {
-            return Err(src.error(
-                Some(t.span()),
-                "qkd.timeout_secs",
-                "must be between 1 and 300",
-            ))
-        }
+        state_dir: Some(state_dir),
     };
-    let files = [
-        (&q.ca_file, "qkd.ca_file"),
-        (&q.cert_file, "qkd.cert_file"),
-        (&q.key_file, "qkd.key_file"),
-    ]
-    .map(|(p, key)| (src.resolve(p.get_ref()), p.span(), key));
-    let [(ca_file, ..), (cert_file, ..), (key_file, ..)] = files.clone();
-    let config = Etsi014ClientConfig {
-        kme_url: q.kme_url.get_ref().clone(),
-        ca_file,
-        cert_file,
-        key_file,
-        timeout: Duration::from_secs(timeout),
-    };
-    match Etsi014Client::new(&config) {
-        Ok(client) => Ok(Arc::new(client)),
-        Err(ClientSetupError::Url(e)) => Err(src.error(Some(q.kme_url.span()), "qkd.kme_url", e)),
-        Err(ClientSetupError::Tls(e)) => {
-            // Name the key of the file the TLS error is about; a bad pair (key does not
-            // match the certificate) is reported at cert_file.
-            let about = match &e {
-                TlsSetupError::Io { path, .. }
-                | TlsSetupError::TooLarge { path }
-                | TlsSetupError::Pem { path, .. } => files.iter().find(|(p, ..)| p == path),
-                TlsSetupError::Rustls(_) => None,
-            };
-            let (span, key) = about.map_or((q.cert_file.span(), "qkd.cert_file"), |(_, s, k)| {
-                (s.clone(), *k)
-            });
-            Err(src.error(Some(span), key, e.to_string()))
-        }
-    }
+    Ok(Loaded { settings, warnings })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-        path
-    }
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("trident-config-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-        dir
-    }
-
-    const KEY: &str = "YE1pzMgAo3J5DClDVMaZv0l7hLjxjpnG2aHDBCeVjXc=";
-    const PEER: &str = "ISVz4o732eUIYv8xk2Kao9J8Jj25aHR3T4H6aLt5h34=";
-
-    fn good(dir: &Path) -> String {
-        let key = write(dir, "a.key", KEY);
-        format!(
-            "[interface]\nname = \"trA\"\nprivate_key_file = \"{}\"\nlisten_port = 51820\naddress = [\"10.99.0.1/24\"]\n\n[[peer]]\npublic_key = \"{PEER}\"\nendpoint = \"203.0.113.2:51820\"\nallowed_ips = [\"10.99.0.2/32\", \"192.168.20.0/24\"]\npersistent_keepalive = 25\n",
-            key.display()
-        )
-    }
-
-    #[test]
-    fn good_config_has_defaults() {
-        let dir = temp_dir("good");
-        let path = write(&dir, "a.toml", &good(&dir));
-        let settings = load(&path).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(settings.mtu, DEFAULT_MTU);
-        assert_eq!(settings.peers.len(), 1);
-        let peer = &settings.peers[0];
-        assert_eq!(peer.keymix.epoch, Duration::from_secs(120));
-        assert_eq!(peer.keymix.reject_after, Duration::from_secs(180));
-        assert_eq!(peer.allowed_ips.len(), 2);
-        assert_eq!(peer.persistent_keepalive, Some(25));
-    }
-
-    #[test]
-    fn unknown_key_names_key_and_line() {
-        let dir = temp_dir("unknown");
-        let text = good(&dir).replace("listen_port = 51820\n", "listen_port = 51820\ncolour = 1\n");
-        let path = write(&dir, "a.toml", &text);
-        let e = load(&path).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(
-            e.contains("line 5") && e.contains("interface.colour"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn bad_value_names_key_and_line() {
-        let dir = temp_dir("bad");
-        let text = good(&dir).replace("192.168.20.0/24", "192.168.20.0/40");
-        let path = write(&dir, "a.toml", &text);
-        let e = load(&path).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(
-            e.contains("line 10") && e.contains("peer.allowed_ips"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn qkd_policy_without_qkd_table_is_an_error() {
-        let dir = temp_dir("qkd-missing");
-        let text = good(&dir).replace("[[peer]]", "[keymix]\nqkd = \"required\"\n\n[[peer]]");
-        let path = write(&dir, "a.toml", &text);
-        let e = load(&path).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(
-            e.contains("keymix.qkd") && e.contains("[qkd]") && e.contains("line 8"),
-            "{e}"
-        );
-    }
-
-    /// A `[qkd]` table with the files `kme-sim init` writes, referenced relative to the
-    /// config's directory.
-    fn with_qkd(dir: &Path, peer_sae: Option<&str>) -> String {
-        let sim_dir = dir.join("kme");
-        if !sim_dir.join("kme-a.toml").exists() {
-            keymix::etsi014::sim::init(
-                &sim_dir,
-                "SAE_A",
-                "SAE_B",
-                keymix::etsi014::sim::DEFAULT_LISTEN_A,
-                keymix::etsi014::sim::DEFAULT_LISTEN_B,
-                keymix::etsi014::sim::DEFAULT_LINK_A,
-                keymix::etsi014::sim::DEFAULT_LINK_B,
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-        }
-        let peer_line = peer_sae.map_or(String::new(), |s| format!("sae_id = \"{s}\"\n"));
-        format!(
-            "{}{peer_line}\n[qkd]\nkme_url = \"https://127.0.0.1:8443\"\nsae_id = \"SAE_A\"\nca_file = \"kme/ca.pem\"\ncert_file = \"kme/SAE_A.pem\"\nkey_file = \"kme/SAE_A.key\"\n",
-            good(dir)
-        )
-    }
-
-    #[test]
-    fn qkd_table_defaults_to_preferred_with_relative_paths() {
-        let dir = temp_dir("qkd-good");
-        let path = write(&dir, "a.toml", &with_qkd(&dir, Some("SAE_B")));
-        let settings = load(&path).unwrap_or_else(|e| panic!("{e}"));
-        assert!(settings.qkd_source.is_some());
-        assert_eq!(settings.local_sae_id.as_deref(), Some("SAE_A"));
-        let peer = &settings.peers[0];
-        assert_eq!(peer.keymix.qkd, QkdPolicy::Preferred);
-        assert_eq!(peer.keymix.peer_sae_id.as_deref(), Some("SAE_B"));
-    }
-
-    #[test]
-    fn qkd_peer_without_sae_id_and_bad_files_are_errors() {
-        let dir = temp_dir("qkd-bad");
-        let path = write(&dir, "a.toml", &with_qkd(&dir, None));
-        let e = load(&path).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(e.contains("peer.sae_id"), "{e}");
-        let text = with_qkd(&dir, Some("SAE_B")).replace("kme/SAE_A.key", "kme/nope.key");
-        let path = write(&dir, "a.toml", &text);
-        let e = load(&path).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(e.contains("qkd.key_file") && e.contains("nope.key"), "{e}");
-    }
-}
+mod tests;

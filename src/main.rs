@@ -5,6 +5,7 @@ mod audit;
 mod config;
 mod keys;
 mod kme_sim;
+mod reset;
 mod status_view;
 mod up;
 
@@ -45,6 +46,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Forget the keymix chain with one peer (operator action, logged): its next bootstrap
+    /// is accepted. Use it on the side that still holds a chain when the other lost its
+    /// state and the two share no bootstrap PSK (status: blocked, chain mismatch).
+    Reset {
+        /// Interface name.
+        name: String,
+        /// The peer's public key (base64, as `trident status` prints it).
+        peer: String,
+        /// The interface's config: when it is not running, name the exact chain file to
+        /// delete instead.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// ETSI GS QKD 014 KME simulator pair: init, run, status.
     #[command(subcommand)]
     KmeSim(kme_sim::KmeSimCommand),
@@ -68,6 +82,7 @@ fn main() -> ExitCode {
         Command::Genpsk => keys::genpsk(),
         Command::Up { config } => up::up(&config),
         Command::Status { name, json } => status_view::status(name.as_deref(), json),
+        Command::Reset { name, peer, config } => reset::reset(&name, &peer, config.as_deref()),
         Command::KmeSim(command) => kme_sim::run(command),
         Command::Audit(args) => audit::run(args),
     };

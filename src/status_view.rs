@@ -96,9 +96,24 @@ pub fn render(status: &InterfaceStatus) -> String {
         }
         let _ = writeln!(out, "  allowed ips: {}", peer.allowed_ips.join(", "));
         let _ = writeln!(out, "  state: {}", peer.state);
+        if let Some(reason) = &peer.reason {
+            let _ = writeln!(out, "  reason: {reason}");
+        }
         if let Some(epoch) = peer.epoch {
             let age = peer.epoch_age_secs.map(ago).unwrap_or_default();
             let _ = writeln!(out, "  epoch: {epoch} (established {age})");
+        }
+        if peer.chain_epoch != 0 && peer.epoch != Some(peer.chain_epoch) {
+            let _ = writeln!(out, "  chain epoch: {} (saved chain)", peer.chain_epoch);
+        }
+        if let Some(auth) = &peer.auth {
+            let _ = writeln!(out, "  authenticated by: {auth}");
+            if auth == "static-only" {
+                let _ = writeln!(
+                    out,
+                    "  warning: first contact without a bootstrap PSK: authenticated by the static keys alone"
+                );
+            }
         }
         let _ = writeln!(out, "  sources: {}", sources(peer));
         if !peer.qkd_policy.is_empty() && peer.qkd_policy != "off" {
@@ -129,4 +144,72 @@ pub fn render(status: &InterfaceStatus) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(
+        auth: Option<&str>,
+        reason: Option<&str>,
+        epoch: Option<u64>,
+        chain: u64,
+    ) -> PeerReport {
+        PeerReport {
+            public_key: "PK".into(),
+            endpoint: None,
+            state: if reason.is_some() { "blocked" } else { "up" }.into(),
+            epoch,
+            epoch_age_secs: Some(3),
+            sources: Default::default(),
+            qkd_key_id: None,
+            last_handshake_secs: None,
+            rx_bytes: 0,
+            tx_bytes: 0,
+            last_kme_error: None,
+            keymix_exchanges: 1,
+            allowed_ips: Vec::new(),
+            persistent_keepalive: None,
+            tunnel_epochs: Vec::new(),
+            qkd_policy: "off".into(),
+            auth: auth.map(str::to_owned),
+            reason: reason.map(str::to_owned),
+            chain_epoch: chain,
+        }
+    }
+
+    fn view(peers: Vec<PeerReport>) -> String {
+        render(&InterfaceStatus {
+            interface: "trA".into(),
+            public_key: "K".into(),
+            listen_port: 51820,
+            peers,
+            dropped: Default::default(),
+            dropped_total: 0,
+            keylog: None,
+        })
+    }
+
+    #[test]
+    fn auth_reason_and_chain_epoch_are_shown() {
+        let out = view(vec![peer(Some("chain"), None, Some(7), 7)]);
+        assert!(out.contains("authenticated by: chain"), "{out}");
+        assert!(
+            !out.contains("chain epoch") && !out.contains("warning"),
+            "{out}"
+        );
+
+        let out = view(vec![peer(Some("static-only"), None, Some(1), 1)]);
+        assert!(out.contains("authenticated by: static-only"), "{out}");
+        assert!(
+            out.contains("warning: first contact without a bootstrap PSK"),
+            "{out}"
+        );
+
+        let reason = "chain mismatch: run `trident reset trA PK`";
+        let out = view(vec![peer(None, Some(reason), None, 9)]);
+        assert!(out.contains(&format!("reason: {reason}")), "{out}");
+        assert!(out.contains("chain epoch: 9"), "{out}");
+    }
 }

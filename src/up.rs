@@ -6,7 +6,11 @@ use anyhow::{Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
 pub fn up(config_path: &Path) -> Result<()> {
-    let settings = crate::config::load(config_path)?;
+    let crate::config::Loaded { settings, warnings } = crate::config::load(config_path)?;
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+        eprintln!("trident: WARNING: {warning}");
+    }
     if let Some(path) = &settings.keylog_file {
         // Loud on purpose: the file lets anyone who reads it decrypt recorded traffic.
         let warning = format!(
@@ -17,6 +21,9 @@ pub fn up(config_path: &Path) -> Result<()> {
         tracing::warn!("{warning}");
         eprintln!("trident: {warning}");
     }
+    // Before the runtime starts threads: capabilities are per thread (tunnel::privileges).
+    let low_port = (1..1024).contains(&settings.listen_port);
+    tunnel::privileges::drop_to_net_admin(low_port).context("dropping privileges")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

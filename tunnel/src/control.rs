@@ -1,22 +1,108 @@
-//! The control socket `/run/trident/NAME.sock`: one connection, one JSON status, closed.
+//! The control socket `/run/trident/NAME.sock`: one connection, one request line, one JSON
+//! answer, closed. The client writes `status\n` (or nothing: older clients) and gets the
+//! [`InterfaceStatus`], or `reset <base64 peer public key>\n` and gets a [`ControlReply`].
 //! A unix socket in the file system (not abstract), so `trident status` finds interfaces
 //! of every network namespace on the machine.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine;
 use nix::sys::stat::{umask, Mode};
-use tokio::io::AsyncWriteExt;
-use tokio::net::UnixListener;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::TunnelError;
 use crate::secret_file;
 use crate::status::InterfaceStatus;
 
-/// A status request from a control connection to the driver, which owns the state.
-pub type StatusRequest = oneshot::Sender<InterfaceStatus>;
+/// Longest request line read from a client; anything longer is refused.
+const MAX_REQUEST: usize = 256;
+/// How long the server waits for a request line. A client that writes nothing (an older
+/// `trident status`) gets the status when this runs out.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A request from a control connection to the driver, which owns the state.
+pub enum ControlRequest {
+    Status(oneshot::Sender<InterfaceStatus>),
+    /// `trident reset`: forget the keymix chain with the peer of this static public key.
+    Reset {
+        peer: [u8; 32],
+        reply: oneshot::Sender<ControlReply>,
+    },
+}
+
+/// The answer to a request other than `status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ControlReply {
+    pub ok: bool,
+    pub message: String,
+}
+
+impl ControlReply {
+    pub fn ok(message: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            message: message.into(),
+        }
+    }
+
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            message: message.into(),
+        }
+    }
+}
+
+/// A parsed request line.
+#[derive(Debug, PartialEq, Eq)]
+enum Command {
+    Status,
+    Reset([u8; 32]),
+}
+
+fn parse_request(line: &[u8]) -> Result<Command, String> {
+    let line = std::str::from_utf8(line).map_err(|_| "request is not UTF-8".to_owned())?;
+    let mut words = line.split_ascii_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (None | Some("status"), None, None) => Ok(Command::Status),
+        (Some("reset"), Some(key), None) => base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .ok()
+            .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+            .map(Command::Reset)
+            .ok_or_else(|| format!("{key:?} is not a base64 32-byte public key")),
+        _ => Err("unknown request (expected `status` or `reset <public key>`)".to_owned()),
+    }
+}
+
+/// Reads the request line: up to a newline, EOF, [`MAX_REQUEST`] bytes or the timeout.
+async fn read_request(stream: &mut UnixStream) -> Vec<u8> {
+    let mut line = Vec::new();
+    let mut buf = [0u8; MAX_REQUEST];
+    let read = async {
+        while line.len() <= MAX_REQUEST {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    line.extend_from_slice(buf.get(..n).unwrap_or_default());
+                    if line.contains(&b'\n') {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT, read).await;
+    if let Some(end) = line.iter().position(|b| *b == b'\n') {
+        line.truncate(end);
+    }
+    line
+}
 
 pub fn socket_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.sock"))
@@ -53,10 +139,10 @@ impl ControlSocket {
         Ok((Self { path }, listener))
     }
 
-    /// Serves status requests until the driver goes away.
+    /// Serves control requests until the driver goes away.
     pub fn serve(
         listener: UnixListener,
-        requests: mpsc::Sender<StatusRequest>,
+        requests: mpsc::Sender<ControlRequest>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut backoff = Backoff::default();
@@ -74,14 +160,32 @@ impl ControlSocket {
                         continue;
                     }
                 };
-                let (tx, rx) = oneshot::channel();
-                if requests.send(tx).await.is_err() {
-                    return;
-                }
-                let Ok(status) = rx.await else { return };
-                let Ok(json) = serde_json::to_vec(&status) else {
-                    continue;
+                let line = read_request(&mut stream).await;
+                let answer = match parse_request(&line) {
+                    Ok(Command::Status) => {
+                        let (tx, rx) = oneshot::channel();
+                        if requests.send(ControlRequest::Status(tx)).await.is_err() {
+                            return;
+                        }
+                        let Ok(status) = rx.await else { return };
+                        serde_json::to_vec(&status)
+                    }
+                    Ok(Command::Reset(peer)) => {
+                        let (reply, rx) = oneshot::channel();
+                        if requests
+                            .send(ControlRequest::Reset { peer, reply })
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        let Ok(answer) = rx.await else { return };
+                        serde_json::to_vec(&answer)
+                    }
+                    Err(e) => serde_json::to_vec(&ControlReply::error(e)),
                 };
+                let Ok(mut json) = answer else { continue };
+                json.push(b'\n');
                 let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&json)).await;
             }
         })
@@ -117,18 +221,37 @@ impl Drop for ControlSocket {
     }
 }
 
-/// Reads one status from a control socket (blocking; for the CLI).
-pub fn query_status(path: &Path) -> Result<InterfaceStatus, TunnelError> {
+/// Sends one request line and reads the whole answer (blocking; for the CLI).
+fn request(path: &Path, line: &str) -> Result<Vec<u8>, TunnelError> {
     let err = |source| TunnelError::Control {
         path: path.to_owned(),
         source,
     };
     let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(err)?;
+    // A reset waits for the driver to persist the emptied chain: allow more than a status.
     stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
+        .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(err)?;
+    stream.write_all(line.as_bytes()).map_err(err)?;
+    stream.shutdown(std::net::Shutdown::Write).map_err(err)?;
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf).map_err(err)?;
+    Ok(buf)
+}
+
+/// Reads one status from a control socket (blocking; for the CLI).
+pub fn query_status(path: &Path) -> Result<InterfaceStatus, TunnelError> {
+    let buf = request(path, "status\n")?;
+    serde_json::from_slice(&buf).map_err(|source| TunnelError::BadStatus {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Asks a running interface to forget its keymix chain with `peer` (`trident reset`).
+pub fn request_reset(path: &Path, peer: &[u8; 32]) -> Result<ControlReply, TunnelError> {
+    let key = base64::engine::general_purpose::STANDARD.encode(peer);
+    let buf = request(path, &format!("reset {key}\n"))?;
     serde_json::from_slice(&buf).map_err(|source| TunnelError::BadStatus {
         path: path.to_owned(),
         source,
@@ -156,6 +279,78 @@ mod tests {
     use std::os::unix::fs::MetadataExt as _;
 
     use super::*;
+
+    #[test]
+    fn request_lines_parse_and_junk_is_refused() {
+        assert_eq!(parse_request(b""), Ok(Command::Status));
+        assert_eq!(parse_request(b"status"), Ok(Command::Status));
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        assert_eq!(
+            parse_request(format!("reset {key}").as_bytes()),
+            Ok(Command::Reset([7; 32]))
+        );
+        assert!(parse_request(b"reset AAAA").is_err());
+        assert!(parse_request(b"reset").is_err());
+        assert!(parse_request(b"shutdown").is_err());
+        assert!(parse_request(&[0xff, 0xfe]).is_err());
+    }
+
+    /// A status client (new, old or silent) and a reset client against a fake driver.
+    #[tokio::test]
+    async fn status_and_reset_round_trip() {
+        let dir = std::env::temp_dir().join(format!("trident-ctl-rt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (control, listener) = ControlSocket::bind(&dir, "t1").unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let server = ControlSocket::serve(listener, tx);
+        let driver = tokio::spawn(async move {
+            while let Some(req) = rx.recv().await {
+                match req {
+                    ControlRequest::Status(reply) => {
+                        let _ = reply.send(InterfaceStatus {
+                            interface: "t1".into(),
+                            public_key: String::new(),
+                            listen_port: 1,
+                            peers: Vec::new(),
+                            dropped: Default::default(),
+                            dropped_total: 0,
+                            keylog: None,
+                        });
+                    }
+                    ControlRequest::Reset { peer, reply } => {
+                        let _ = reply.send(if peer == [7; 32] {
+                            ControlReply::ok("reset")
+                        } else {
+                            ControlReply::error("unknown peer")
+                        });
+                    }
+                }
+            }
+        });
+        let path = socket_path(&dir, "t1");
+        let p = path.clone();
+        let (status, ok, unknown, silent) = tokio::task::spawn_blocking(move || {
+            let status = query_status(&p).unwrap();
+            let ok = request_reset(&p, &[7; 32]).unwrap();
+            let unknown = request_reset(&p, &[8; 32]).unwrap();
+            // An old client: connects, writes nothing, reads.
+            let mut s = std::os::unix::net::UnixStream::connect(&p).unwrap();
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf).unwrap();
+            let silent: InterfaceStatus = serde_json::from_slice(&buf).unwrap();
+            (status, ok, unknown, silent)
+        })
+        .await
+        .unwrap();
+        assert_eq!(status.interface, "t1");
+        assert_eq!(silent.interface, "t1");
+        assert!(ok.ok);
+        assert!(!unknown.ok);
+        server.abort();
+        driver.abort();
+        drop(control);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn backoff_grows_to_one_second_and_resets() {

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tun_rs::AsyncDevice;
 
 use crate::allowed_ips::AllowedIps;
-use crate::control::{ControlSocket, StatusRequest};
+use crate::control::{ControlReply, ControlRequest, ControlSocket};
 use crate::counters::{TunnelCounters, TunnelDrop};
 use crate::epoch_tunn::EpochTunn;
 use crate::error::TunnelError;
@@ -249,7 +249,7 @@ async fn run_loop(
         tun_tx: TunTx::new(),
         udp_tx: UdpTx::new(usize::from(mtu)),
     };
-    let (status_tx, mut status_rx) = mpsc::channel::<StatusRequest>(4);
+    let (status_tx, mut status_rx) = mpsc::channel::<ControlRequest>(4);
     let control_task = ControlSocket::serve(listener, status_tx);
     tracing::info!(
         interface = %driver.name,
@@ -303,9 +303,7 @@ async fn run_loop(
                 ticks = ticks.wrapping_add(1);
                 driver.on_wireguard_tick(&io, &mut out, ticks);
             }
-            Some(reply) = status_rx.recv() => {
-                let _ = reply.send(driver.status(Instant::now()));
-            }
+            Some(request) = status_rx.recv() => driver.on_control(&io, request, &mut out),
         }
         // Whatever an input produced on the slow paths (replayed initiations, ...).
         io.flush_tun(&mut driver.tun_tx, &mut driver.counters);
@@ -592,6 +590,35 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// A control-socket request: the status, or an operator's `trident reset` of one peer.
+    fn on_control(&mut self, io: &Io, request: ControlRequest, out: &mut [u8]) {
+        let (peer, reply) = match request {
+            ControlRequest::Status(reply) => {
+                let _ = reply.send(self.status(Instant::now()));
+                return;
+            }
+            ControlRequest::Reset { peer, reply } => (peer, reply),
+        };
+        let key = base64::engine::general_purpose::STANDARD.encode(peer);
+        let answer = match self
+            .peers
+            .iter()
+            .position(|p| *p.public_key.as_bytes() == peer)
+        {
+            Some(id) => {
+                tracing::warn!(interface = %self.name, peer = %key, "operator reset: keymix chain with this peer forgotten; next exchange is a bootstrap (C_0)");
+                self.endpoint.reset_peer(id, Instant::now());
+                self.drain_keymix(io, out);
+                ControlReply::ok(format!(
+                    "{}: chain with peer {key} reset; a bootstrap exchange starts now",
+                    self.name
+                ))
+            }
+            None => ControlReply::error(format!("interface {} has no peer {key}", self.name)),
+        };
+        let _ = reply.send(answer);
     }
 
     fn status(&self, now: Instant) -> InterfaceStatus {
