@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use keymix::audit::{analyse, udp_datagrams, Broken};
+use keymix::audit::{analyse, udp_datagrams, AuditReport, Broken, EpochResult, Outcome};
 use keymix::keylog::KeyLogEntry;
 use zeroize::Zeroizing;
 
@@ -19,13 +19,15 @@ pub struct AuditArgs {
     /// The key log written by a gateway with `[keymix] keylog_file` or TRIDENT_KEYLOG.
     #[arg(long)]
     keylog: PathBuf,
-    /// Sources the attacker has broken: a comma-separated subset of x25519,mlkem,qkd, or all.
+    /// Sources the attacker has broken: a comma-separated subset of the names `trident
+    /// status` prints (x25519, ml-kem-768 or mlkem, qkd), or all, or none.
     #[arg(long)]
     broken: String,
     /// Also give the attacker the bootstrap PSK (a leaked PSK file, base64).
     #[arg(long)]
     bootstrap_psk_file: Option<PathBuf>,
-    /// Print JSON: {"epochs":[{"epoch":N,"sources":[...],"recovered":bool}]}.
+    /// Print JSON: {"epochs":[{"epoch":N,"sources":[...],"result":"recovered"|"not
+    /// recovered"|"unknown","recovered":true|false|null,"reason":"..."}],...}.
     #[arg(long)]
     json: bool,
 }
@@ -67,60 +69,214 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
     let keylog = KeyLogEntry::parse_file(keylog_text)
         .with_context(|| format!("key log {}", args.keylog.display()))?;
     let psk = args.bootstrap_psk_file.as_ref().map(read_psk).transpose()?;
-    let report = analyse(&datagrams, &keylog, broken, psk.as_deref());
-
+    let report = analyse(&datagrams, &keylog, broken, psk.as_deref()).with_context(|| {
+        format!(
+            "capture {} with key log {}",
+            args.pcap.display(),
+            args.keylog.display()
+        )
+    })?;
     if args.json {
-        let epochs: Vec<serde_json::Value> = report
+        println!("{}", render_json(&report, broken));
+    } else {
+        print!("{}", render_human(&report, broken, keylog.len()));
+    }
+    Ok(())
+}
+
+fn reason(e: &EpochResult) -> Option<String> {
+    match &e.outcome {
+        Outcome::Unknown(why) => Some(why.to_string()),
+        _ => None,
+    }
+}
+
+/// `recovered` is null for an epoch the audit could not rebuild (`reason` says why), so a
+/// consumer reading it as a boolean cannot take such an epoch for a safe one.
+fn render_json(report: &AuditReport, broken: Broken) -> serde_json::Value {
+    let epochs: Vec<serde_json::Value> = report
+        .epochs
+        .iter()
+        .map(|e| {
+            let mut v = serde_json::json!({
+                "epoch": e.epoch,
+                "sources": e.sources.names(),
+                "result": e.outcome.word(),
+                "recovered": match e.outcome {
+                    Outcome::Recovered => Some(true),
+                    Outcome::NotRecovered => Some(false),
+                    Outcome::Unknown(_) => None,
+                },
+            });
+            if let (Some(r), Some(obj)) = (reason(e), v.as_object_mut()) {
+                obj.insert("reason".into(), r.into());
+            }
+            v
+        })
+        .collect();
+    let count = |w: &str| {
+        report
             .epochs
             .iter()
-            .map(|e| {
-                serde_json::json!({
-                    "epoch": e.epoch,
-                    "sources": e.sources.names(),
-                    "recovered": e.recovered,
-                })
-            })
-            .collect();
-        let out = serde_json::json!({
-            "broken": broken.names(),
-            "epochs": epochs,
-            "unmatched_exchanges": report.unmatched_exchanges,
-        });
-        println!("{out}");
-        return Ok(());
-    }
-    println!(
-        "capture: {} UDP datagrams; key log: {} epochs; attacker holds: {}",
-        report.datagrams,
-        keylog.len(),
-        if broken.names().is_empty() {
-            "nothing".to_string()
-        } else {
-            broken.names().join(", ")
-        }
+            .filter(|e| e.outcome.word() == w)
+            .count()
+    };
+    serde_json::json!({
+        "broken": broken.names(),
+        "epochs": epochs,
+        "recovered": count("recovered"),
+        "not_recovered": count("not recovered"),
+        "unknown": count("unknown"),
+        "exchanges": report.exchanges,
+        "unmatched_exchanges": report.unmatched_exchanges,
+    })
+}
+
+fn render_human(report: &AuditReport, broken: Broken, keylog_lines: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let holds = if broken.names().is_empty() {
+        "nothing".to_string()
+    } else {
+        broken.names().join(", ")
+    };
+    let _ = writeln!(
+        out,
+        "capture: {} UDP datagrams, {} keymix exchanges; key log: {keylog_lines} epochs; attacker holds: {holds}",
+        report.datagrams, report.exchanges
     );
-    if report.epochs.is_empty() {
-        println!("no completed keymix exchange with a key-log entry found in the capture");
-    }
     for e in &report.epochs {
-        println!(
-            "epoch {:>4}  sources {:<20} {}",
+        let verdict = match &e.outcome {
+            Outcome::Recovered => "PSK RECOVERED".to_string(),
+            Outcome::NotRecovered => "not recovered".to_string(),
+            Outcome::Unknown(why) => format!("unknown: {why}"),
+        };
+        let _ = writeln!(
+            out,
+            "epoch {:>4}  sources {:<20} {verdict}",
             e.epoch,
             e.sources.names().join("+"),
-            if e.recovered {
-                "PSK RECOVERED"
-            } else {
-                "not recovered"
-            }
         );
     }
     if report.unmatched_exchanges > 0 {
-        println!(
-            "{} exchange(s) in the capture have no key-log entry (not completed, or logged by the other gateway)",
+        let _ = writeln!(
+            out,
+            "{} exchange(s) in the capture belong to no logged epoch (not completed, cut off by \
+             the end of the capture, or between peers this key log does not cover)",
             report.unmatched_exchanges
         );
     }
-    let recovered = report.epochs.iter().filter(|e| e.recovered).count();
-    println!("{recovered} of {} epochs recovered", report.epochs.len());
-    Ok(())
+    let count = |w: &str| {
+        report
+            .epochs
+            .iter()
+            .filter(|e| e.outcome.word() == w)
+            .count()
+    };
+    let _ = writeln!(
+        out,
+        "{} of {} epochs recovered, {} not recovered, {} unknown",
+        count("recovered"),
+        report.epochs.len(),
+        count("not recovered"),
+        count("unknown"),
+    );
+    if count("unknown") > 0 {
+        let _ = writeln!(
+            out,
+            "unknown: the audit could not rebuild those epochs, so it says nothing about them"
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keymix::audit::Unknown;
+    use keymix::SourceMask;
+
+    fn report() -> AuditReport {
+        let epoch = |epoch, outcome| EpochResult {
+            epoch,
+            sources: SourceMask::ALL,
+            outcome,
+        };
+        AuditReport {
+            epochs: vec![
+                epoch(1, Outcome::NotRecovered),
+                epoch(2, Outcome::Unknown(Unknown::NoKeyLogLine)),
+                epoch(3, Outcome::Unknown(Unknown::PreviousUnknown { epoch: 2 })),
+                epoch(1, Outcome::Recovered),
+            ],
+            exchanges: 4,
+            unmatched_exchanges: 0,
+            datagrams: 12,
+        }
+    }
+
+    #[test]
+    fn unknown_epochs_are_unknown_with_a_reason_in_both_outputs() {
+        let broken = Broken::parse("x25519").unwrap();
+        let v = render_json(&report(), broken);
+        let epochs = v["epochs"].as_array().unwrap();
+        let recovered: Vec<_> = epochs.iter().map(|e| e["recovered"].clone()).collect();
+        assert_eq!(
+            recovered,
+            [
+                false.into(),
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+                true.into()
+            ]
+        );
+        assert_eq!(epochs[1]["result"], "unknown");
+        assert_eq!(epochs[1]["reason"], "the key log has no line for it");
+        assert!(epochs[2]["reason"].as_str().unwrap().contains("epoch 2"));
+        assert!(epochs[0].get("reason").is_none());
+        assert_eq!(
+            (v["recovered"].clone(), v["unknown"].clone()),
+            (1.into(), 2.into())
+        );
+
+        let text = render_human(&report(), broken, 3);
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("epoch")).collect();
+        assert!(lines[0].ends_with("not recovered"), "{text}");
+        assert!(
+            lines[1].ends_with("unknown: the key log has no line for it"),
+            "{text}"
+        );
+        assert!(lines[2].contains("unknown: ") && !lines[2].contains("not recovered"));
+        assert!(
+            text.contains("1 of 4 epochs recovered, 1 not recovered, 2 unknown"),
+            "{text}"
+        );
+    }
+
+    /// A capture without keymix exchanges is an error that names both files.
+    #[test]
+    fn a_capture_without_exchanges_fails_naming_the_files() {
+        let dir = std::env::temp_dir().join(format!("trident-audit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (pcap, keylog) = (dir.join("empty.pcap"), dir.join("a.keylog"));
+        let mut header = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        header.extend([0u8; 8]);
+        header.extend(65535u32.to_le_bytes());
+        header.extend(1u32.to_le_bytes());
+        std::fs::write(&pcap, header).unwrap();
+        std::fs::write(&keylog, "").unwrap();
+        let err = run(AuditArgs {
+            pcap: pcap.clone(),
+            keylog: keylog.clone(),
+            broken: "all".into(),
+            bootstrap_psk_file: None,
+            json: false,
+        })
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(msg.contains(&*pcap.to_string_lossy()), "{msg}");
+        assert!(msg.contains(&*keylog.to_string_lossy()), "{msg}");
+        assert!(msg.contains("no keymix exchange"), "{msg}");
+    }
 }

@@ -1,13 +1,16 @@
 //! The RNDL audit on a simulated capture: only breaking all three sources recovers an
-//! epoch, and then every epoch; without QKD, X25519 + ML-KEM suffice.
+//! epoch, and then every epoch; without QKD, X25519 + ML-KEM suffice. An epoch the audit
+//! cannot rebuild is `unknown`, never `not recovered`, and a capture or key log that gives
+//! it nothing to check is an error, never an empty success.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{Net, Options};
-use keymix::audit::{analyse, Broken, Datagram};
+use keymix::audit::{analyse, AuditError, Broken, Datagram, Outcome, Unknown};
 use keymix::keylog::KeyLogEntry;
+use keymix::message::{Init, Resp, TYPE_INIT, TYPE_RESP};
 use keymix::QkdPolicy;
 
 fn capture(net: &Net) -> Vec<Datagram> {
@@ -65,11 +68,11 @@ fn only_all_three_recover_and_they_recover_every_epoch() {
     let cap = capture(&net);
     let log = keylog(&net);
     for list in SUBSETS {
-        let r = analyse(&cap, &log, Broken::parse(list).unwrap(), None);
+        let r = analyse(&cap, &log, Broken::parse(list).unwrap(), None).unwrap();
         assert!(r.epochs.len() >= 4, "{list}: {:?}", r.epochs);
         assert_eq!(r.epochs.len(), net.a.keys.len());
-        let all_recovered = r.epochs.iter().all(|e| e.recovered);
-        let none_recovered = r.epochs.iter().all(|e| !e.recovered);
+        let all_recovered = r.epochs.iter().all(|e| e.outcome == Outcome::Recovered);
+        let none_recovered = r.epochs.iter().all(|e| e.outcome == Outcome::NotRecovered);
         if list == "all" {
             assert!(all_recovered, "{:?}", r.epochs);
         } else {
@@ -90,17 +93,180 @@ fn without_qkd_x25519_and_mlkem_suffice() {
     });
     net.run_for(Duration::from_secs(16), |_| 1);
     let (cap, log) = (capture(&net), keylog(&net));
-    let r = analyse(&cap, &log, Broken::parse("x25519,mlkem").unwrap(), None);
-    assert!(!r.epochs.is_empty() && r.epochs.iter().all(|e| e.recovered));
-    let r = analyse(&cap, &log, Broken::parse("x25519").unwrap(), None);
-    assert!(r.epochs.iter().all(|e| !e.recovered));
+    let r = analyse(
+        &cap,
+        &log,
+        Broken::parse("x25519,ml-kem-768").unwrap(),
+        None,
+    )
+    .unwrap();
+    assert!(!r.epochs.is_empty());
+    assert!(r.epochs.iter().all(|e| e.outcome == Outcome::Recovered));
+    let r = analyse(&cap, &log, Broken::parse("x25519").unwrap(), None).unwrap();
+    assert!(r.epochs.iter().all(|e| e.outcome == Outcome::NotRecovered));
 }
 
 #[test]
 fn bad_source_names_are_errors() {
-    assert!(Broken::parse("x25519,rsa").is_err());
+    for bad in [
+        "x25519,rsa",
+        "",
+        " , ",
+        "none,qkd",
+        "all,none",
+        "ml-kem-512",
+    ] {
+        assert!(Broken::parse(bad).is_err(), "{bad:?}");
+    }
     assert_eq!(
         Broken::parse("all").unwrap().names(),
         ["x25519", "mlkem", "qkd"]
     );
+}
+
+/// `trident status` prints `x25519 + ml-kem-768 + qkd`: an operator copies those names.
+#[test]
+fn broken_accepts_the_names_status_prints() {
+    let all = Broken::parse("all").unwrap();
+    let mlkem = Broken {
+        mlkem: true,
+        ..Broken::default()
+    };
+    assert_eq!(Broken::parse("ml-kem-768").unwrap(), mlkem);
+    assert_eq!(Broken::parse("mlkem").unwrap(), mlkem);
+    assert_eq!(Broken::parse("ML-KEM-768").unwrap(), mlkem);
+    assert_eq!(Broken::parse("x25519,ml-kem-768,qkd").unwrap(), all);
+    assert_eq!(Broken::parse("x25519 + ml-kem-768 + qkd").unwrap(), all);
+    assert_eq!(Broken::parse("none").unwrap(), Broken::default());
+    assert!(Broken::parse("none").unwrap().names().is_empty());
+}
+
+/// A short run with no loss, 5 s epochs: epochs 1, 2, 3, ... in the key log.
+fn clean_run() -> Net {
+    let mut net = Net::new(Options {
+        epoch: Duration::from_secs(5),
+        reject_after: Duration::from_secs(8),
+        ..Options::default()
+    });
+    net.run_for(Duration::from_secs(22), |_| 1);
+    assert!(net.a.keys.len() >= 4);
+    net
+}
+
+fn outcomes(cap: &[Datagram], log: &[KeyLogEntry], broken: &str) -> Vec<(u64, Outcome)> {
+    let r = analyse(cap, log, Broken::parse(broken).unwrap(), None).unwrap();
+    r.epochs
+        .iter()
+        .map(|e| (e.epoch, e.outcome.clone()))
+        .collect()
+}
+
+/// Finding 8: epoch 2's key-log line is missing. The audit cannot rebuild epoch 2, nor,
+/// lacking its chain key, any later one: those are `unknown`, whatever the attacker holds,
+/// and never `not recovered` (which would claim the attacker fails).
+#[test]
+fn an_epoch_without_its_keylog_line_is_unknown_not_not_recovered() {
+    let net = clean_run();
+    let cap = capture(&net);
+    let mut log = keylog(&net);
+    let epochs: Vec<u64> = log.iter().map(|e| e.epoch).collect();
+    assert_eq!(epochs, (1..=epochs.len() as u64).collect::<Vec<_>>());
+    let gone = log.remove(1);
+    assert_eq!(gone.epoch, 2);
+    for (broken, first) in [
+        ("all", Outcome::Recovered),
+        ("x25519", Outcome::NotRecovered),
+    ] {
+        let got = outcomes(&cap, &log, broken);
+        assert_eq!(got.len(), epochs.len(), "{broken}: {got:?}");
+        assert_eq!(got[0], (1, first.clone()), "{broken}");
+        assert_eq!(
+            got[1],
+            (2, Outcome::Unknown(Unknown::NoKeyLogLine)),
+            "{broken}"
+        );
+        for (epoch, outcome) in &got[2..] {
+            assert_eq!(
+                *outcome,
+                Outcome::Unknown(Unknown::PreviousUnknown { epoch: epoch - 1 }),
+                "{broken}: epoch {epoch}"
+            );
+        }
+    }
+}
+
+/// The capture lacks epoch 2's Resp and epoch 4's Init (a capture started late, or lossy):
+/// those epochs, and the ones chained to them, are `unknown`.
+#[test]
+fn an_epoch_missing_from_the_capture_is_unknown() {
+    let net = clean_run();
+    let log = keylog(&net);
+    let cap: Vec<Datagram> = capture(&net)
+        .into_iter()
+        .filter(|d| match d.payload.first() {
+            Some(&TYPE_RESP) => Resp::parse(&d.payload).map_or(true, |r| r.epoch != 2),
+            Some(&TYPE_INIT) => Init::parse(&d.payload).map_or(true, |i| i.epoch != 4),
+            _ => true,
+        })
+        .collect();
+    let got = outcomes(&cap, &log, "all");
+    assert_eq!(got.len(), log.len(), "{got:?}");
+    assert_eq!(got[0], (1, Outcome::Recovered));
+    assert_eq!(got[1], (2, Outcome::Unknown(Unknown::MissingResp)));
+    assert_eq!(
+        got[2],
+        (3, Outcome::Unknown(Unknown::PreviousUnknown { epoch: 2 }))
+    );
+    assert_eq!(got[3], (4, Outcome::Unknown(Unknown::MissingInit)));
+    assert!(got.iter().all(|(_, o)| *o != Outcome::NotRecovered));
+}
+
+/// A check that cannot fail is no check: no exchanges in the capture is an error.
+#[test]
+fn a_capture_without_keymix_exchanges_is_an_error() {
+    let net = clean_run();
+    let log = keylog(&net);
+    let all = Broken::parse("all").unwrap();
+    let other = Datagram {
+        src: net.a.addr,
+        dst: net.b.addr,
+        payload: b"not keymix".to_vec(),
+    };
+    let inits_only: Vec<Datagram> = capture(&net)
+        .into_iter()
+        .filter(|d| d.payload.first() == Some(&TYPE_INIT))
+        .collect();
+    assert!(!inits_only.is_empty());
+    for cap in [vec![], vec![other], inits_only] {
+        let r = analyse(&cap, &log, all, None);
+        assert!(
+            matches!(r, Err(AuditError::NoExchanges { .. })),
+            "{:?}",
+            r.map(|r| r.epochs)
+        );
+    }
+}
+
+/// A key log of another gateway pair (or an empty one) matches none of the capture's
+/// exchanges: an error, not "0 of 0 epochs recovered".
+#[test]
+fn a_keylog_that_matches_no_exchange_is_an_error() {
+    let net = clean_run();
+    let cap = capture(&net);
+    let mut other = Net::new(Options {
+        epoch: Duration::from_secs(5),
+        reject_after: Duration::from_secs(8),
+        seed: 9,
+        ..Options::default()
+    });
+    other.run_for(Duration::from_secs(12), |_| 1);
+    let all = Broken::parse("all").unwrap();
+    for log in [keylog(&other), vec![]] {
+        let r = analyse(&cap, &log, all, None);
+        assert!(
+            matches!(r, Err(AuditError::KeyLogMatchesNothing { .. })),
+            "{:?}",
+            r.map(|r| r.epochs)
+        );
+    }
 }
