@@ -270,3 +270,42 @@ fn a_keylog_that_matches_no_exchange_is_an_error() {
         );
     }
 }
+
+/// Parseable junk in the capture costs bounded work: the audit tries the first
+/// candidates in capture order; if the real Resp is not among them the epoch is
+/// `unknown`, never `not recovered`.
+#[test]
+fn a_flood_of_candidate_messages_is_bounded() {
+    let net = clean_run();
+    let log = keylog(&net);
+    let cap = capture(&net);
+    let resp2 = cap
+        .iter()
+        .position(|d| Resp::parse(&d.payload).is_ok_and(|r| r.epoch == 2))
+        .unwrap();
+    let forged: Vec<Datagram> = (0..100u8)
+        .map(|n| {
+            let mut f = cap[resp2].clone();
+            // Inside e_resp: a transcript byte, so each forgery is a distinct candidate.
+            f.payload[50] ^= n + 1;
+            f
+        })
+        .collect();
+    // After the real Resp: it is tried first and recovers.
+    let mut after = cap.clone();
+    after.extend(forged.iter().cloned());
+    let got = outcomes(&after, &log, "all");
+    assert!(got.iter().all(|(_, o)| *o == Outcome::Recovered), "{got:?}");
+    // Before it: the limit is reached first.
+    let mut before = cap.clone();
+    before.splice(resp2..resp2, forged);
+    let got = outcomes(&before, &log, "all");
+    assert_eq!(got[0], (1, Outcome::Recovered));
+    assert_eq!(got[1], (2, Outcome::Unknown(Unknown::TooManyCandidates)));
+    assert_eq!(
+        got[2],
+        (3, Outcome::Unknown(Unknown::PreviousUnknown { epoch: 2 }))
+    );
+    let got = outcomes(&before, &log, "x25519");
+    assert_eq!(got[1], (2, Outcome::Unknown(Unknown::TooManyCandidates)));
+}

@@ -28,7 +28,8 @@ pub enum Unknown {
     MissingInit,
     /// The key log has the epoch but the capture lacks its Resp.
     MissingResp,
-    /// The capture holds more candidate messages for the epoch than the audit tries.
+    /// None of the candidate messages the audit tries gives the PSK, and the capture holds
+    /// more than it tries.
     TooManyCandidates,
     /// Epoch `epoch` (the previous one) could not be rebuilt, so neither can the chain
     /// key this epoch is derived from.
@@ -131,7 +132,7 @@ pub fn analyse(
         });
     }
     let found: Vec<Found> = keylog.iter().map(|e| ex.find(e)).collect();
-    if !found.iter().any(|f| matches!(f, Found::Pairs(_))) {
+    if !found.iter().any(|f| matches!(f, Found::Pairs { .. })) {
         return Err(AuditError::KeyLogMatchesNothing {
             entries: keylog.len(),
             exchanges,
@@ -147,7 +148,7 @@ pub fn analyse(
     }
     let mut used: HashSet<usize> = HashSet::new();
     for f in &found {
-        if let Found::Pairs(pairs) = f {
+        if let Found::Pairs { pairs, .. } = f {
             used.extend(pairs.iter().map(|(n, _, _)| *n));
         }
     }
@@ -209,18 +210,19 @@ pub fn analyse(
             SourceMask::ALL
         };
         let (sources, outcome, key) = match found {
-            Found::Pairs(pairs) => {
+            Found::Pairs { pairs, truncated } => {
                 let sources = pairs.first().map_or(logged_sources, |(_, _, r)| r.sources);
                 let (outcome, key) = rebuild(entry, pairs, broken, prev, &c0);
-                (sources, outcome, key)
+                match outcome {
+                    // The right messages may be among those not tried.
+                    Outcome::NotRecovered if *truncated => {
+                        (sources, Outcome::Unknown(Unknown::TooManyCandidates), None)
+                    }
+                    _ => (sources, outcome, key),
+                }
             }
             Found::NoInit => (logged_sources, Outcome::Unknown(Unknown::MissingInit), None),
             Found::NoResp => (logged_sources, Outcome::Unknown(Unknown::MissingResp), None),
-            Found::TooMany => (
-                logged_sources,
-                Outcome::Unknown(Unknown::TooManyCandidates),
-                None,
-            ),
         };
         report.epochs.push(EpochResult {
             epoch: n,

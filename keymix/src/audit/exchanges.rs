@@ -25,10 +25,14 @@ pub(super) struct Exchanges {
 
 /// What the capture holds of one key-log line's exchange.
 pub(super) enum Found<'a> {
-    Pairs(Vec<(usize, &'a Init, &'a Resp)>),
+    /// Candidate pairs in capture order; `truncated`: there were more than
+    /// [`MAX_CANDIDATES`], the rest are not tried.
+    Pairs {
+        pairs: Vec<(usize, &'a Init, &'a Resp)>,
+        truncated: bool,
+    },
     NoInit,
     NoResp,
-    TooMany,
 }
 
 impl Exchanges {
@@ -96,13 +100,15 @@ impl Exchanges {
             return Found::NoInit;
         }
         let mut pairs = Vec::new();
+        let mut truncated = false;
         for n in inits {
             let Some(init) = self.inits.get(n) else {
                 continue;
             };
             for resp in self.answers(init) {
                 if pairs.len() == MAX_CANDIDATES {
-                    return Found::TooMany;
+                    truncated = true;
+                    break;
                 }
                 pairs.push((n, init, resp));
             }
@@ -110,7 +116,7 @@ impl Exchanges {
         if pairs.is_empty() {
             Found::NoResp
         } else {
-            Found::Pairs(pairs)
+            Found::Pairs { pairs, truncated }
         }
     }
 }
