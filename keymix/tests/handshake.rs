@@ -179,3 +179,31 @@ fn a_peer_that_lost_its_state_rebootstraps_with_a_bootstrap_psk() {
         );
     }
 }
+
+#[test]
+fn a_peer_restarted_with_a_state_one_epoch_old_reruns_the_epoch() {
+    // B's last state write failed (or a backup one epoch old was restored): it restarts one
+    // epoch behind A. A authenticates B's Init with the chain that keyed its current epoch
+    // and re-runs that epoch with B, instead of splitting the pair for good.
+    let opt = Options {
+        epoch: Duration::from_secs(20),
+        reject_after: Duration::from_secs(30),
+        ..Options::default()
+    };
+    let mut net = Net::new(opt.clone());
+    net.run_for(Duration::from_secs(25), |_| 1);
+    let stale = net.b.saved.clone().expect("B persisted its chain");
+    let stale_epoch = stale.epoch;
+    net.run_for(Duration::from_secs(20), |_| 1);
+    assert_eq!(net.a.keys.last().unwrap().epoch, stale_epoch + 1);
+    net.b.saved = Some(stale);
+    net.restart(false, true, &opt);
+    let t0 = net.now;
+    net.run_for(Duration::from_secs(10), |_| 1);
+    let (last_a, last_b) = (net.a.keys.last().unwrap(), net.b.keys.last().unwrap());
+    assert!(last_b.established >= t0, "B has a key again");
+    assert_eq!(*last_a.psk, *last_b.psk);
+    assert!(last_b.epoch >= stale_epoch + 1);
+    assert_eq!(net.status(true, net.now).state, keymix::PeerState::Up);
+    assert_eq!(net.status(false, net.now).state, keymix::PeerState::Up);
+}

@@ -312,7 +312,7 @@ impl Session {
             return Err(DropReason::BadConfirm);
         }
         let epoch = sent.init.epoch;
-        let bootstrap = sent.bootstrap;
+        let keyed_with = (!sent.bootstrap).then(|| sent.chain.clone());
         let key_ids = if resp.sources.has_qkd() {
             sent.init.key_ids.clone()
         } else {
@@ -347,7 +347,7 @@ impl Session {
             resp.sources,
             key_ids,
             Role::Initiator,
-            bootstrap,
+            keyed_with.as_deref(),
             keylog,
         );
         sh.send(Destination::Peer(self.id), cbytes);
@@ -365,18 +365,15 @@ impl Session {
     }
 
     /// The peer is one epoch behind us (it sent an Init for our current epoch, keyed with
-    /// our previous chain): it never got our Confirm. Send it again, and start the next
-    /// exchange now: the peer accepts it through the exchange it still holds (persisted),
-    /// which also heals a peer that restarted and can no longer match the Confirm. Only
-    /// called for an authenticated, fresh Init.
-    pub(super) fn help_peer_behind(&mut self, sh: &mut Shared, now: Instant) {
+    /// the chain that keyed our current epoch): if it only missed our Confirm, this
+    /// completes its side. The responder also answers the Init (a re-run of the epoch),
+    /// which heals a peer that can no longer match the Confirm (it restarted, or its state
+    /// write failed). Only called for an authenticated, fresh Init.
+    pub(super) fn resend_last_confirm(&self, sh: &mut Shared) {
         if let Some(c) = &self.last_confirm {
             if c.epoch == self.state.epoch {
                 sh.send(Destination::Peer(self.id), c.bytes.clone());
             }
-        }
-        if self.initiating.is_none() {
-            self.next_initiation_at = self.next_initiation_at.min(now);
         }
     }
 

@@ -308,10 +308,17 @@ impl Session {
     // ---- commit and status --------------------------------------------------------------
 
     /// Moves the chain to `epoch` / `chain` and persists it; called before the epoch's PSK
-    /// is handed out, so a restart continues from here.
-    fn advance_chain(&mut self, sh: &mut Shared, epoch: u64, chain: &[u8; 32]) {
-        let prev = self.state.has_chain().then_some(self.state.chain);
-        self.state.prev_chain = prev;
+    /// is handed out, so a restart continues from here. `keyed_with` is the chain key that
+    /// authenticated the exchange (None for a bootstrap): a peer still holding only that
+    /// one may re-run this epoch with it.
+    fn advance_chain(
+        &mut self,
+        sh: &mut Shared,
+        epoch: u64,
+        chain: &[u8; 32],
+        keyed_with: Option<&[u8; 32]>,
+    ) {
+        self.state.prev_chain = keyed_with.copied();
         self.state.epoch = epoch;
         self.state.chain = *chain;
         if self.state.tentative.as_ref().is_some_and(|t| t.epoch <= epoch) {
@@ -340,11 +347,11 @@ impl Session {
         sources: SourceMask,
         key_ids: Vec<String>,
         role: Role,
-        bootstrap: bool,
+        keyed_with: Option<&[u8; 32]>,
         keylog: Option<Box<KeyLogEntry>>,
     ) {
-        self.advance_chain(sh, epoch, &derived.chain);
-        let auth = if !bootstrap {
+        self.advance_chain(sh, epoch, &derived.chain, keyed_with);
+        let auth = if keyed_with.is_some() {
             AuthBasis::Chain
         } else if self.cfg.bootstrap_psk.is_some() {
             AuthBasis::BootstrapPsk

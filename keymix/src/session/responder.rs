@@ -63,7 +63,8 @@ pub(super) struct ResponderWaiting {
 
 pub(super) struct SentResp {
     epoch: u64,
-    bootstrap: bool,
+    /// The chain key that authenticated the Init (None: a bootstrap).
+    keyed_with: Option<Secret32>,
     resp_index: u32,
     init_hash: [u8; 32],
     bytes: Vec<u8>,
@@ -170,6 +171,18 @@ impl Session {
                 );
                 return Err(DropReason::ChainMismatch);
             }
+            if init.epoch > self.state.epoch + 1 || init.epoch + 1 < self.state.epoch {
+                // Unverifiable too; both chains exist but are epochs apart.
+                self.note_mismatch(
+                    now,
+                    format!(
+                        "the peer's chain is at epoch {}, ours at {} (a stale or restored \
+                         state file?): run `trident reset` for this peer on both sides",
+                        init.epoch.saturating_sub(1),
+                        self.state.epoch
+                    ),
+                );
+            }
             return Err(DropReason::StaleEpoch);
         }
         let data = &bytes[..auth_off];
@@ -229,8 +242,12 @@ impl Session {
         self.persist(sh);
 
         if choice == ChainChoice::Previous {
-            self.help_peer_behind(sh, now);
-            return Ok(());
+            tracing::info!(
+                peer = self.id,
+                epoch = init.epoch,
+                "peer is one epoch behind; re-running the epoch with it"
+            );
+            self.resend_last_confirm(sh);
         }
         if let Some(ours) = &self.initiating {
             if ours.epoch() == init.epoch && self.preferred_initiator && self.reachable {
@@ -403,7 +420,7 @@ impl Session {
         sh.send(Destination::Peer(self.id), bytes.clone());
         self.responding = Some(Responding::Sent(Box::new(SentResp {
             epoch: init.epoch,
-            bootstrap: a.bootstrap,
+            keyed_with: (!a.bootstrap).then(|| a.chain.clone()),
             resp_index,
             init_hash: a.init_hash,
             bytes,
@@ -456,7 +473,7 @@ impl Session {
                 s.sources,
                 s.key_ids.clone(),
                 Role::Responder,
-                s.bootstrap,
+                s.keyed_with.as_deref(),
                 s.keylog.clone(),
             );
         } else if let Some(t) = self.state.tentative.clone() {
@@ -465,7 +482,9 @@ impl Session {
                 epoch = t.epoch,
                 "peer confirmed the exchange answered before our restart"
             );
-            self.advance_chain(sh, t.epoch, &t.chain);
+            // Our restart lost which chain keyed it; normally the one we hold.
+            let keyed_with = self.state.has_chain().then_some(self.state.chain);
+            self.advance_chain(sh, t.epoch, &t.chain, keyed_with.as_ref());
         }
     }
 }
