@@ -28,6 +28,7 @@ pub(super) enum Initiation {
         request: KmeRequestId,
         deadline: Instant,
         epoch: u64,
+        started: Instant,
     },
     Sent(Box<SentInit>),
 }
@@ -38,6 +39,16 @@ impl Initiation {
             Self::AwaitingKme { epoch, .. } => *epoch,
             Self::Sent(s) => s.init.epoch,
         }
+    }
+
+    /// Whether our initiation may still win a tie: started less than the longest
+    /// retransmission interval ago (after that, the peer evidently does not answer it).
+    pub(super) fn is_young(&self, now: Instant) -> bool {
+        let started = match self {
+            Self::AwaitingKme { started, .. } => *started,
+            Self::Sent(s) => s.started,
+        };
+        now.saturating_duration_since(started) < super::retransmit::RETRANSMIT_MAX
     }
 
     pub(super) fn awaits(&self, id: KmeRequestId) -> bool {
@@ -56,6 +67,7 @@ pub(super) struct SentInit {
     dk: DecapsulationKey<MlKem768>,
     k_q: Zeroizing<Vec<u8>>,
     cookie: Option<Zeroizing<[u8; COOKIE_LEN]>>,
+    started: Instant,
     pub(super) retransmit: Retransmit,
 }
 
@@ -125,6 +137,7 @@ impl Session {
             request,
             deadline: super::later(now, self.cfg.kme_timeout),
             epoch,
+            started: now,
         });
     }
 
@@ -221,6 +234,7 @@ impl Session {
             dk,
             k_q,
             cookie: None,
+            started: now,
             retransmit: Retransmit::new(now),
         })));
     }
@@ -365,15 +379,18 @@ impl Session {
     }
 
     /// The peer is one epoch behind us (it sent an Init for our current epoch, keyed with
-    /// the chain that keyed our current epoch): if it only missed our Confirm, this
-    /// completes its side. The responder also answers the Init (a re-run of the epoch),
-    /// which heals a peer that can no longer match the Confirm (it restarted, or its state
-    /// write failed). Only called for an authenticated, fresh Init.
-    pub(super) fn resend_last_confirm(&self, sh: &mut Shared) {
+    /// the chain that keyed our current epoch): it never got our Confirm. Send it again,
+    /// and start the next exchange now: the peer accepts it through the exchange it still
+    /// holds (persisted), which also heals a peer that restarted and can no longer match
+    /// the Confirm. Only called for an authenticated, fresh Init.
+    pub(super) fn help_peer_behind(&mut self, sh: &mut Shared, now: Instant) {
         if let Some(c) = &self.last_confirm {
             if c.epoch == self.state.epoch {
                 sh.send(Destination::Peer(self.id), c.bytes.clone());
             }
+        }
+        if self.initiating.is_none() {
+            self.next_initiation_at = self.next_initiation_at.min(now);
         }
     }
 

@@ -242,16 +242,23 @@ impl Session {
         self.persist(sh);
 
         if choice == ChainChoice::Previous {
-            tracing::info!(
-                peer = self.id,
-                epoch = init.epoch,
-                "peer is one epoch behind; re-running the epoch with it"
-            );
-            self.resend_last_confirm(sh);
+            // Never a second PSK under one epoch number: the peer moves forward through
+            // the exchange it still holds, or (epochs apart) status names the fix.
+            self.help_peer_behind(sh, now);
+            return Ok(());
         }
         if let Some(ours) = &self.initiating {
-            if ours.epoch() == init.epoch && self.preferred_initiator && self.reachable {
-                // Both initiated this epoch; ours wins, the peer will answer it.
+            // Both initiated this epoch with the same chain key: ours wins, the peer will
+            // answer it — but only while ours is young. An Init of ours that has gone
+            // unanswered (the peer refuses it, e.g. as a replay after our clock went back)
+            // must not block the peer's for good; nor does a tie count when the peer's Init
+            // was keyed with another chain (ours is then stale).
+            let tie_won = ours.epoch() == init.epoch
+                && choice == ChainChoice::Current
+                && self.preferred_initiator
+                && self.reachable
+                && ours.is_young(now);
+            if tie_won {
                 return Err(DropReason::SimultaneousInitiation);
             }
             tracing::debug!(

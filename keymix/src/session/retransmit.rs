@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::EXCHANGE_LIFETIME;
 
 const RETRANSMIT_FIRST: Duration = Duration::from_secs(1);
-const RETRANSMIT_MAX: Duration = Duration::from_secs(4);
+pub(super) const RETRANSMIT_MAX: Duration = Duration::from_secs(4);
 
 pub(super) struct Retransmit {
     pub next: Instant,
