@@ -135,7 +135,9 @@ PY
     local endpoint replays_before
     endpoint=$(trd_json "$name" "s['peers'][0]['endpoint']")
     replays_before=$(trd_json "$name" "s['dropped'].get('replayed_initiation', 0)")
-    "$NETNS" exec wan python3 - "$pub" "$ATTACKER" "$(cut -d' ' -f2 <"$WORK/init.hex")" "$victim" "$e" <<PY || return 1
+    local answers
+    answers=$("$NETNS" exec wan python3 - "$pub" "$ATTACKER" "$(cut -d' ' -f2 <"$WORK/init.hex")" "$victim" "$e" <<PY
+
 $DP_PY
 import base64
 pub = base64.b64decode(sys.argv[1])
@@ -152,14 +154,28 @@ for tag in (epoch, epoch + 1, epoch - 1):
 for f in forged:
     s.sendto(f, to)
     time.sleep(0.05)
+# Anything the victim answers to the attacker (a handshake response) means it accepted one.
+# Wait past the next epoch switch: the replay re-tagged to the next epoch would be parked
+# and answered by that epoch's fresh Tunn as soon as its key lands.
+s.settimeout(0.5)
+answers = 0
+end = time.time() + 7
+while time.time() < end:
+    try:
+        s.recv(2048)
+        answers += 1
+    except socket.timeout:
+        pass
+print(answers)
 PY
-    sleep 0.5
+) || return 1
     local now replays
     now=$(trd_json "$name" "s['peers'][0]['endpoint']")
     replays=$(trd_json "$name" "s['dropped'].get('replayed_initiation', 0)")
     log "captured an initiation to $victim; replayed at epoch $e (captured before epoch $e0)"
-    log "$victim's endpoint: $endpoint -> $now; replayed_initiation $replays_before -> $replays"
+    log "$victim's endpoint: $endpoint -> $now; replayed_initiation $replays_before -> $replays; answers to the attacker: $answers"
     [[ $now == "$endpoint" ]] || { log "endpoint moved"; return 1; }
+    ((answers == 0)) || { log "a replay was answered"; return 1; }
     ((replays - replays_before >= 2)) || { log "replays not counted"; return 1; }
     "$NETNS" exec lana ping -c 10 -i 0.2 -W 1 192.168.20.2 >/dev/null || { log "no traffic after"; return 1; }
 }
