@@ -257,6 +257,8 @@ async fn run_loop(
         peers = driver.peers.len(),
         "interface up; no traffic until the first PSK epoch"
     );
+    // Setup is done: the loop starts no programs and opens no new sockets (privileges.rs).
+    crate::privileges::confine_packet_thread();
 
     let mut tun_rx = TunRx::new(usize::from(mtu));
     let mut udp_rx = UdpRx::new();

@@ -57,6 +57,7 @@ pub mod keylog;
 pub mod netconfig;
 pub mod packet_batch;
 pub mod peer;
+pub mod privileges;
 pub mod qkd_bridge;
 pub mod secret_file;
 pub mod settings;

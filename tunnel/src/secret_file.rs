@@ -79,6 +79,33 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Sec
     }
 }
 
+/// An existing file we may not open (no CAP_DAC_OVERRIDE after the privilege drop, or
+/// `fs.protected_regular`) is refused for the reason that matters: whose it is.
+fn explain_denied(path: &Path, source: io::Error, op: &'static str) -> SecretFileError {
+    let denied = matches!(
+        source.raw_os_error(),
+        Some(nix::libc::EACCES | nix::libc::EPERM)
+    );
+    if denied {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            let ours = euid();
+            if meta.file_type().is_symlink() {
+                return refused(path, Refusal::Symlink);
+            }
+            if meta.uid() != ours {
+                return refused(
+                    path,
+                    Refusal::ForeignOwner {
+                        owner: meta.uid(),
+                        ours,
+                    },
+                );
+            }
+        }
+    }
+    io_err(op, path)(source)
+}
+
 fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }
@@ -203,7 +230,7 @@ pub fn read(path: &Path, max_len: usize) -> Result<Option<Zeroizing<Vec<u8>>>, S
     {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err("open", path)(e)),
+        Err(e) => return Err(explain_denied(path, e, "open")),
     };
     let meta = check_owned_private(path, &file)?;
     let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
@@ -262,7 +289,7 @@ pub fn open_append(path: &Path) -> Result<File, SecretFileError> {
                 return Ok(f);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("open", path)(e)),
+            Err(e) => return Err(explain_denied(path, e, "open")),
         }
     }
     Err(SecretFileError::Io {

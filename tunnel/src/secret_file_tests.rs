@@ -206,6 +206,38 @@ fn open_append_refuses_foreign_0644_file_in_world_writable_dir() {
     assert_eq!(fs::read(&p).unwrap(), b"");
 }
 
+/// After the privilege drop root has no CAP_DAC_OVERRIDE, so opening someone else's 0644
+/// file fails with EACCES before any fstat: the refusal must still say whose file it is.
+#[test]
+fn without_dac_override_a_foreign_file_is_refused_by_owner() {
+    if !is_root() {
+        return;
+    }
+    let d = TempDir::new();
+    let p = d.join("trident.keylog");
+    write_with_mode(&p, b"", 0o644);
+    std::os::unix::fs::chown(&p, Some(NOBODY), None).unwrap();
+    // Capabilities are per thread: drop it on a thread of our own only.
+    let (append, read_back) = std::thread::spawn(move || {
+        for cap in [
+            caps::Capability::CAP_DAC_OVERRIDE,
+            caps::Capability::CAP_DAC_READ_SEARCH,
+            caps::Capability::CAP_FOWNER,
+        ] {
+            caps::drop(None, caps::CapSet::Effective, cap).unwrap();
+        }
+        (open_append(&p).map(|_| ()), read(&p, 64).map(|_| ()))
+    })
+    .join()
+    .unwrap();
+    let foreign = Refusal::ForeignOwner {
+        owner: NOBODY,
+        ours: 0,
+    };
+    assert_eq!(refusal(append), foreign);
+    assert_eq!(refusal(read_back), foreign);
+}
+
 #[test]
 fn open_append_refuses_symlink_mode_and_hard_link() {
     let d = TempDir::new();
