@@ -136,6 +136,6 @@ fn adversarial_simulation_part3() {
 #[ignore = "long campaign: scripts/sim-campaign.sh"]
 fn campaign_long() {
     let first = env_u64("TRIDENT_SIM_FIRST").unwrap_or(0);
-    let count = env_u64("TRIDENT_SIM_SEEDS").unwrap_or(100_000);
+    let count = env_u64("TRIDENT_SIM_SEEDS").unwrap_or(250_000);
     campaign(first, count, 250);
 }

@@ -40,6 +40,11 @@ impl World {
                 break;
             }
         }
+        // A rogue responder derives the PSK only when the victim's Confirm reaches it,
+        // which is after the victim's commit event: judge commits once all is routed.
+        for (x, epoch, psk, prev, auth, exchange) in std::mem::take(&mut self.pending_commits) {
+            self.check_commit(x, epoch, psk, prev, auth, exchange);
+        }
     }
 
     fn on_event(&mut self, x: usize, ev: Event, cause: Cause) {
@@ -79,7 +84,8 @@ impl World {
                     .keylog
                     .as_ref()
                     .map(|k| (k.epoch, k.s_init, k.init_index));
-                self.check_commit(x, key.epoch, psk, prev, auth, exchange_id);
+                self.pending_commits
+                    .push((x, key.epoch, psk, prev, auth, exchange_id));
                 self.sides[x].last_commit = Some(super::world::LastCommit {
                     epoch: key.epoch,
                     psk,

@@ -142,7 +142,18 @@ pub struct World {
     pub bytes_sent: [u64; 2],
     /// The adversary stopped: rogues are silent.
     pub quiet: bool,
+    /// Commits judged at the end of the drain (driver.rs).
+    pub pending_commits: Vec<PendingCommit>,
 }
+
+pub type PendingCommit = (
+    usize,
+    u64,
+    [u8; 32],
+    Option<[u8; 32]>,
+    Option<keymix::AuthBasis>,
+    Option<(u64, [u8; 32], u32)>,
+);
 
 impl World {
     pub fn new(seed: u64, cfg: SimConfig) -> Self {
@@ -174,6 +185,7 @@ impl World {
             exchanges: 0,
             bytes_sent: [0; 2],
             quiet: false,
+            pending_commits: Vec::new(),
         };
         for x in [A, B] {
             let side = w.make_side(x, None, 0, 0);
