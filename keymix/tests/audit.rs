@@ -309,3 +309,30 @@ fn a_flood_of_candidate_messages_is_bounded() {
     let got = outcomes(&before, &log, "x25519");
     assert_eq!(got[1], (2, Outcome::Unknown(Unknown::TooManyCandidates)));
 }
+
+/// A gateway restarted with its chain state continues the chain at epoch n+1: the audit
+/// carries the attacker's chain key across the restart, and every epoch is rebuilt.
+#[test]
+fn the_chain_is_followed_across_a_restart_with_state() {
+    let opt = Options {
+        epoch: Duration::from_secs(5),
+        reject_after: Duration::from_secs(8),
+        ..Options::default()
+    };
+    let mut net = Net::new(opt.clone());
+    net.run_for(Duration::from_secs(12), |_| 1);
+    let before = net.a.keys.len();
+    net.restart(false, true, &opt);
+    net.run_for(Duration::from_secs(15), |_| 1);
+    let (cap, log) = (capture(&net), keylog(&net));
+    assert!(log.len() > before + 1, "{} then {}", before, log.len());
+    let epochs: Vec<u64> = log.iter().map(|e| e.epoch).collect();
+    assert_eq!(epochs, (1..=log.len() as u64).collect::<Vec<_>>());
+    let got = outcomes(&cap, &log, "all");
+    assert!(got.iter().all(|(_, o)| *o == Outcome::Recovered), "{got:?}");
+    let got = outcomes(&cap, &log, "x25519,ml-kem-768");
+    assert!(
+        got.iter().all(|(_, o)| *o == Outcome::NotRecovered),
+        "{got:?}"
+    );
+}
