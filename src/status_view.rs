@@ -59,6 +59,9 @@ fn bytes(n: u64) -> String {
 }
 
 fn sources(peer: &PeerReport) -> String {
+    if peer.classic {
+        return "none (classic WireGuard)".to_owned();
+    }
     let s = peer.sources;
     let names: Vec<&str> = [
         (s.x25519, "x25519"),
@@ -81,6 +84,18 @@ pub fn render(status: &InterfaceStatus) -> String {
     let _ = writeln!(out, "interface: {}", status.interface);
     let _ = writeln!(out, "  public key: {}", status.public_key);
     let _ = writeln!(out, "  listening port: {}", status.listen_port);
+    match &status.wireguard {
+        Some(wg) => {
+            let _ = writeln!(
+                out,
+                "  data plane: {} ({}, {})",
+                status.data_plane, wg.interface, wg.implementation
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  data plane: {}", status.data_plane);
+        }
+    }
     if let Some(path) = &status.keylog {
         let _ = writeln!(out, "  keylog: {path} (secrets on disk!)");
     }
@@ -98,6 +113,13 @@ pub fn render(status: &InterfaceStatus) -> String {
         let _ = writeln!(out, "  state: {}", peer.state);
         if let Some(reason) = &peer.reason {
             let _ = writeln!(out, "  reason: {reason}");
+            if reason.contains("trident reset") {
+                let _ = writeln!(
+                    out,
+                    "  fix: trident reset {} {}",
+                    status.interface, peer.public_key
+                );
+            }
         }
         if let Some(epoch) = peer.epoch {
             let age = peer.epoch_age_secs.map(ago).unwrap_or_default();
@@ -116,6 +138,15 @@ pub fn render(status: &InterfaceStatus) -> String {
             }
         }
         let _ = writeln!(out, "  sources: {}", sources(peer));
+        if peer.classic {
+            let _ = writeln!(
+                out,
+                "  warning: plain WireGuard peer (keymix = \"off\"): no ML-KEM, no QKD, no epochs"
+            );
+        }
+        if let Some(psk) = &peer.installed_psk {
+            let _ = writeln!(out, "  wireguard psk: {psk}");
+        }
         if !peer.qkd_policy.is_empty() && peer.qkd_policy != "off" {
             let _ = writeln!(
                 out,
@@ -176,6 +207,8 @@ mod tests {
             auth: auth.map(str::to_owned),
             reason: reason.map(str::to_owned),
             chain_epoch: chain,
+            classic: false,
+            installed_psk: None,
         }
     }
 
@@ -188,6 +221,8 @@ mod tests {
             dropped: Default::default(),
             dropped_total: 0,
             keylog: None,
+            data_plane: "built-in".into(),
+            wireguard: None,
         })
     }
 
@@ -210,6 +245,33 @@ mod tests {
         let reason = "chain mismatch: run `trident reset trA PK`";
         let out = view(vec![peer(None, Some(reason), None, 9)]);
         assert!(out.contains(&format!("reason: {reason}")), "{out}");
+        assert!(out.contains("fix: trident reset trA PK"), "{out}");
         assert!(out.contains("chain epoch: 9"), "{out}");
+    }
+
+    #[test]
+    fn external_mode_and_classic_peers_are_named() {
+        let mut classic = peer(None, None, None, 0);
+        classic.classic = true;
+        let mut hybrid = peer(Some("chain"), None, Some(4), 4);
+        hybrid.installed_psk = Some("epoch 4".into());
+        let out = render(&InterfaceStatus {
+            interface: "trA".into(),
+            public_key: "K".into(),
+            listen_port: 51821,
+            peers: vec![hybrid, classic],
+            dropped: Default::default(),
+            dropped_total: 0,
+            keylog: None,
+            data_plane: "external".into(),
+            wireguard: Some(tunnel::status::ExternalReport {
+                interface: "wg0".into(),
+                implementation: "wireguard-go".into(),
+            }),
+        });
+        assert!(out.contains("data plane: external (wg0, wireguard-go)"), "{out}");
+        assert!(out.contains("wireguard psk: epoch 4"), "{out}");
+        assert!(out.contains("sources: none (classic WireGuard)"), "{out}");
+        assert!(out.contains("warning: plain WireGuard peer"), "{out}");
     }
 }

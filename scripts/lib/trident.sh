@@ -4,10 +4,12 @@
 
 # trd_configs DIR EPOCH_SECS REJECT_AFTER_SECS [QKD_POLICY]: keys and trdA/trdB configs in
 # DIR. With QKD_POLICY (preferred|required) each gateway gets a [qkd] table pointing at its
-# own site's KME (see trd_kme_init) and `[keymix] qkd = QKD_POLICY`.
+# own site's KME (see trd_kme_init) and `[keymix] qkd = QKD_POLICY`. Each gateway keeps its
+# keymix chains in DIR/state-a, DIR/state-b (new keys: the old chains are removed).
 trd_configs() {
     local dir=$1 epoch=${2:-120} reject=${3:-180} policy=${4:-}
     umask 077
+    rm -rf "$dir/state-a" "$dir/state-b"
     "$TRIDENT" genkey >"$dir/a.key"
     "$TRIDENT" genkey >"$dir/b.key"
     local pub_a pub_b
@@ -27,6 +29,7 @@ trd_configs() {
 name = "trdA"
 private_key_file = "$dir/a.key"
 listen_port = 51820
+state_dir = "$dir/state-a"
 address = ["10.99.0.1/24"]
 
 [keymix]
@@ -47,6 +50,7 @@ TOML
 name = "trdB"
 private_key_file = "$dir/b.key"
 listen_port = 51820
+state_dir = "$dir/state-b"
 address = ["10.99.0.2/24"]
 
 [keymix]
@@ -98,6 +102,25 @@ trd_stop() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     rm -f "$dir/$side.pid"
+}
+
+# trd_kill9 SIDE DIR: SIGKILL the gateway (no clean shutdown) and reap it.
+trd_kill9() {
+    local side=$1 dir=$2 pid
+    [[ -f $dir/$side.pid ]] || return 0
+    pid=$(cat "$dir/$side.pid")
+    { kill -KILL "$pid"; wait "$pid"; } 2>/dev/null
+    rm -f "$dir/$side.pid"
+}
+
+# trd_peer NAME FIELD: a field of the first peer in the status JSON (Python repr).
+trd_peer() {
+    trd_json "$1" "s['peers'][0]['$2']"
+}
+
+# trd_drops NAME REASON: one dropped-counter of the status JSON (0 when absent).
+trd_drops() {
+    trd_json "$1" "s['dropped'].get('$2', 0)"
 }
 
 # trd_json NAME EXPR: evaluate a python expression over the status JSON (bound to `s`).
