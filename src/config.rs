@@ -33,6 +33,7 @@ use crate::keys::decode_key;
 
 mod qkd;
 mod source;
+mod wireguard;
 use qkd::{qkd_client, QkdSection};
 use source::Source;
 
@@ -126,6 +127,8 @@ struct InterfaceSection {
     mtu: Option<Spanned<u16>>,
     /// Where each peer's keymix chain is kept across restarts.
     state_dir: Option<Spanned<PathBuf>>,
+    /// An existing WireGuard interface whose PSKs Trident sets (config/wireguard.rs).
+    wireguard: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -174,6 +177,10 @@ struct PeerSection {
     sae_id: Option<Spanned<String>>,
     /// A bootstrap PSK shared with this peer only (`trident genpsk`).
     bootstrap_psk_file: Option<Spanned<PathBuf>>,
+    /// "off": a plain WireGuard peer (config/wireguard.rs).
+    keymix: Option<Spanned<String>>,
+    /// The static PSK of a `keymix = "off"` peer.
+    preshared_key_file: Option<Spanned<PathBuf>>,
 }
 
 /// A string value parsed with `FromStr`, so a bad value is reported with its own span.
@@ -368,6 +375,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         None => default_state_dir(&name),
     };
 
+    let external = wireguard::external_interface(&src, &interface, &peers)?;
     let mut warnings = Vec::new();
     let mut sharing_interface_psk = 0usize;
     let mut seen = HashSet::new();
@@ -400,6 +408,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
             Some(e) => Some(resolve_endpoint(&src, e, "peer.endpoint")?),
             None => None,
         };
+        let classic = wireguard::classic_peer(&src, &peer, &mut warnings)?;
         let mut keymix_config = PeerConfig::new(public_key);
         keymix_config.epoch = Duration::from_secs(epoch_secs);
         keymix_config.reject_after = Duration::from_secs(reject_after_secs);
@@ -417,7 +426,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
                 return Err(src.error(Some(id.span()), "peer.sae_id", "must not be empty"))
             }
             Some(id) => Some(id.get_ref().clone()),
-            None if policy != QkdPolicy::Off => {
+            None if policy != QkdPolicy::Off && classic.is_none() => {
                 return Err(src.error(
                     Some(peer.public_key.span()),
                     "peer.sae_id",
@@ -432,6 +441,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
             // 0 means off, as in wg.
             persistent_keepalive: peer.persistent_keepalive.filter(|k| *k > 0),
             keymix: keymix_config,
+            classic,
         });
     }
 
@@ -455,6 +465,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         keylog_file,
         control_dir: PathBuf::from(CONTROL_DIR),
         state_dir: Some(state_dir),
+        wireguard: external,
     };
     Ok(Loaded { settings, warnings })
 }

@@ -38,8 +38,12 @@ pub fn up(config_path: &Path) -> Result<()> {
             }
         };
         let name = settings.name.clone();
-        tunnel::run(settings, shutdown)
-            .await
-            .with_context(|| format!("interface {name}"))
+        let result = if settings.wireguard.is_some() {
+            // An existing WireGuard carries the traffic; Trident sets its PSKs.
+            tunnel::external::run(settings, shutdown).await
+        } else {
+            tunnel::run(settings, shutdown).await
+        };
+        result.with_context(|| format!("interface {name}"))
     })
 }

@@ -315,6 +315,8 @@ mod tests {
                             dropped: Default::default(),
                             dropped_total: 0,
                             keylog: None,
+                            data_plane: "built-in".into(),
+                            wireguard: None,
                         });
                     }
                     ControlRequest::Reset { peer, reply } => {

@@ -44,6 +44,8 @@ pub struct Peer {
     /// Bytes of Tunns already dropped, so status counters never go backwards.
     pub retired_tx: u64,
     pub retired_rx: u64,
+    /// A plain WireGuard peer (`keymix = "off"`): one Tunn for life, any initiation.
+    pub classic: bool,
 }
 
 impl Peer {
@@ -68,6 +70,7 @@ impl Peer {
             last_initiation: None,
             retired_tx: 0,
             retired_rx: 0,
+            classic: false,
         }
     }
 
@@ -164,6 +167,10 @@ impl Peer {
 
     /// The Tunn whose epoch matches the epoch tag of a peer's handshake initiation.
     pub fn tunn_by_epoch_tag(&mut self, tag: u32) -> Option<&mut EpochTunn> {
+        // A stock WireGuard peer's indices are random: they carry no epoch.
+        if self.classic {
+            return self.current.as_mut();
+        }
         if self
             .current
             .as_ref()

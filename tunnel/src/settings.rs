@@ -33,6 +33,9 @@ pub struct TunnelSettings {
     /// Where each peer's keymix chain is persisted (`[interface] state_dir`); `None` keeps
     /// it in memory only, so a restart needs a bootstrap PSK or an operator reset.
     pub state_dir: Option<PathBuf>,
+    /// `[interface] wireguard = "wg0"`: run keymix only and set the PSKs of this existing
+    /// WireGuard interface ([`crate::external`]); `None` is the built-in data plane.
+    pub wireguard: Option<String>,
 }
 
 /// One `[[peer]]`.
@@ -42,6 +45,14 @@ pub struct PeerSettings {
     pub persistent_keepalive: Option<u16>,
     /// The peer's public key, PSK epoch schedule and QKD policy.
     pub keymix: PeerConfig,
+    /// `keymix = "off"`: plain WireGuard with a stock peer (built-in data plane only).
+    pub classic: Option<ClassicPeer>,
+}
+
+/// A plain WireGuard peer: one Tunn for the peer's life, keyed with a static PSK or none.
+/// No keymix, so no ML-KEM, no QKD and no epochs (status warns).
+pub struct ClassicPeer {
+    pub preshared_key: Option<zeroize::Zeroizing<[u8; 32]>>,
 }
 
 /// An interface address with its prefix length, e.g. `10.99.0.1/24` (host bits kept,

@@ -17,6 +17,24 @@ pub struct InterfaceStatus {
     /// Path of the RNDL key log when it is on (it holds secrets), else null.
     #[serde(default)]
     pub keylog: Option<String>,
+    /// "built-in" (Trident's own WireGuard) or "external" (an existing interface's PSKs).
+    #[serde(default = "built_in")]
+    pub data_plane: String,
+    /// The WireGuard interface of the external data plane.
+    #[serde(default)]
+    pub wireguard: Option<ExternalReport>,
+}
+
+fn built_in() -> String {
+    "built-in".to_owned()
+}
+
+/// The existing WireGuard interface whose PSKs Trident sets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExternalReport {
+    pub interface: String,
+    /// "kernel", or the userspace program serving the UAPI socket ("wireguard-go").
+    pub implementation: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -50,6 +68,12 @@ pub struct PeerReport {
     /// The persisted chain's epoch (0: none); ahead of `epoch` right after a restart.
     #[serde(default)]
     pub chain_epoch: u64,
+    /// A plain WireGuard peer (`keymix = "off"`): no keymix, a static PSK or none.
+    #[serde(default)]
+    pub classic: bool,
+    /// External data plane: what the WireGuard peer's PSK is ("epoch 7", "random (...)").
+    #[serde(default)]
+    pub installed_psk: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
