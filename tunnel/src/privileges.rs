@@ -143,6 +143,9 @@ fn allowed_syscalls() -> Vec<i64> {
         SYS_gettimeofday,
         SYS_getpid,
         SYS_gettid,
+        // secret_file's ownership checks.
+        SYS_geteuid,
+        SYS_getuid,
         SYS_rt_sigreturn,
         SYS_rt_sigprocmask,
         SYS_sigaltstack,
@@ -247,6 +250,32 @@ mod tests {
         assert_eq!(joined.1.unwrap_err(), Some(nix::libc::EPERM));
         assert_eq!(joined.2.unwrap_err(), Some(nix::libc::EPERM));
         assert!(!is_confined(), "the flag is per thread");
+    }
+
+    /// What the loop does with files under the filter: append to the key log, replace the
+    /// state file (temp file, fsync, rename, directory fsync).
+    #[test]
+    fn a_confined_thread_can_append_and_replace_secret_files() {
+        use std::io::Write as _;
+        let dir = std::env::temp_dir().join(format!("trident-privileges-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        crate::secret_file::ensure_private_dir(&dir).unwrap();
+        let (log, state) = (dir.join("keylog"), dir.join("state"));
+        let mut file = crate::secret_file::open_append(&log).unwrap();
+        let (log2, state2) = (log.clone(), state.clone());
+        std::thread::spawn(move || {
+            confine_packet_thread();
+            assert!(is_confined());
+            file.write_all(b"line\n").unwrap();
+            crate::secret_file::write_atomic(&state2, b"one").unwrap();
+            crate::secret_file::write_atomic(&state2, b"two").unwrap();
+            crate::secret_file::open_append(&log2).unwrap();
+        })
+        .join()
+        .unwrap();
+        assert_eq!(std::fs::read(&log).unwrap(), b"line\n");
+        assert_eq!(std::fs::read(&state).unwrap(), b"two");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
