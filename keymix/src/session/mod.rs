@@ -190,7 +190,8 @@ impl Session {
     }
 
     /// Operator re-bootstrap (`trident reset`): forget the chain, keep the replay
-    /// timestamps, stop using the current key, and start a bootstrap exchange.
+    /// timestamps (so no recorded Init passes after the reset either), stop using the
+    /// current key, and start a bootstrap exchange.
     pub(crate) fn reset(&mut self, sh: &mut Shared, now: Instant) {
         tracing::warn!(
             peer = self.id,

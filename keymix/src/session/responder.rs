@@ -108,6 +108,33 @@ impl Session {
         }
     }
 
+    /// An Init whose epoch we expected failed authentication: forged, or keyed with a
+    /// chain that diverged from ours (e.g. we answered a recorded bootstrap Init after
+    /// losing our state). A hint for status only: it shows while the peer is not up.
+    fn note_unverified_init(&mut self, now: Instant, epoch: u64) {
+        let why = if self.state.has_chain() {
+            format!(
+                "the peer's Init for epoch {epoch} does not authenticate against our chain \
+                 (diverged chains, or forged): if this persists, run `trident reset` for this \
+                 peer on both sides"
+            )
+        } else {
+            format!(
+                "the peer continues a chain at epoch {} that this side does not have (state \
+                 lost?): run `trident reset` for this peer on the peer's side",
+                epoch.saturating_sub(1)
+            )
+        };
+        self.note_mismatch(now, why);
+    }
+
+    /// Records an accepted Init's timestamp (persisted before anything acts on the Init):
+    /// from now on that Init and every older one is a replay, also after a restart.
+    fn accept_timestamp(&mut self, sh: &mut Shared, timestamp: u64) {
+        self.state.highest_init_ts = timestamp;
+        self.persist(sh);
+    }
+
     /// Candidate chain keys for an Init of `epoch`, most likely first.
     fn candidates(&self, epoch: u64) -> Vec<(ChainChoice, Secret32)> {
         let mut out = Vec::with_capacity(3);
@@ -201,6 +228,7 @@ impl Session {
             }
         }
         let Some((choice, chain, auth)) = found else {
+            self.note_unverified_init(now, init.epoch);
             return Err(DropReason::BadAuth);
         };
         // Authenticated from here on.
@@ -238,12 +266,10 @@ impl Session {
             );
             return Err(DropReason::ChainMismatch);
         }
-        self.state.highest_init_ts = init.timestamp;
-        self.persist(sh);
-
         if choice == ChainChoice::Previous {
             // Never a second PSK under one epoch number: the peer moves forward through
             // the exchange it still holds, or (epochs apart) status names the fix.
+            self.accept_timestamp(sh, init.timestamp);
             self.help_peer_behind(sh, now);
             return Ok(());
         }
@@ -259,6 +285,8 @@ impl Session {
                 && self.reachable
                 && ours.is_young(now);
             if tie_won {
+                // Not recorded as seen: if ours goes unanswered, the peer's retransmission
+                // of this very Init must still be accepted once ours is no longer young.
                 return Err(DropReason::SimultaneousInitiation);
             }
             tracing::debug!(
@@ -267,6 +295,7 @@ impl Session {
             );
             self.initiating = None;
         }
+        self.accept_timestamp(sh, init.timestamp);
         if choice == ChainChoice::Tentative {
             // The peer keyed this Init with the chain of the exchange we answered: it
             // holds C_n, so it completed that exchange (its Confirm was lost).

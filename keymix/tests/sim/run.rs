@@ -163,6 +163,7 @@ fn quiet_phase(w: &mut World) -> Result<u32, String> {
         }
     }
     let mut t0 = w.now;
+    let mut debt = clock_debt(w);
     loop {
         w.step += 1;
         while let Some(p) = w.in_flight.pop_front() {
@@ -181,9 +182,10 @@ fn quiet_phase(w: &mut World) -> Result<u32, String> {
         if n > 0 {
             resets += n;
             t0 = w.now;
+            debt = clock_debt(w);
             continue;
         }
-        let deadline = t0 + liveness_bound(&w.cfg);
+        let deadline = t0 + liveness_bound(&w.cfg) + debt;
         if w.now >= deadline {
             let st: Vec<String> = [A, B]
                 .iter()
@@ -193,8 +195,9 @@ fn quiet_phase(w: &mut World) -> Result<u32, String> {
                 })
                 .collect();
             return Err(format!(
-                "liveness: no fresh common epoch {:?} after the adversary stopped; {}",
+                "liveness: no fresh common epoch {:?} (+ clock debt {:?}) after the adversary stopped; {}",
                 liveness_bound(&w.cfg),
+                debt,
                 st.join("; ")
             ));
         }
@@ -204,6 +207,28 @@ fn quiet_phase(w: &mut World) -> Result<u32, String> {
             return Err(f);
         }
     }
+}
+
+/// How far a side's Init timestamps are behind the newest one its peer has accepted from
+/// it (its wall clock went back and it lost its state). Until its clock catches up the peer
+/// refuses its Inits as replays: an accepted limit, as in WireGuard, documented in
+/// docs/PROTOCOL.md. A reset keeps the timestamps (replay protection), so only time helps.
+fn clock_debt(w: &World) -> Duration {
+    let mut debt = Duration::ZERO;
+    for x in [A, B] {
+        let y = 1 - x;
+        let Some(peer_saved) = &w.sides[y].saved else {
+            continue;
+        };
+        let wall = w.wall(x, w.sides[x].wall_offset);
+        let ours = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let sent = w.sides[x].saved.as_ref().map_or(0, |s| s.last_init_sent_ts);
+        let behind = peer_saved.highest_init_ts.saturating_sub(ours.max(sent));
+        debt = debt.max(Duration::from_nanos(behind));
+    }
+    debt
 }
 
 fn agreed_since(w: &World, t0: Instant) -> bool {
