@@ -30,10 +30,12 @@ pub enum TunnelDrop {
     /// Packet from the TUN device that could not be read or split (a super-packet with
     /// more segments than fit, a bad virtio header): that one packet is lost.
     TunReadDropped,
+    /// The keymix chain could not be saved to the state directory (logged as an error).
+    StateWriteFailed,
 }
 
 impl TunnelDrop {
-    pub const ALL: [TunnelDrop; 12] = [
+    pub const ALL: [TunnelDrop; 13] = [
         Self::UnknownType,
         Self::UnknownIndex,
         Self::BadInitiation,
@@ -46,6 +48,7 @@ impl TunnelDrop {
         Self::ReplayedInitiation,
         Self::MalformedInner,
         Self::TunReadDropped,
+        Self::StateWriteFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +65,7 @@ impl TunnelDrop {
             Self::ReplayedInitiation => "replayed_initiation",
             Self::MalformedInner => "malformed_inner",
             Self::TunReadDropped => "tun_read_dropped",
+            Self::StateWriteFailed => "state_write_failed",
         }
     }
 }

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tun_rs::AsyncDevice;
 
 use crate::allowed_ips::AllowedIps;
+use crate::chain_store::ChainStore;
 use crate::control::{ControlReply, ControlRequest, ControlSocket};
 use crate::counters::{TunnelCounters, TunnelDrop};
 use crate::epoch_tunn::EpochTunn;
@@ -37,6 +38,7 @@ use crate::status::{InterfaceStatus, PeerReport, SourcesReport};
 use crate::tunn_index::{epoch_tag, TunnIndexTable};
 use crate::udp_socket;
 
+mod classic;
 mod wireguard_rx;
 
 /// boringtun's timers have one-second resolution; 250 ms keeps keepalives and retries prompt.
@@ -94,6 +96,7 @@ struct Driver {
     counters: TunnelCounters,
     qkd: QkdBridge,
     keylog: Option<KeyLog>,
+    chain_store: Option<ChainStore>,
     /// Decrypted packets of the UDP batch being handled.
     tun_tx: TunTx,
     /// Encrypted datagrams of the TUN batch being handled.
@@ -174,6 +177,8 @@ async fn run_loop(
         qkd_source,
         keylog_file,
         control_dir,
+        state_dir,
+        wireguard: _,
     } = settings;
 
     // Claim the name first: a second `up` of the same interface must not touch the first.
@@ -205,13 +210,30 @@ async fn run_loop(
         SystemTime::now(),
         Box::new(keymix::rng::OsRng),
     );
+    let chain_store = state_dir
+        .as_deref()
+        .map(ChainStore::open)
+        .transpose()
+        .map_err(TunnelError::StateDir)?;
+    // Plain WireGuard peers go after the keymix ones, so keymix's peer ids stay indices.
+    let (peer_settings, classic_settings): (Vec<_>, Vec<_>) =
+        peer_settings.into_iter().partition(|p| p.classic.is_none());
     let mut peers = Vec::with_capacity(peer_settings.len());
     let mut allowed_ips = AllowedIps::new();
-    for p in peer_settings {
+    for mut p in peer_settings {
         let reject_after = p.keymix.reject_after;
         let qkd_policy = p.keymix.qkd;
         let public = p.keymix.public_key;
-        let id = endpoint.add_peer(p.keymix, now);
+        p.keymix.endpoint_known = p.endpoint.is_some();
+        if let Some(store) = &chain_store {
+            p.keymix.state = store.load(public_key.as_bytes(), public.as_bytes());
+        }
+        let id = endpoint.add_peer(p.keymix, now).map_err(|e| {
+            TunnelError::Settings(format!(
+                "peer {}: {e}",
+                base64::engine::general_purpose::STANDARD.encode(public.as_bytes())
+            ))
+        })?;
         if id != peers.len() {
             return Err(TunnelError::Settings(format!(
                 "keymix numbered peer {} as {id}",
@@ -246,9 +268,11 @@ async fn run_loop(
         counters: TunnelCounters::default(),
         qkd,
         keylog,
+        chain_store,
         tun_tx: TunTx::new(),
         udp_tx: UdpTx::new(usize::from(mtu)),
     };
+    driver.add_classic_peers(classic_settings)?;
     let (status_tx, mut status_rx) = mpsc::channel::<ControlRequest>(4);
     let control_task = ControlSocket::serve(listener, status_tx);
     tracing::info!(
@@ -327,6 +351,12 @@ impl Driver {
     fn drain_keymix(&mut self, io: &Io, out: &mut [u8]) {
         loop {
             let mut progressed = false;
+            // Events first: a chain state must be on disk before the datagram that commits
+            // the peer to it (Resp, Confirm, Init) leaves.
+            while let Some(event) = self.endpoint.poll_event() {
+                progressed = true;
+                self.on_keymix_event(io, event, out);
+            }
             while let Some(t) = self.endpoint.poll_transmit() {
                 progressed = true;
                 let to = match t.destination {
@@ -338,21 +368,32 @@ impl Driver {
                     None => self.counters.count(TunnelDrop::NoEndpoint),
                 }
             }
-            while let Some(event) = self.endpoint.poll_event() {
-                progressed = true;
-                match event {
-                    Event::EpochKey { peer, key } => {
-                        if let (Some(log), Some(entry)) = (self.keylog.as_mut(), &key.keylog) {
-                            log.append(entry);
-                        }
-                        self.install_epoch(io, peer, &key, out);
-                    }
-                    Event::Expired { peer, epoch } => self.expire_epoch(peer, epoch),
-                    Event::KmeRequest(request) => self.qkd.submit(request),
-                }
-            }
             if !progressed {
                 break;
+            }
+        }
+    }
+
+    fn on_keymix_event(&mut self, io: &Io, event: Event, out: &mut [u8]) {
+        match event {
+            Event::EpochKey { peer, key } => {
+                if let (Some(log), Some(entry)) = (self.keylog.as_mut(), &key.keylog) {
+                    log.append(entry);
+                }
+                self.install_epoch(io, peer, &key, out);
+            }
+            Event::Expired { peer, epoch } => self.expire_epoch(peer, epoch),
+            Event::KmeRequest(request) => self.qkd.submit(request),
+            Event::PersistState { peer, state } => {
+                let Some(store) = &self.chain_store else {
+                    return;
+                };
+                if let Err(e) = store.save(&state) {
+                    // Loud, not fatal: the running tunnel keeps its keys; after a restart
+                    // the stale file shows up as a chain mismatch, never as a weaker key.
+                    self.counters.count(TunnelDrop::StateWriteFailed);
+                    tracing::error!(peer, error = %e, "could not save the keymix chain");
+                }
             }
         }
     }
@@ -634,7 +675,9 @@ impl Driver {
                 let live: Vec<u64> = peer.tunns().map(|t| t.epoch).collect();
                 // keymix knows the policy; the tunnel knows whether a Tunn is left. Either
                 // one saying "no traffic" makes the peer blocked.
-                let state = if st.expired || (st.epoch.is_some() && live.is_empty()) {
+                let state = if peer.classic {
+                    classic::state(peer)
+                } else if st.expired || (st.epoch.is_some() && live.is_empty()) {
                     "blocked"
                 } else {
                     st.state.as_str()
@@ -661,6 +704,11 @@ impl Driver {
                     persistent_keepalive: peer.persistent_keepalive,
                     tunnel_epochs: live,
                     qkd_policy: peer.qkd_policy.to_string(),
+                    auth: st.auth.map(|a| a.as_str().to_owned()),
+                    reason: st.reason.clone(),
+                    chain_epoch: st.chain_epoch,
+                    classic: peer.classic,
+                    installed_psk: None,
                 }
             })
             .collect();
@@ -680,6 +728,8 @@ impl Driver {
             dropped,
             dropped_total,
             keylog: self.keylog.as_ref().map(|k| k.path().display().to_string()),
+            data_plane: "built-in".to_owned(),
+            wireguard: None,
         }
     }
 }
