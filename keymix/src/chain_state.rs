@@ -209,7 +209,10 @@ mod tests {
         assert_eq!(r.epoch, 7);
         assert_eq!(r.chain, [3; 32]);
         assert_eq!(r.prev_chain, Some([4; 32]));
-        assert_eq!(r.tentative.as_ref().map(|t| (t.epoch, t.chain)), Some((8, [5; 32])));
+        assert_eq!(
+            r.tentative.as_ref().map(|t| (t.epoch, t.chain)),
+            Some((8, [5; 32]))
+        );
         assert_eq!(r.highest_init_ts, s.highest_init_ts);
         assert_eq!(r.last_init_sent_ts, s.last_init_sent_ts);
     }

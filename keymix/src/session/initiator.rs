@@ -14,7 +14,7 @@ use super::{LastConfirm, Session, RETRY_PAUSE};
 use crate::config::QkdPolicy;
 use crate::cookie;
 use crate::counters::DropReason;
-use crate::event::{Destination, Event, KmeRequest, KmeRequestId, KmeRequestKind, Role};
+use crate::event::{Destination, KmeRequestId, KmeRequestKind, Role};
 use crate::mac;
 use crate::message::{Confirm, CookieReply, Init, Resp, COOKIE_LEN, MLKEM_EK_LEN};
 use crate::qkd::{QkdError, QkdKey};
@@ -123,16 +123,14 @@ impl Session {
             self.initiator_kme_failed(sh, now, "no SAE ID configured for this peer".into());
             return;
         };
-        let request = sh.next_request_id();
-        sh.events.push_back(Event::KmeRequest(KmeRequest {
-            id: request,
-            peer: self.id,
-            kind: KmeRequestKind::EncKeys {
+        let request = self.request_kme(
+            sh,
+            KmeRequestKind::EncKeys {
                 slave_sae_id: slave,
                 number: 1,
                 size_bits: super::QKD_KEY_BITS,
             },
-        }));
+        );
         self.initiating = Some(Initiation::AwaitingKme {
             request,
             deadline: super::later(now, self.cfg.kme_timeout),

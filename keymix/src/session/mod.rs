@@ -14,17 +14,17 @@ use zeroize::Zeroizing;
 
 use crate::chain_state::{ChainState, Tentative};
 use crate::config::{PeerConfig, QkdPolicy};
-use crate::event::{EpochKey, Event, KmeRequestId, PeerId, Role};
-use crate::qkd::{QkdError, QkdKey};
+use crate::event::{EpochKey, Event, KmeRequest, KmeRequestId, KmeRequestKind, PeerId, Role};
 use crate::keylog::KeyLogEntry;
+use crate::qkd::{QkdError, QkdKey};
 use crate::schedule::{self, EpochSecrets, Secret32};
 use crate::shared::Shared;
 use crate::sources::SourceMask;
 use crate::status::{AuthBasis, PeerState, PeerStatus};
 
 use initiator::Initiation;
-pub use responder::BOOTSTRAP_MAX_CLOCK_SKEW;
 use responder::Responding;
+pub use responder::BOOTSTRAP_MAX_CLOCK_SKEW;
 use retransmit::jitter;
 
 /// QKD key length requested from the KME, in bits (one 256-bit key per epoch).
@@ -184,6 +184,17 @@ impl Session {
         });
     }
 
+    /// Queues a KME request for the driver; the answer comes back by its id.
+    fn request_kme(&mut self, sh: &mut Shared, kind: KmeRequestKind) -> KmeRequestId {
+        let id = sh.next_request_id();
+        sh.events.push_back(Event::KmeRequest(KmeRequest {
+            id,
+            peer: self.id,
+            kind,
+        }));
+        id
+    }
+
     fn note_mismatch(&mut self, now: Instant, why: String) {
         tracing::warn!(peer = self.id, %why, "keymix chain mismatch");
         self.mismatch = Some((now, why));
@@ -235,7 +246,9 @@ impl Session {
             None if !self.reachable => {}
             None => match &self.responding {
                 Some(Responding::AwaitingKme(_)) => {}
-                Some(Responding::Sent(s)) => consider(s.retransmit.give_up.max(self.next_initiation_at)),
+                Some(Responding::Sent(s)) => {
+                    consider(s.retransmit.give_up.max(self.next_initiation_at))
+                }
                 None => consider(self.next_initiation_at),
             },
             Some(Initiation::AwaitingKme { deadline, .. }) => consider(*deadline),
@@ -264,8 +277,7 @@ impl Session {
 
     fn key_expired(&self, c: &Committed, now: Instant) -> bool {
         c.expired
-            || c
-                .established
+            || c.established
                 .checked_add(self.cfg.reject_after)
                 .is_some_and(|at| now >= at)
     }
@@ -322,7 +334,12 @@ impl Session {
         self.state.prev_chain = keyed_with.copied();
         self.state.epoch = epoch;
         self.state.chain = *chain;
-        if self.state.tentative.as_ref().is_some_and(|t| t.epoch <= epoch) {
+        if self
+            .state
+            .tentative
+            .as_ref()
+            .is_some_and(|t| t.epoch <= epoch)
+        {
             self.state.tentative = None;
         }
         self.persist(sh);

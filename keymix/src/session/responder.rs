@@ -14,7 +14,7 @@ use super::retransmit::Retransmit;
 use super::Session;
 use crate::config::QkdPolicy;
 use crate::counters::DropReason;
-use crate::event::{Destination, Event, KmeRequest, KmeRequestId, KmeRequestKind, Role};
+use crate::event::{Destination, KmeRequestId, KmeRequestKind, Role};
 use crate::keylog::KeyLogEntry;
 use crate::mac;
 use crate::message::{Confirm, Init, Resp, MLKEM_CT_LEN};
@@ -96,9 +96,7 @@ impl Session {
                 let request = w.request;
                 self.responder_kme_answer(sh, now, request, Err(QkdError::Timeout));
             }
-            Some(Responding::Sent(s))
-                if now < s.retransmit.give_up && now >= s.retransmit.next =>
-            {
+            Some(Responding::Sent(s)) if now < s.retransmit.give_up && now >= s.retransmit.next => {
                 let word = sh.rng_word();
                 s.retransmit.schedule_next(now, word);
                 let payload = s.bytes.clone();
@@ -319,15 +317,13 @@ impl Session {
                 self.responder_kme_failed(sh, now, accepted, error);
                 return Ok(());
             };
-            let request = sh.next_request_id();
-            sh.events.push_back(Event::KmeRequest(KmeRequest {
-                id: request,
-                peer: self.id,
-                kind: KmeRequestKind::DecKeys {
+            let request = self.request_kme(
+                sh,
+                KmeRequestKind::DecKeys {
                     master_sae_id: master,
                     key_ids: accepted.init.key_ids.clone(),
                 },
-            }));
+            );
             self.responding = Some(Responding::AwaitingKme(Box::new(ResponderWaiting {
                 request,
                 deadline: super::later(now, self.cfg.kme_timeout),
