@@ -3,6 +3,7 @@
 //! one as responder. It never does I/O: it queues datagrams, events (including the state
 //! the driver must persist) and KME requests in [`Shared`].
 
+mod diagnosis;
 mod initiator;
 mod material;
 mod responder;
@@ -13,14 +14,14 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use crate::chain_state::{ChainState, Tentative};
-use crate::config::{PeerConfig, QkdPolicy};
+use crate::config::PeerConfig;
 use crate::event::{EpochKey, Event, KmeRequest, KmeRequestId, KmeRequestKind, PeerId, Role};
 use crate::keylog::KeyLogEntry;
 use crate::qkd::{QkdError, QkdKey};
 use crate::schedule::{self, EpochSecrets, Secret32};
 use crate::shared::Shared;
 use crate::sources::SourceMask;
-use crate::status::{AuthBasis, PeerState, PeerStatus};
+use crate::status::AuthBasis;
 
 use initiator::Initiation;
 use responder::Responding;
@@ -193,11 +194,6 @@ impl Session {
             kind,
         }));
         id
-    }
-
-    fn note_mismatch(&mut self, now: Instant, why: String) {
-        tracing::warn!(peer = self.id, %why, "keymix chain mismatch");
-        self.mismatch = Some((now, why));
     }
 
     /// Operator re-bootstrap (`trident reset`): forget the chain, keep the replay
@@ -422,62 +418,5 @@ impl Session {
                 keylog,
             },
         });
-    }
-
-    pub(crate) fn status(&self, now: Instant) -> PeerStatus {
-        let mismatch = self
-            .mismatch
-            .as_ref()
-            .filter(|(at, _)| now.saturating_duration_since(*at) < MISMATCH_MEMORY)
-            .map(|(_, why)| why.clone());
-        let mut st = PeerStatus {
-            state: PeerState::Connecting,
-            epoch: None,
-            chain_epoch: self.state.epoch,
-            epoch_age: None,
-            sources: SourceMask::default(),
-            qkd_key_ids: Vec::new(),
-            last_kme_error: self.kme_error.clone(),
-            expired: false,
-            exchanges: self.exchanges,
-            auth: None,
-            reason: None,
-        };
-        match &self.committed {
-            None => {
-                if self.cfg.qkd == QkdPolicy::Required && self.kme_error.is_some() {
-                    st.state = PeerState::Blocked;
-                    st.reason = self.kme_error.clone();
-                }
-            }
-            Some(c) => {
-                st.expired = self.key_expired(c, now);
-                st.state = if st.expired {
-                    st.reason = Some("key past its reject age".into());
-                    PeerState::Blocked
-                } else if self.cfg.qkd != QkdPolicy::Off && !c.sources.has_qkd() {
-                    if self.cfg.qkd == QkdPolicy::Required {
-                        st.reason = Some("QKD required but the key has none".into());
-                        PeerState::Blocked
-                    } else {
-                        PeerState::Degraded
-                    }
-                } else {
-                    PeerState::Up
-                };
-                st.epoch = Some(c.epoch);
-                st.epoch_age = Some(now.saturating_duration_since(c.established));
-                st.sources = c.sources;
-                st.qkd_key_ids = c.key_ids.clone();
-                st.auth = Some(c.auth);
-            }
-        }
-        if let Some(why) = mismatch {
-            if matches!(st.state, PeerState::Connecting | PeerState::Blocked) {
-                st.state = PeerState::Blocked;
-                st.reason = Some(why);
-            }
-        }
-        st
     }
 }

@@ -106,26 +106,6 @@ impl Session {
         }
     }
 
-    /// An Init whose epoch we expected failed authentication: forged, or keyed with a
-    /// chain that diverged from ours (e.g. we answered a recorded bootstrap Init after
-    /// losing our state). A hint for status only: it shows while the peer is not up.
-    fn note_unverified_init(&mut self, now: Instant, epoch: u64) {
-        let why = if self.state.has_chain() {
-            format!(
-                "the peer's Init for epoch {epoch} does not authenticate against our chain \
-                 (diverged chains, or forged): if this persists, run `trident reset` for this \
-                 peer on both sides"
-            )
-        } else {
-            format!(
-                "the peer continues a chain at epoch {} that this side does not have (state \
-                 lost?): run `trident reset` for this peer on the peer's side",
-                epoch.saturating_sub(1)
-            )
-        };
-        self.note_mismatch(now, why);
-    }
-
     /// Records an accepted Init's timestamp (persisted before anything acts on the Init):
     /// from now on that Init and every older one is a replay, also after a restart.
     fn accept_timestamp(&mut self, sh: &mut Shared, timestamp: u64) {
@@ -184,29 +164,11 @@ impl Session {
         }
         let candidates = self.candidates(init.epoch);
         if candidates.is_empty() {
-            if !self.state.has_chain() && init.epoch > 1 {
-                // Unverifiable (keyed with a chain we do not hold): a hint, not a fact.
-                self.note_mismatch(
-                    now,
-                    format!(
-                        "the peer continues a chain at epoch {} that this side does not have \
-                         (state lost?): run `trident reset` for this peer on the peer's side",
-                        init.epoch - 1
-                    ),
-                );
-                return Err(DropReason::ChainMismatch);
-            }
-            if init.epoch > self.state.epoch + 1 || init.epoch + 1 < self.state.epoch {
-                // Unverifiable too; both chains exist but are epochs apart.
-                self.note_mismatch(
-                    now,
-                    format!(
-                        "the peer's chain is at epoch {}, ours at {} (a stale or restored \
-                         state file?): run `trident reset` for this peer on both sides",
-                        init.epoch.saturating_sub(1),
-                        self.state.epoch
-                    ),
-                );
+            if let Some(hint) = self.unverifiable_epoch_hint(init.epoch) {
+                self.note_mismatch(now, hint);
+                if !self.state.has_chain() {
+                    return Err(DropReason::ChainMismatch);
+                }
             }
             return Err(DropReason::StaleEpoch);
         }
@@ -239,29 +201,15 @@ impl Session {
             let wall = sh.timestamp_now(now);
             let skew = Duration::from_nanos(wall.abs_diff(init.timestamp));
             if skew > BOOTSTRAP_MAX_CLOCK_SKEW {
-                self.note_mismatch(
-                    now,
-                    format!(
-                        "bootstrap Init {} s off our clock (limit {} s): check both clocks",
-                        skew.as_secs(),
-                        BOOTSTRAP_MAX_CLOCK_SKEW.as_secs()
-                    ),
-                );
+                self.note_mismatch(now, super::diagnosis::clock_skew(skew));
                 return Err(DropReason::ClockSkew);
             }
         }
         if choice == ChainChoice::Bootstrap && self.cfg.bootstrap_psk.is_none() {
             // C_0 is public without a bootstrap PSK: accepting it while we hold a chain
             // would let whoever holds (or computes) a static key reset the chain.
-            self.note_mismatch(
-                now,
-                format!(
-                    "the peer restarted its chain (lost its state?) but this side holds epoch \
-                     {}; with no bootstrap PSK only the operator may re-bootstrap: \
-                     `trident reset` for this peer on this side",
-                    self.state.epoch
-                ),
-            );
+            let hint = super::diagnosis::bootstrap_refused(self.state.epoch);
+            self.note_mismatch(now, hint);
             return Err(DropReason::ChainMismatch);
         }
         if choice == ChainChoice::Previous {
