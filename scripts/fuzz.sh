@@ -5,9 +5,10 @@
 # them explores nothing). This script builds them the way cargo-fuzz does (SanitizerCoverage
 # + AddressSanitizer, debug assertions on, so integer overflow panics too), runs each one
 # for SECONDS (default 120) on its committed corpus keymix/fuzz/corpus/<target>/ (seeded
-# by examples/seed_corpus.rs when empty), minimizes the corpus (`cargo fuzz cmin`), and
-# prints per target the executions, the corpus size and whether it crashed. Exits non-zero
-# on any crash; the crashing input is under keymix/fuzz/artifacts/<target>/.
+# by examples/seed_corpus.rs when empty), minimizes the corpus (libFuzzer -merge=1, what
+# `cargo fuzz cmin` does), and prints per target the executions, the corpus size and
+# whether it crashed. Exits non-zero on any crash; the crashing input is under
+# keymix/fuzz/artifacts/<target>/.
 #
 # Only a stable toolchain is needed: RUSTC_BOOTSTRAP=1 unlocks the -Z flags cargo-fuzz
 # passes. Runs at nice 19 with one job, so builds on the same machine go first.
