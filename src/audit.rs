@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use keymix::audit::{analyse, udp_datagrams, AuditReport, Broken, EpochResult, Outcome};
+use keymix::audit::{analyse, AuditReport, Broken, EpochResult, Outcome};
+
+use crate::capture::{self, Stats};
 use keymix::keylog::KeyLogEntry;
 use zeroize::Zeroizing;
 
@@ -62,8 +64,9 @@ fn read_psk(path: &PathBuf) -> anyhow::Result<Zeroizing<[u8; 32]>> {
 pub fn run(args: AuditArgs) -> anyhow::Result<()> {
     let broken = Broken::parse(&args.broken)?;
     let capture = read_bounded(&args.pcap, "capture")?;
-    let datagrams =
-        udp_datagrams(&capture).with_context(|| format!("capture {}", args.pcap.display()))?;
+    let capture =
+        capture::read(&capture).with_context(|| format!("capture {}", args.pcap.display()))?;
+    let datagrams = capture.datagrams;
     let keylog_text = Zeroizing::new(read_bounded(&args.keylog, "key log")?);
     let keylog_text = std::str::from_utf8(&keylog_text).context("the key log is not UTF-8 text")?;
     let keylog = KeyLogEntry::parse_file(keylog_text)
@@ -77,8 +80,13 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
         )
     })?;
     if args.json {
-        println!("{}", render_json(&report, broken));
+        let mut v = render_json(&report, broken);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("capture".into(), serde_json::to_value(&capture.stats)?);
+        }
+        println!("{v}");
     } else {
+        print!("{}", render_capture(&capture.stats));
         print!("{}", render_human(&report, broken, keylog.len()));
     }
     Ok(())
@@ -130,6 +138,33 @@ fn render_json(report: &AuditReport, broken: Broken) -> serde_json::Value {
         "exchanges": report.exchanges,
         "unmatched_exchanges": report.unmatched_exchanges,
     })
+}
+
+/// What the capture reader could not turn into datagrams: an audit that silently saw
+/// fewer exchanges than were on the wire would understate what an attacker holds.
+fn render_capture(s: &Stats) -> String {
+    let mut out = format!(
+        "capture: {} frames, {} UDP datagrams ({} reassembled from {} IP fragments), {} not UDP\n",
+        s.frames,
+        s.udp,
+        s.reassembled,
+        s.fragments,
+        s.not_udp + s.not_ip
+    );
+    if s.unreadable() > 0 {
+        out.push_str(&format!(
+            "capture: {} unreadable (may hide keymix messages): {} malformed, {} cut by the \
+             snap length, {} of an unknown link type, {} invalid fragments, {} packets with \
+             fragments missing\n",
+            s.unreadable(),
+            s.malformed,
+            s.truncated,
+            s.unsupported_link,
+            s.fragments_invalid,
+            s.fragments_unfinished
+        ));
+    }
+    out
 }
 
 fn render_human(report: &AuditReport, broken: Broken, keylog_lines: usize) -> String {

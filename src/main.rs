@@ -2,6 +2,7 @@
 //! arguments and the config file into typed settings and hands them to the `tunnel` crate.
 
 mod audit;
+mod capture;
 mod config;
 mod keys;
 mod kme_sim;

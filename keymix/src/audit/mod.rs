@@ -1,20 +1,27 @@
 //! The RNDL audit (`trident audit`): from a capture of the WAN and a key log, rebuild each
 //! epoch's PSK the way an attacker who broke a given set of sources would, and report
-//! whether it matches. Pure functions over bytes; the CLI reads the files.
+//! whether it matches. Pure functions over datagrams and declared secrets: reading capture
+//! files (pcap, link layers, IP reassembly) is the CLI's job, so this crate stays free of I/O.
+
+use std::net::SocketAddr;
 
 mod analysis;
 mod broken;
-mod capture;
 mod exchanges;
 
 pub use analysis::{analyse, AuditReport, EpochResult, Outcome, Unknown};
 pub use broken::Broken;
-pub use capture::{udp_datagrams, CaptureError, Datagram};
+
+/// One UDP datagram seen on the WAN, after IP reassembly: what the audit reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub payload: Vec<u8>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    #[error("capture: {0}")]
-    Capture(#[from] CaptureError),
     #[error(transparent)]
     KeyLog(#[from] crate::keylog::KeyLogError),
     #[error(
