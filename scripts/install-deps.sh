@@ -13,6 +13,7 @@ declare -A pkg_for=(
     [tcpdump]=tcpdump
     [sha256sum]=coreutils
     [python3]=python3
+    [conntrack]=conntrack
 )
 missing=()
 for cmd in "${!pkg_for[@]}"; do

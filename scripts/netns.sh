@@ -11,8 +11,16 @@
 # 10.99.0.2/24 on gateway B, UDP port 51820 on the WAN addresses; the LANs are routed through
 # it. WAN addresses are RFC 5737 documentation ranges, LANs RFC 1918.
 #
-# Usage: scripts/netns.sh up | down | exec NS CMD... | netem "loss 5% delay 20ms" | netem off
+# Usage: scripts/netns.sh up [OPTIONS] | down | exec NS CMD... | netem "loss 5% delay 20ms" | netem off
+#        | nat-rebind
 #        NS is lana, gwa, wan, gwb, lanb (or the full trd-... name).
+# Options of `up` (without them the harness is exactly as above):
+#   --wan-mtu N   MTU N on the four WAN link ends (e.g. 1280: tunnels in tunnels, PPPoE).
+#   --wan-v6      IPv6-only WAN: gwa wan0 2001:db8:1::2/64, wan a0 2001:db8:1::1/64,
+#                 wan b0 2001:db8:2::1/64, gwb wan0 2001:db8:2::2/64; no IPv4 on the WAN.
+#   --nat-a       gateway A behind a masquerading NAT on the WAN router (B sees A as
+#                 198.51.100.1). `nat-rebind` then moves A's mapping to a new source port
+#                 and flushes the WAN router's conntrack table, as a NAT that lost its state.
 set -euo pipefail
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -52,6 +60,15 @@ cmd_down() {
 }
 
 cmd_up() {
+    local wan_mtu="" wan_v6="" nat_a=""
+    while (($#)); do
+        case "$1" in
+            --wan-mtu) wan_mtu=${2:?--wan-mtu N}; shift 2 ;;
+            --wan-v6) wan_v6=1; shift ;;
+            --nat-a) nat_a=1; shift ;;
+            *) echo "netns.sh up: unknown option $1" >&2; exit 2 ;;
+        esac
+    done
     ensure_tools
     cmd_down
     local n
@@ -68,20 +85,43 @@ cmd_up() {
     addr() { ip -n "$PREFIX$1" addr add "$3" dev "$2"; ip -n "$PREFIX$1" link set "$2" up; }
     addr lana eth0 192.168.10.2/24
     addr gwa lan0 192.168.10.1/24
-    addr gwa wan0 192.0.2.2/24
-    addr wan a0 192.0.2.1/24
-    addr wan b0 198.51.100.1/24
-    addr gwb wan0 198.51.100.2/24
+    if [[ -z $wan_v6 ]]; then
+        addr gwa wan0 192.0.2.2/24
+        addr wan a0 192.0.2.1/24
+        addr wan b0 198.51.100.1/24
+        addr gwb wan0 198.51.100.2/24
+    else
+        addr6() { ip -n "$PREFIX$1" -6 addr add "$3" dev "$2" nodad; ip -n "$PREFIX$1" link set "$2" up; }
+        addr6 gwa wan0 2001:db8:1::2/64
+        addr6 wan a0 2001:db8:1::1/64
+        addr6 wan b0 2001:db8:2::1/64
+        addr6 gwb wan0 2001:db8:2::2/64
+    fi
     addr gwb lan0 192.168.20.1/24
     addr lanb eth0 192.168.20.2/24
 
     ip -n "${PREFIX}lana" route add default via 192.168.10.1
-    ip -n "${PREFIX}gwa" route add default via 192.0.2.1
-    ip -n "${PREFIX}gwb" route add default via 198.51.100.1
+    if [[ -z $wan_v6 ]]; then
+        ip -n "${PREFIX}gwa" route add default via 192.0.2.1
+        ip -n "${PREFIX}gwb" route add default via 198.51.100.1
+    else
+        ip -n "${PREFIX}gwa" -6 route add default via 2001:db8:1::1
+        ip -n "${PREFIX}gwb" -6 route add default via 2001:db8:2::1
+        in_ns wan sysctl -qw net.ipv6.conf.all.forwarding=1
+    fi
     ip -n "${PREFIX}lanb" route add default via 192.168.20.1
     for n in gwa wan gwb; do
         in_ns "$n" sysctl -qw net.ipv4.ip_forward=1
     done
+    if [[ -n $wan_mtu ]]; then
+        ip -n "${PREFIX}gwa" link set wan0 mtu "$wan_mtu"
+        ip -n "${PREFIX}wan" link set a0 mtu "$wan_mtu"
+        ip -n "${PREFIX}wan" link set b0 mtu "$wan_mtu"
+        ip -n "${PREFIX}gwb" link set wan0 mtu "$wan_mtu"
+    fi
+    if [[ -n $nat_a ]]; then
+        nat_rule masquerade
+    fi
     # The WAN router knows no route to the LANs: LAN traffic can only cross in the tunnel.
     echo "netns harness up: ${NAMESPACES[*]/#/$PREFIX}"
 }
@@ -119,8 +159,32 @@ table inet trd_netem {
 NFT
 }
 
+# nat_rule ACTION: gateway A's WAN traffic leaves the WAN router towards B with ACTION
+# (masquerade, or masquerade to :PORT).
+nat_rule() {
+    in_ns wan nft delete table ip trd_nat 2>/dev/null || true
+    in_ns wan nft -f - <<NFT
+table ip trd_nat {
+    chain post {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "b0" ip saddr 192.0.2.0/24 $1
+    }
+}
+NFT
+}
+
+# A NAT that lost its state and picked a new source port for gateway A.
+cmd_nat_rebind() {
+    command -v conntrack >/dev/null || { echo "netns.sh: conntrack (package conntrack) is missing" >&2; exit 1; }
+    local port=$((40000 + RANDOM % 20000))
+    nat_rule "masquerade to :$port"
+    in_ns wan conntrack -F 2>/dev/null || true
+    echo "$port"
+}
+
 case "${1:-}" in
-    up) cmd_up ;;
+    up) shift; cmd_up "$@" ;;
+    nat-rebind) cmd_nat_rebind ;;
     down) cmd_down ;;
     exec)
         shift

@@ -32,10 +32,13 @@ pub enum TunnelDrop {
     TunReadDropped,
     /// The keymix chain could not be saved to the state directory (logged as an error).
     StateWriteFailed,
+    /// A keymix datagram the kernel refused as too big even with fragmentation allowed:
+    /// no exchange can complete until the path or the socket allows it.
+    KeymixEmsgsize,
 }
 
 impl TunnelDrop {
-    pub const ALL: [TunnelDrop; 13] = [
+    pub const ALL: [TunnelDrop; 14] = [
         Self::UnknownType,
         Self::UnknownIndex,
         Self::BadInitiation,
@@ -49,6 +52,7 @@ impl TunnelDrop {
         Self::MalformedInner,
         Self::TunReadDropped,
         Self::StateWriteFailed,
+        Self::KeymixEmsgsize,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +70,7 @@ impl TunnelDrop {
             Self::MalformedInner => "malformed_inner",
             Self::TunReadDropped => "tun_read_dropped",
             Self::StateWriteFailed => "state_write_failed",
+            Self::KeymixEmsgsize => "keymix_emsgsize",
         }
     }
 }

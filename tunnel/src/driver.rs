@@ -39,6 +39,7 @@ use crate::tunn_index::{epoch_tag, TunnIndexTable};
 use crate::udp_socket;
 
 mod classic;
+mod keymix_tx;
 mod wireguard_rx;
 
 /// boringtun's timers have one-second resolution; 250 ms keeps keepalives and retries prompt.
@@ -364,7 +365,7 @@ impl Driver {
                     Destination::Peer(id) => self.peers.get(id).and_then(|p| p.endpoint),
                 };
                 match to {
-                    Some(to) => io.send_udp(&t.payload, to, &mut self.counters),
+                    Some(to) => io.send_keymix(&t.payload, to, &mut self.counters),
                     None => self.counters.count(TunnelDrop::NoEndpoint),
                 }
             }

@@ -65,6 +65,7 @@ pub mod secret_file;
 pub mod settings;
 pub mod status;
 pub mod tunn_index;
+pub mod udp_fragment;
 pub mod udp_socket;
 pub mod wire;
 
