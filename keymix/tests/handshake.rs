@@ -124,8 +124,15 @@ fn a_restarted_peer_with_state_continues_the_chain() {
         assert_eq!(*last_a.psk, *last_b.psk);
         assert!(last_a.established >= t0 && last_b.established >= t0);
         assert!(last_a.established - t0 < Duration::from_secs(10));
-        assert_eq!(last_a.epoch, before + 1, "the epoch keeps rising across a restart");
-        assert_eq!(net.status(true, net.now).auth, Some(keymix::AuthBasis::Chain));
+        assert_eq!(
+            last_a.epoch,
+            before + 1,
+            "the epoch keeps rising across a restart"
+        );
+        assert_eq!(
+            net.status(true, net.now).auth,
+            Some(keymix::AuthBasis::Chain)
+        );
     }
 }
 
@@ -141,7 +148,11 @@ fn a_peer_that_lost_its_state_needs_the_operator_without_bootstrap_psk() {
     let before = net.b.keys.len();
     net.restart(true, false, &opt);
     net.run_for(Duration::from_secs(60), |_| 1);
-    assert_eq!(net.b.keys.len(), before, "B must not accept a C_0 exchange over its chain");
+    assert_eq!(
+        net.b.keys.len(),
+        before,
+        "B must not accept a C_0 exchange over its chain"
+    );
     let st = net.status(false, net.now);
     assert_eq!(st.state, keymix::PeerState::Blocked);
     assert!(st.reason.unwrap_or_default().contains("trident reset"));
@@ -153,7 +164,10 @@ fn a_peer_that_lost_its_state_needs_the_operator_without_bootstrap_psk() {
     let (last_a, last_b) = (net.a.keys.last().unwrap(), net.b.keys.last().unwrap());
     assert_eq!(*last_a.psk, *last_b.psk);
     assert_eq!(last_b.epoch, 1);
-    assert_eq!(net.status(false, net.now).auth, Some(keymix::AuthBasis::StaticOnly));
+    assert_eq!(
+        net.status(false, net.now).auth,
+        Some(keymix::AuthBasis::StaticOnly)
+    );
 }
 
 #[test]
@@ -201,7 +215,10 @@ fn a_peer_restarted_with_a_stale_state_is_named_and_reset_heals_it() {
     let st = net.status(false, net.now);
     assert_eq!(st.state, keymix::PeerState::Blocked);
     assert!(
-        st.reason.as_deref().unwrap_or_default().contains("both sides"),
+        st.reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("both sides"),
         "{st:?}"
     );
     let now = net.now;

@@ -31,11 +31,7 @@ impl ChainStore {
         h.update(local);
         h.update(peer);
         let digest = h.finalize();
-        let name: String = digest
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let name: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         self.dir.join(format!("peer-{name}.chain"))
     }
 
