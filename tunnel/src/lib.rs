@@ -45,6 +45,7 @@
 //! [`keylog`] appends keymix's per-epoch audit line when an `EpochKey` carries one.
 
 pub mod allowed_ips;
+pub mod chain_store;
 pub mod control;
 pub mod counters;
 pub mod driver;
@@ -60,7 +61,6 @@ pub mod packet_batch;
 pub mod peer;
 pub mod privileges;
 pub mod qkd_bridge;
-pub mod chain_store;
 pub mod secret_file;
 pub mod settings;
 pub mod status;
