@@ -120,7 +120,7 @@ cmd_up() {
         ip -n "${PREFIX}gwb" link set wan0 mtu "$wan_mtu"
     fi
     if [[ -n $nat_a ]]; then
-        nat_rule masquerade
+        nat_rule
     fi
     # The WAN router knows no route to the LANs: LAN traffic can only cross in the tunnel.
     echo "netns harness up: ${NAMESPACES[*]/#/$PREFIX}"
@@ -159,15 +159,18 @@ table inet trd_netem {
 NFT
 }
 
-# nat_rule ACTION: gateway A's WAN traffic leaves the WAN router towards B with ACTION
-# (masquerade, or masquerade to :PORT).
+# nat_rule [PORT]: gateway A's WAN traffic leaves the WAN router towards B masqueraded,
+# its UDP from source port PORT when given.
 nat_rule() {
+    local udp=""
+    [[ -z ${1:-} ]] || udp="oifname \"b0\" ip saddr 192.0.2.0/24 meta l4proto udp masquerade to :$1"
     in_ns wan nft delete table ip trd_nat 2>/dev/null || true
     in_ns wan nft -f - <<NFT
 table ip trd_nat {
     chain post {
         type nat hook postrouting priority srcnat; policy accept;
-        oifname "b0" ip saddr 192.0.2.0/24 $1
+        $udp
+        oifname "b0" ip saddr 192.0.2.0/24 masquerade
     }
 }
 NFT
@@ -177,7 +180,7 @@ NFT
 cmd_nat_rebind() {
     command -v conntrack >/dev/null || { echo "netns.sh: conntrack (package conntrack) is missing" >&2; exit 1; }
     local port=$((40000 + RANDOM % 20000))
-    nat_rule "masquerade to :$port"
+    nat_rule "$port"
     in_ns wan conntrack -F 2>/dev/null || true
     echo "$port"
 }
