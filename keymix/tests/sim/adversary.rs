@@ -199,7 +199,7 @@ impl World {
             let x = self.rng.index(2);
             let off = self.rng.range(0, 580) as i64 - 290;
             self.note(|| format!("wall clock of {} now {off:+} s", name(x)));
-            self.sides[x].wall_offset = off;
+            self.sides[x].next_wall_offset = Some(off);
         }
     }
 

@@ -225,7 +225,13 @@ fn clock_debt(w: &World) -> Duration {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         let sent = w.sides[x].saved.as_ref().map_or(0, |s| s.last_init_sent_ts);
-        let behind = peer_saved.highest_init_ts.saturating_sub(ours.max(sent));
+        // The side's next Init carries max(wall clock, last sent + 1): past the peer's
+        // record at once if it already sent beyond it, else only once its clock gets there.
+        let behind = if sent > peer_saved.highest_init_ts {
+            0
+        } else {
+            peer_saved.highest_init_ts.saturating_sub(ours)
+        };
         debt = debt.max(Duration::from_nanos(behind));
     }
     debt

@@ -94,6 +94,8 @@ pub struct Side {
     pub saved: Option<ChainState>,
     /// Offset of this side's wall clock from true time, in seconds (read at start).
     pub wall_offset: i64,
+    /// A clock step the side sees at its next start (the live endpoint keeps its clock).
+    pub next_wall_offset: Option<i64>,
     pub incarnation: u64,
     /// Our own count of this incarnation's drops, to check the endpoint counted each one.
     pub drops: BTreeMap<&'static str, u64>,
@@ -257,6 +259,7 @@ impl World {
             peer_addr: self.cfg.endpoint_known[x].then(|| addr(1 - x)),
             saved,
             wall_offset: offset,
+            next_wall_offset: None,
             incarnation: inc,
             drops: BTreeMap::new(),
             accepted_count: 0,
@@ -275,7 +278,10 @@ impl World {
     /// learned peer endpoint and pending KME requests die with the old process.
     pub fn restart(&mut self, x: usize, keep_state: bool) {
         let old = &self.sides[x];
-        let (inc, offset) = (old.incarnation + 1, old.wall_offset);
+        let (inc, offset) = (
+            old.incarnation + 1,
+            old.next_wall_offset.unwrap_or(old.wall_offset),
+        );
         let state = if keep_state { old.saved.clone() } else { None };
         let (accepted, tainted, rogue_entered, floor, mode) = (
             old.accepted.clone(),
