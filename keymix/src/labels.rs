@@ -2,13 +2,14 @@
 //! distinctness is checked by a test and their spelling matches docs/PROTOCOL.md.
 //! The "v1" in each label is the protocol version: a change of schedule changes them all.
 
-/// C_0 when no bootstrap PSK is configured; HKDF-Extract salt for C_0 otherwise.
+/// HKDF-Extract salt of C_0 (over the length-prefixed bootstrap PSK, empty without one).
 pub const CHAIN0: &[u8] = b"trident keymix v1 chain0";
 /// mac1 key = SHA-256(MAC1 || receiver's static public key).
 pub const MAC1: &[u8] = b"trident keymix v1 mac1";
 /// Cookie encryption key = SHA-256(COOKIE || receiver's static public key).
 pub const COOKIE: &[u8] = b"trident keymix v1 cookie";
-/// Extract salt for the authentication PRK (static-static DH, chain key, bootstrap PSK).
+/// First bytes of the Extract input keying material of the authentication PRK (followed by
+/// the length-prefixed static-static DH and bootstrap PSK; the salt is the chain key).
 pub const AUTH: &[u8] = b"trident keymix v1 auth";
 /// Expand info for the initiator-to-responder auth tag key.
 pub const AUTH_I2R: &[u8] = b"trident keymix v1 auth i2r";
@@ -46,7 +47,10 @@ pub const ALL: &[&[u8]] = &[
 #[cfg(test)]
 mod tests {
     #[test]
-    fn labels_are_distinct_versioned_and_prefix_free() {
+    /// Not prefix-free (AUTH/AUTH_I2R, CHAIN/CHAIN0, PSK/PSK_FINGERPRINT): each label has a
+    /// fixed role and position, so no two uses can meet (docs/PROTOCOL.md, "Labels"; pinned
+    /// by tests/protocol_doc.rs).
+    fn labels_are_distinct_and_versioned() {
         for (i, a) in super::ALL.iter().enumerate() {
             assert!(a.starts_with(b"trident keymix v1 "));
             for (j, b) in super::ALL.iter().enumerate() {
