@@ -200,7 +200,7 @@ impl Net {
             peer_sae,
             qkd,
             kme,
-            tag + 16,
+            tag + 3, // a fresh RNG stream: (tag + 16) * 16 would wrap to the old one
             now,
             wall,
             &addr,
