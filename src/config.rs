@@ -16,7 +16,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -25,7 +25,7 @@ use ip_network::IpNetwork;
 use keymix::{PeerConfig, PublicKey, QkdPolicy, StaticSecret};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
-use tunnel::settings::{parse_allowed_ip, CONTROL_DIR};
+use tunnel::settings::parse_allowed_ip;
 use tunnel::{InterfaceAddress, PeerSettings, TunnelSettings};
 use zeroize::Zeroizing;
 
@@ -33,6 +33,7 @@ use crate::keys::decode_key;
 
 mod qkd;
 mod source;
+mod validate;
 mod wireguard;
 use qkd::{qkd_client, QkdSection};
 use source::Source;
@@ -247,20 +248,7 @@ fn resolve_endpoint(
     value: &Spanned<String>,
     key: &str,
 ) -> Result<SocketAddr, ConfigError> {
-    let text = value.get_ref();
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    text.to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| {
-            src.error(
-                Some(value.span()),
-                key,
-                format!("{text:?} is not HOST:PORT (e.g. \"203.0.113.2:51820\")"),
-            )
-        })
+    validate::resolve_endpoint(src, value, key)
 }
 
 /// Reads and checks a config file; every problem is a [`ConfigError`].
@@ -463,10 +451,11 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         local_sae_id: qkd.map(|q| q.sae_id.into_inner()),
         qkd_source: qkd_client,
         keylog_file,
-        control_dir: PathBuf::from(CONTROL_DIR),
+        control_dir: crate::cli_extra::control_dir(),
         state_dir: Some(state_dir),
         wireguard: external,
     };
+    validate::check_loaded(&src, &settings, &mut warnings)?;
     Ok(Loaded { settings, warnings })
 }
 

@@ -3,9 +3,12 @@
 
 mod audit;
 mod capture;
+mod check;
+mod cli_extra;
 mod config;
 mod keys;
 mod kme_sim;
+mod logging;
 mod reset;
 mod status_view;
 mod up;
@@ -18,10 +21,14 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "trident",
-    version,
+    version = cli_extra::VERSION,
     about = "Site-to-site VPN with per-epoch PSKs mixed from X25519, ML-KEM-768 and QKD"
 )]
 struct Cli {
+    /// Log filter: error, warn, info (default), debug, trace, or RUST_LOG directives
+    /// (e.g. "info,keymix=debug"); overrides RUST_LOG.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,9 +46,16 @@ enum Command {
         /// The interface's TOML config.
         config: PathBuf,
     },
+    /// Check CONFIG.toml as `up` would, without side effects (no device, no socket, no file
+    /// written): exit 0 when it would start, 2 with one line per problem (like `nginx -t`).
+    Check {
+        /// The interface's TOML config.
+        config: PathBuf,
+    },
     /// Show the state of a running interface (from its control socket).
     Status {
         /// Interface name; may be omitted when exactly one interface runs.
+        #[arg(value_parser = cli_extra::interface_name)]
         name: Option<String>,
         /// Print JSON instead of the human-readable view.
         #[arg(long)]
@@ -52,6 +66,7 @@ enum Command {
     /// state and the two share no bootstrap PSK (status: blocked, chain mismatch).
     Reset {
         /// Interface name.
+        #[arg(value_parser = cli_extra::interface_name)]
         name: String,
         /// The peer's public key (base64, as `trident status` prints it).
         peer: String,
@@ -66,26 +81,33 @@ enum Command {
     /// RNDL audit: which epochs of a WAN capture an attacker who broke the listed key
     /// sources could decrypt (needs a gateway's key log).
     Audit(audit::AuditArgs),
+    /// Print the shell completion script (e.g. `trident completions bash >
+    /// /etc/bash_completion.d/trident`).
+    Completions {
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page in roff (`trident man > /usr/local/share/man/man1/trident.1`).
+    Man,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = logging::init(cli.log_level.as_deref()) {
+        eprintln!("trident: {e:#}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Genkey => keys::genkey(),
         Command::Pubkey => keys::pubkey(),
         Command::Genpsk => keys::genpsk(),
         Command::Up { config } => up::up(&config),
+        Command::Check { config } => check::check(&config),
         Command::Status { name, json } => status_view::status(name.as_deref(), json),
         Command::Reset { name, peer, config } => reset::reset(&name, &peer, config.as_deref()),
         Command::KmeSim(command) => kme_sim::run(command),
         Command::Audit(args) => audit::run(args),
+        Command::Completions { shell } => cli_extra::completions(shell),
+        Command::Man => cli_extra::man(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

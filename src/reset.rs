@@ -10,7 +10,6 @@ use anyhow::{bail, Context, Result};
 use keymix::PublicKey;
 use tunnel::chain_store::ChainStore;
 use tunnel::control::{request_reset, socket_path};
-use tunnel::settings::CONTROL_DIR;
 
 use crate::keys::decode_key;
 
@@ -18,7 +17,7 @@ pub fn reset(name: &str, peer: &str, config: Option<&Path>) -> Result<()> {
     let Some(peer_key) = decode_key(peer) else {
         bail!("{peer:?} is not a base64 32-byte public key (as `trident status` prints it)");
     };
-    let path = socket_path(Path::new(CONTROL_DIR), name);
+    let path = socket_path(&crate::cli_extra::control_dir(), name);
     if std::os::unix::net::UnixStream::connect(&path).is_err() {
         bail!(
             "interface {name} is not running (no control socket {}). The offline equivalent \

@@ -2,20 +2,18 @@
 //! JSON or in the layout of `wg show`, plus the key sources of the current epoch.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use tunnel::control::{list_interfaces, query_status, socket_path};
-use tunnel::settings::CONTROL_DIR;
 use tunnel::{InterfaceStatus, PeerReport};
 
 pub fn status(name: Option<&str>, json: bool) -> Result<()> {
-    let dir = Path::new(CONTROL_DIR);
+    let dir = &crate::cli_extra::control_dir();
     let name = match name {
         Some(n) => n.to_owned(),
         None => match list_interfaces(dir).as_slice() {
             [only] => only.clone(),
-            [] => bail!("no trident interface is running (no socket in {CONTROL_DIR})"),
+            [] => bail!("no trident interface is running (no socket in {})", dir.display()),
             many => bail!("several interfaces run ({}); name one", many.join(", ")),
         },
     };

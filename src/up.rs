@@ -7,9 +7,9 @@ use tokio::signal::unix::{signal, SignalKind};
 
 pub fn up(config_path: &Path) -> Result<()> {
     let crate::config::Loaded { settings, warnings } = crate::config::load(config_path)?;
+    // The same checks as `trident check`; each warning is logged once.
     for warning in &warnings {
         tracing::warn!("{warning}");
-        eprintln!("trident: WARNING: {warning}");
     }
     if let Some(path) = &settings.keylog_file {
         // Loud on purpose: the file lets anyone who reads it decrypt recorded traffic.
@@ -19,7 +19,6 @@ pub fn up(config_path: &Path) -> Result<()> {
             path.display()
         );
         tracing::warn!("{warning}");
-        eprintln!("trident: {warning}");
     }
     // Before the runtime starts threads: capabilities are per thread (tunnel::privileges).
     let low_port = (1..1024).contains(&settings.listen_port);

@@ -79,7 +79,8 @@ pub(super) fn qkd_client(
             let (span, key) = about.map_or((q.cert_file.span(), "qkd.cert_file"), |(_, s, k)| {
                 (s.clone(), *k)
             });
-            Err(src.error(Some(span), key, e.to_string()))
+            // The whole chain: the OS error is the source of TlsSetupError::Io.
+            Err(src.error(Some(span), key, format!("{:#}", anyhow::Error::from(e))))
         }
     }
 }

@@ -79,9 +79,15 @@ impl Source<'_> {
     }
 
     pub(super) fn parse_error(&self, e: &toml::de::Error) -> ConfigError {
-        let span = e.span();
+        let mut span = e.span();
         let mut message = e.message().trim().to_owned();
         let key = span.as_ref().and_then(|s| self.key_at(s.start));
+        if super::validate::looks_like_wg_quick(self.text) {
+            message = super::validate::WG_QUICK_HINT.to_owned();
+        } else if let (Some(s), Some(k)) = (&span, &key) {
+            // Inside a multi-line array: the line of the bad element, not of the array.
+            span = super::validate::element_span(self.text, s, k).or(span);
+        }
         // serde says "unknown field `x`, expected ..." without the table; the key names it.
         if message.starts_with("missing field") {
             if let Some(table) = span.as_ref().and_then(|s| self.key_at(s.start)) {

@@ -5,6 +5,9 @@ use super::*;
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    // Key files as an operator should keep them (validate warns about world-readable ones).
+    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(&path, private).unwrap_or_else(|e| panic!("{e}"));
     path
 }
 
