@@ -29,6 +29,12 @@ pub enum PrivilegeError {
          before any thread starts"
     )]
     Threaded(usize),
+    #[error(
+        "trident up needs CAP_NET_ADMIN (TUN device, addresses, routes, WireGuard PSKs): run \
+         it as root, or give it the capability (systemd: AmbientCapabilities=CAP_NET_ADMIN; by \
+         hand: setpriv --inh-caps=+net_admin --ambient-caps=+net_admin)"
+    )]
+    MissingNetAdmin,
     #[error("cannot {what}")]
     Caps {
         what: &'static str,
@@ -57,31 +63,53 @@ fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count())
 }
 
-/// Keeps CAP_NET_ADMIN (and CAP_NET_BIND_SERVICE when `low_port`) in the effective and
-/// permitted sets and in the bounding set, clears the inheritable and ambient sets, and
-/// sets no-new-privileges. Call while the process has one thread.
+/// Keeps CAP_NET_ADMIN (and CAP_NET_BIND_SERVICE when `low_port` and held) in the
+/// effective and permitted sets and in the bounding set, and sets no-new-privileges. Call
+/// while the process has one thread.
+///
+/// As root, the inheritable and ambient sets are cleared (a root child such as `ip` gets
+/// its capabilities from the root rule, capped by no-new-privileges). Without root (systemd
+/// `User=` with AmbientCapabilities, or setpriv), CAP_NET_ADMIN stays inheritable and
+/// ambient, the only way `ip` can inherit it; the bounding set is then left alone when
+/// CAP_SETPCAP is missing (no-new-privileges already stops file capabilities).
 pub fn drop_to_net_admin(low_port: bool) -> Result<(), PrivilegeError> {
     let n = threads();
     if n != 1 {
         return Err(PrivilegeError::Threaded(n));
     }
+    let err = |what| move |source| PrivilegeError::Caps { what, source };
+    let permitted = caps::read(None, CapSet::Permitted).map_err(err("read the permitted set"))?;
+    if !permitted.contains(&Capability::CAP_NET_ADMIN) {
+        return Err(PrivilegeError::MissingNetAdmin);
+    }
     let mut keep = CapsHashSet::new();
     keep.insert(Capability::CAP_NET_ADMIN);
-    if low_port {
+    if low_port && permitted.contains(&Capability::CAP_NET_BIND_SERVICE) {
         keep.insert(Capability::CAP_NET_BIND_SERVICE);
     }
-    let err = |what| move |source| PrivilegeError::Caps { what, source };
     // The bounding set first: shrinking it needs CAP_SETPCAP, which goes below.
-    let bounding = caps::read(None, CapSet::Bounding).map_err(err("read the bounding set"))?;
-    for cap in bounding.difference(&keep) {
-        caps::drop(None, CapSet::Bounding, *cap).map_err(err("shrink the bounding set"))?;
+    if permitted.contains(&Capability::CAP_SETPCAP) {
+        let bounding = caps::read(None, CapSet::Bounding).map_err(err("read the bounding set"))?;
+        for cap in bounding.difference(&keep) {
+            caps::drop(None, CapSet::Bounding, *cap).map_err(err("shrink the bounding set"))?;
+        }
     }
-    if caps::runtime::ambient_set_supported().is_ok() {
+    let ambient = caps::runtime::ambient_set_supported().is_ok();
+    if ambient {
         caps::clear(None, CapSet::Ambient).map_err(err("clear the ambient set"))?;
     }
-    caps::clear(None, CapSet::Inheritable).map_err(err("clear the inheritable set"))?;
+    let root = nix::unistd::geteuid().is_root();
+    let mut inheritable = CapsHashSet::new();
+    if !root {
+        inheritable.insert(Capability::CAP_NET_ADMIN);
+    }
+    caps::set(None, CapSet::Inheritable, &inheritable).map_err(err("set the inheritable set"))?;
     caps::set(None, CapSet::Effective, &keep).map_err(err("set the effective set"))?;
     caps::set(None, CapSet::Permitted, &keep).map_err(err("set the permitted set"))?;
+    if !root && ambient {
+        caps::raise(None, CapSet::Ambient, Capability::CAP_NET_ADMIN)
+            .map_err(err("keep CAP_NET_ADMIN ambient for `ip`"))?;
+    }
     nix::sys::prctl::set_no_new_privs().map_err(PrivilegeError::NoNewPrivs)?;
     Ok(())
 }

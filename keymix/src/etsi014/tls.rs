@@ -18,7 +18,7 @@ const MAX_PEM_FILE: u64 = 256 * 1024;
 /// Why the TLS material could not be loaded or assembled.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         #[source]

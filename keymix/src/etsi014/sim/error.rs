@@ -7,7 +7,7 @@ use crate::etsi014::tls::TlsSetupError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -19,7 +19,7 @@ pub enum SimError {
     Tls(#[from] TlsSetupError),
     #[error("certificate generation failed: {0}")]
     Cert(String),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]
