@@ -428,8 +428,9 @@ impl Driver {
         for dropped in peer.install(tunn) {
             self.indices.release(dropped.index);
         }
+        // The one info line per epoch commit: which peer (by key), which epoch, which sources.
         tracing::info!(
-            peer = peer_id,
+            peer = %base64::engine::general_purpose::STANDARD.encode(peer.public_key.as_bytes()),
             epoch = key.epoch,
             sources = %key.sources,
             role = ?key.role,

@@ -405,7 +405,8 @@ impl Session {
             self.cfg.epoch.saturating_add(self.cfg.epoch / 8)
         };
         self.next_initiation_at = later(now, jitter(base, sh.rng_word()).min(base));
-        tracing::info!(peer = self.id, epoch, %sources, ?role, auth = auth.as_str(), "new epoch key");
+        // Debug: the data plane logs the commit at info, naming the peer by its key.
+        tracing::debug!(peer = self.id, epoch, %sources, ?role, auth = auth.as_str(), "new epoch key");
         sh.events.push_back(Event::EpochKey {
             peer: self.id,
             key: EpochKey {
