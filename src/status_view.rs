@@ -267,7 +267,10 @@ mod tests {
                 implementation: "wireguard-go".into(),
             }),
         });
-        assert!(out.contains("data plane: external (wg0, wireguard-go)"), "{out}");
+        assert!(
+            out.contains("data plane: external (wg0, wireguard-go)"),
+            "{out}"
+        );
         assert!(out.contains("wireguard psk: epoch 4"), "{out}");
         assert!(out.contains("sources: none (classic WireGuard)"), "{out}");
         assert!(out.contains("warning: plain WireGuard peer"), "{out}");

@@ -10,9 +10,9 @@ use std::io;
 use std::net::SocketAddr;
 
 use nix::libc;
-use nix::{getsockopt_impl, setsockopt_impl, sockopt_impl};
 use nix::sys::socket::setsockopt;
 use nix::sys::socket::sockopt::Ipv6DontFrag;
+use nix::{getsockopt_impl, setsockopt_impl, sockopt_impl};
 use tokio::net::UdpSocket;
 
 sockopt_impl!(
