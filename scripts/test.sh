@@ -23,6 +23,9 @@ cargo build --locked --release --bin trident
 # The keymix core must stay sans-IO: it builds without the ETSI 014 I/O feature.
 cargo build --locked -p keymix --no-default-features
 
+step "systemd unit (systemd-analyze verify)"
+scripts/verify-unit.sh "$PWD/target/release/trident"
+
 step "unit and integration tests"
 cargo test --locked --workspace
 

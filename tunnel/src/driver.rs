@@ -282,6 +282,7 @@ async fn run_loop(
         peers = driver.peers.len(),
         "interface up; no traffic until the first PSK epoch"
     );
+    crate::sd_notify::ready("interface up; no traffic until the first PSK epoch");
     // Setup is done: the loop starts no programs and opens no new sockets (privileges.rs).
     crate::privileges::confine_packet_thread();
 

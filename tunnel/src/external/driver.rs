@@ -72,6 +72,7 @@ pub async fn run_with(
     let (mut driver, mut kme_results) = Driver::setup(settings, wg_name, uapi_dir)?;
     let (status_tx, mut status_rx) = mpsc::channel::<ControlRequest>(4);
     let control_task = ControlSocket::serve(listener, status_tx);
+    crate::sd_notify::ready("external data plane up: random PSKs until the first epoch");
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
