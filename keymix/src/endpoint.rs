@@ -40,7 +40,8 @@ impl LoadMeter {
 
 pub struct Endpoint {
     shared: Shared,
-    sessions: Vec<Session>,
+    /// Indexed by [`PeerId`]; a removed peer leaves `None` so the other ids stay stable.
+    sessions: Vec<Option<Session>>,
     mac1_key: [u8; 32],
     cookie_key: [u8; 32],
     cookies: CookieJar,
@@ -80,14 +81,39 @@ impl Endpoint {
     pub fn add_peer(&mut self, config: PeerConfig, now: Instant) -> Result<PeerId, PeerError> {
         let id = self.sessions.len();
         let session = Session::new(id, config, &mut self.shared, now)?;
-        self.sessions.push(session);
+        self.sessions.push(Some(session));
         Ok(id)
+    }
+
+    /// Forgets a peer (live reconfiguration): its datagrams are dropped as from an unknown
+    /// peer from now on, and its id is never reused, so every other peer keeps its id.
+    pub fn remove_peer(&mut self, peer: PeerId) {
+        if let Some(slot) = self.sessions.get_mut(peer) {
+            *slot = None;
+        }
+    }
+
+    /// Applies a changed config to a live peer without touching its chain or current key:
+    /// policy (QKD, SAE ID), schedule and reachability take effect from the next exchange.
+    /// The public key and saved state in `config` are ignored (a new key is a new peer).
+    pub fn update_peer(&mut self, peer: PeerId, config: PeerConfig) {
+        if let Some(s) = self.session_mut(peer) {
+            s.update_config(config);
+        }
+    }
+
+    fn sessions(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.iter().flatten()
+    }
+
+    fn session_mut(&mut self, peer: PeerId) -> Option<&mut Session> {
+        self.sessions.get_mut(peer).and_then(Option::as_mut)
     }
 
     /// Operator re-bootstrap of one peer (`trident reset`): forgets its chain (persisted
     /// through [`Event::PersistState`]), expires its key and starts a bootstrap exchange.
     pub fn reset_peer(&mut self, peer: PeerId, now: Instant) {
-        if let Some(s) = self.sessions.get_mut(peer) {
+        if let Some(s) = self.sessions.get_mut(peer).and_then(Option::as_mut) {
             s.reset(&mut self.shared, now);
         }
     }
@@ -110,7 +136,7 @@ impl Endpoint {
         match &r {
             Ok(peer) => {
                 self.shared.counters.accepted += 1;
-                if let Some(s) = peer.and_then(|p| self.sessions.get_mut(p)) {
+                if let Some(s) = peer.and_then(|p| self.session_mut(p)) {
                     s.set_reachable();
                 }
             }
@@ -179,9 +205,13 @@ impl Endpoint {
         let peer = self
             .sessions
             .iter()
-            .position(|s| s.public_key() == &init.s_init)
+            .position(|s| s.as_ref().is_some_and(|s| s.public_key() == &init.s_init))
             .ok_or(DropReason::UnknownPeer)?;
-        let session = self.sessions.get_mut(peer).ok_or(DropReason::UnknownPeer)?;
+        let session = self
+            .sessions
+            .get_mut(peer)
+            .and_then(Option::as_mut)
+            .ok_or(DropReason::UnknownPeer)?;
         session.handle_init(&mut self.shared, now, init, datagram)?;
         Ok(Some(peer))
     }
@@ -193,11 +223,15 @@ impl Endpoint {
         let peer = self
             .sessions
             .iter()
-            .position(|s| s.answers_resp(resp.receiver_index, &hash))
+            .position(|s| {
+                s.as_ref()
+                    .is_some_and(|s| s.answers_resp(resp.receiver_index, &hash))
+            })
             .ok_or(DropReason::UnknownIndex)?;
         let session = self
             .sessions
             .get_mut(peer)
+            .and_then(Option::as_mut)
             .ok_or(DropReason::UnknownIndex)?;
         session.handle_resp(&mut self.shared, now, &resp, datagram, &hash)?;
         Ok(Some(peer))
@@ -209,11 +243,15 @@ impl Endpoint {
         let peer = self
             .sessions
             .iter()
-            .position(|s| s.owns_resp_index(confirm.receiver_index))
+            .position(|s| {
+                s.as_ref()
+                    .is_some_and(|s| s.owns_resp_index(confirm.receiver_index))
+            })
             .ok_or(DropReason::UnknownIndex)?;
         let session = self
             .sessions
             .get_mut(peer)
+            .and_then(Option::as_mut)
             .ok_or(DropReason::UnknownIndex)?;
         session.handle_confirm(&mut self.shared, now, &confirm)?;
         Ok(Some(peer))
@@ -221,7 +259,7 @@ impl Endpoint {
 
     fn on_cookie(&mut self, datagram: &[u8]) -> Result<Option<PeerId>, DropReason> {
         let reply = CookieReply::parse(datagram).map_err(|_| DropReason::Malformed)?;
-        for session in &mut self.sessions {
+        for session in self.sessions.iter_mut().flatten() {
             if session.owns_init_index(reply.receiver_index) {
                 return if session.handle_cookie(&reply) {
                     Ok(None)
@@ -241,7 +279,7 @@ impl Endpoint {
         result: Result<Vec<QkdKey>, QkdError>,
     ) {
         let mut result = Some(result);
-        for session in &mut self.sessions {
+        for session in self.sessions.iter_mut().flatten() {
             if let Some(r) = result.take() {
                 if session.handle_kme_result(&mut self.shared, now, id, r.clone()) {
                     return;
@@ -253,13 +291,13 @@ impl Endpoint {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        for session in &mut self.sessions {
+        for session in self.sessions.iter_mut().flatten() {
             session.handle_timeout(&mut self.shared, now);
         }
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sessions.iter().filter_map(Session::poll_timeout).min()
+        self.sessions().filter_map(Session::poll_timeout).min()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -272,7 +310,7 @@ impl Endpoint {
 
     /// Status of `peer`; a PeerId that was never returned by `add_peer` reads as connecting.
     pub fn peer_status(&self, peer: PeerId, now: Instant) -> PeerStatus {
-        match self.sessions.get(peer) {
+        match self.sessions.get(peer).and_then(Option::as_ref) {
             Some(s) => s.status(now),
             None => PeerStatus {
                 state: crate::status::PeerState::Connecting,

@@ -165,6 +165,19 @@ impl Session {
         self.reachable = true;
     }
 
+    /// A reloaded config for this peer ([`crate::Endpoint::update_peer`]). Keeps the
+    /// public key (the session's identity) and the chain; a changed bootstrap PSK only
+    /// matters to a bootstrap exchange, so C_0 is derived again.
+    pub(crate) fn update_config(&mut self, mut cfg: PeerConfig) {
+        cfg.public_key = self.cfg.public_key;
+        cfg.state = None;
+        if cfg.endpoint_known {
+            self.reachable = true;
+        }
+        self.chain0 = schedule::chain0(cfg.bootstrap_psk.as_deref());
+        self.cfg = cfg;
+    }
+
     fn bootstrap_psk(&self) -> Option<&[u8; 32]> {
         self.cfg.bootstrap_psk.as_deref()
     }
