@@ -83,9 +83,7 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Print the shell completion script (e.g. `trident completions bash >
     /// /etc/bash_completion.d/trident`).
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
     /// Print the man page in roff (`trident man > /usr/local/share/man/man1/trident.1`).
     Man,
 }

@@ -13,7 +13,10 @@ pub fn status(name: Option<&str>, json: bool) -> Result<()> {
         Some(n) => n.to_owned(),
         None => match list_interfaces(dir).as_slice() {
             [only] => only.clone(),
-            [] => bail!("no trident interface is running (no socket in {})", dir.display()),
+            [] => bail!(
+                "no trident interface is running (no socket in {})",
+                dir.display()
+            ),
             many => bail!("several interfaces run ({}); name one", many.join(", ")),
         },
     };

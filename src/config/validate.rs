@@ -30,7 +30,7 @@ use super::ConfigError;
 
 /// What an INI file from wg-quick gets instead of a bare TOML error.
 pub(super) const WG_QUICK_HINT: &str = "this looks like a wg-quick INI file; Trident's config is \
-     TOML: see README (\"Configure\": lower-case keys, quoted strings, [[peer]] tables)";
+     TOML: see README (\"Configuration\": lower-case keys, quoted strings, [[peer]] tables)";
 
 /// wg-quick's `[Interface]`/`[Peer]` sections or its CamelCase keys.
 pub(super) fn looks_like_wg_quick(text: &str) -> bool {
