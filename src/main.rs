@@ -9,6 +9,7 @@ mod config;
 mod keys;
 mod kme_sim;
 mod logging;
+mod reload;
 mod reset;
 mod status_view;
 mod up;
@@ -75,6 +76,14 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Re-read a running interface's config file (like SIGHUP) and apply peer additions,
+    /// removals and changes without touching unchanged peers; a change that needs a
+    /// restart (key, port, address, ...) is refused and the running config stays.
+    Reload {
+        /// Interface name.
+        #[arg(value_parser = cli_extra::interface_name)]
+        name: String,
+    },
     /// ETSI GS QKD 014 KME simulator pair: init, run, status.
     #[command(subcommand)]
     KmeSim(kme_sim::KmeSimCommand),
@@ -102,6 +111,7 @@ fn main() -> ExitCode {
         Command::Check { config } => check::check(&config),
         Command::Status { name, json } => status_view::status(name.as_deref(), json),
         Command::Reset { name, peer, config } => reset::reset(&name, &peer, config.as_deref()),
+        Command::Reload { name } => reload::reload(&name),
         Command::KmeSim(command) => kme_sim::run(command),
         Command::Audit(args) => audit::run(args),
         Command::Completions { shell } => cli_extra::completions(shell),

@@ -1,4 +1,5 @@
 //! `trident up CONFIG.toml`: load the config, run the tunnel until SIGINT or SIGTERM.
+//! SIGHUP (like `trident reload`) re-reads the same file and applies peer changes live.
 
 use std::path::Path;
 
@@ -36,12 +37,39 @@ pub fn up(config_path: &Path) -> Result<()> {
                 _ = sigterm.recv() => {}
             }
         };
+        let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
         let name = settings.name.clone();
         let result = if settings.wireguard.is_some() {
+            // Handled, so SIGHUP no longer ends `up`; live reload needs the built-in plane.
+            tokio::spawn(async move {
+                while sighup.recv().await.is_some() {
+                    tracing::warn!(
+                        "SIGHUP: reload is not available with an external WireGuard; restart"
+                    );
+                }
+            });
             // An existing WireGuard carries the traffic; Trident sets its PSKs.
             tunnel::external::run(settings, shutdown).await
         } else {
-            tunnel::run(settings, shutdown).await
+            let path = config_path.to_owned();
+            let reloader = tunnel::reload::Reloader::new(Box::new(move || {
+                let loaded = crate::config::load(&path).map_err(|e| e.to_string())?;
+                for warning in &loaded.warnings {
+                    tracing::warn!("{warning}");
+                }
+                Ok(loaded.settings)
+            }));
+            let trigger = reloader.trigger();
+            tokio::spawn(async move {
+                while sighup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the config");
+                    let request = tunnel::reload::ReloadRequest { reply: None };
+                    if trigger.send(request).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tunnel::driver::run_reloadable(settings, shutdown, Some(reloader)).await
         };
         result.with_context(|| format!("interface {name}"))
     })

@@ -1,6 +1,7 @@
 //! The control socket `/run/trident/NAME.sock`: one connection, one request line, one JSON
 //! answer, closed. The client writes `status\n` (or nothing: older clients) and gets the
-//! [`InterfaceStatus`], or `reset <base64 peer public key>\n` and gets a [`ControlReply`].
+//! [`InterfaceStatus`], or `reset <base64 peer public key>\n` or `reload\n` (re-read the
+//! config, [`crate::reload`]) and gets a [`ControlReply`].
 //! A unix socket in the file system (not abstract), so `trident status` finds interfaces
 //! of every network namespace on the machine.
 
@@ -16,6 +17,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::TunnelError;
+use crate::reload::{ReloadRequest, ReloadTrigger};
 use crate::secret_file;
 use crate::status::InterfaceStatus;
 
@@ -63,6 +65,7 @@ impl ControlReply {
 enum Command {
     Status,
     Reset([u8; 32]),
+    Reload,
 }
 
 fn parse_request(line: &[u8]) -> Result<Command, String> {
@@ -70,13 +73,16 @@ fn parse_request(line: &[u8]) -> Result<Command, String> {
     let mut words = line.split_ascii_whitespace();
     match (words.next(), words.next(), words.next()) {
         (None | Some("status"), None, None) => Ok(Command::Status),
+        (Some("reload"), None, None) => Ok(Command::Reload),
         (Some("reset"), Some(key), None) => base64::engine::general_purpose::STANDARD
             .decode(key)
             .ok()
             .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
             .map(Command::Reset)
             .ok_or_else(|| format!("{key:?} is not a base64 32-byte public key")),
-        _ => Err("unknown request (expected `status` or `reset <public key>`)".to_owned()),
+        _ => {
+            Err("unknown request (expected `status`, `reset <public key>` or `reload`)".to_owned())
+        }
     }
 }
 
@@ -144,6 +150,15 @@ impl ControlSocket {
         listener: UnixListener,
         requests: mpsc::Sender<ControlRequest>,
     ) -> tokio::task::JoinHandle<()> {
+        Self::serve_with_reload(listener, requests, None)
+    }
+
+    /// [`Self::serve`]; `reload` requests go to `reload` (`None`: refused, restart instead).
+    pub fn serve_with_reload(
+        listener: UnixListener,
+        requests: mpsc::Sender<ControlRequest>,
+        reload: Option<ReloadTrigger>,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut backoff = Backoff::default();
             loop {
@@ -182,6 +197,7 @@ impl ControlSocket {
                         let Ok(answer) = rx.await else { return };
                         serde_json::to_vec(&answer)
                     }
+                    Ok(Command::Reload) => serde_json::to_vec(&ask_reload(reload.as_ref()).await),
                     Err(e) => serde_json::to_vec(&ControlReply::error(e)),
                 };
                 let Ok(mut json) = answer else { continue };
@@ -190,6 +206,25 @@ impl ControlSocket {
             }
         })
     }
+}
+
+/// Asks the reload task and waits for its verdict.
+async fn ask_reload(reload: Option<&ReloadTrigger>) -> ControlReply {
+    let Some(reload) = reload else {
+        return ControlReply::error(
+            "this interface cannot reload (external WireGuard data plane): restart it",
+        );
+    };
+    let (reply, rx) = oneshot::channel();
+    if reload
+        .send(ReloadRequest { reply: Some(reply) })
+        .await
+        .is_err()
+    {
+        return ControlReply::error("the reload task has ended");
+    }
+    rx.await
+        .unwrap_or_else(|_| ControlReply::error("the reload task has ended"))
 }
 
 /// Delay after consecutive accept errors: 100 ms, doubling up to 1 s, reset by a success.
@@ -258,6 +293,15 @@ pub fn request_reset(path: &Path, peer: &[u8; 32]) -> Result<ControlReply, Tunne
     })
 }
 
+/// Asks a running interface to re-read its config (`trident reload`).
+pub fn request_reload(path: &Path) -> Result<ControlReply, TunnelError> {
+    let buf = request(path, "reload\n")?;
+    serde_json::from_slice(&buf).map_err(|source| TunnelError::BadStatus {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// The control sockets present in `dir` (interface names).
 pub fn list_interfaces(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -291,6 +335,8 @@ mod tests {
         );
         assert!(parse_request(b"reset AAAA").is_err());
         assert!(parse_request(b"reset").is_err());
+        assert_eq!(parse_request(b"reload"), Ok(Command::Reload));
+        assert!(parse_request(b"reload now").is_err());
         assert!(parse_request(b"shutdown").is_err());
         assert!(parse_request(&[0xff, 0xfe]).is_err());
     }

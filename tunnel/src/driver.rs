@@ -33,6 +33,7 @@ use crate::netconfig::InterfaceConfig;
 use crate::packet_batch::{TunRx, TunTx, UdpRx, UdpTx};
 use crate::peer::{Peer, PENDING_INIT_TTL};
 use crate::qkd_bridge::QkdBridge;
+use crate::reload::{self, Apply, ReloadTrigger, Reloader, RestartOnly};
 use crate::settings::TunnelSettings;
 use crate::status::{InterfaceStatus, PeerReport, SourcesReport};
 use crate::tunn_index::{epoch_tag, TunnIndexTable};
@@ -40,6 +41,7 @@ use crate::udp_socket;
 
 mod classic;
 mod keymix_tx;
+mod reconfigure;
 mod wireguard_rx;
 
 /// boringtun's timers have one-second resolution; 250 ms keeps keepalives and retries prompt.
@@ -115,7 +117,32 @@ pub async fn run(
     settings: TunnelSettings,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), TunnelError> {
+    run_reloadable(settings, shutdown, None).await
+}
+
+/// [`run`], reloadable with `reloader` (SIGHUP, `trident reload`): see [`crate::reload`].
+pub async fn run_reloadable(
+    settings: TunnelSettings,
+    shutdown: impl Future<Output = ()>,
+    reloader: Option<Reloader>,
+) -> Result<(), TunnelError> {
     let outer = tokio::runtime::Handle::current();
+    // The reload task stays on this runtime: it reads files and runs `ip`.
+    let (reload_task, reload) = match reloader {
+        Some(r) => {
+            let (apply_tx, apply_rx) = mpsc::channel::<Apply>(1);
+            let trigger = r.trigger();
+            let routes = reload::routes_for(&settings.addresses, &settings.peers);
+            let task = tokio::spawn(reload::serve(
+                r,
+                RestartOnly::of(&settings),
+                routes,
+                apply_tx,
+            ));
+            (Some(task), Some((apply_rx, trigger)))
+        }
+        None => (None, None),
+    };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let thread = std::thread::Builder::new()
@@ -131,6 +158,7 @@ pub async fn run(
                         let _ = stop_rx.await;
                     },
                     outer,
+                    reload,
                 )),
                 Err(source) => Err(TunnelError::Io {
                     what: "data-plane runtime",
@@ -152,6 +180,9 @@ pub async fn run(
         }
         r = &mut done_rx => r,
     };
+    if let Some(task) = reload_task {
+        task.abort();
+    }
     // The loop has returned (its cleanup done); wait for the thread's runtime to go away.
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     result.unwrap_or_else(|_| {
@@ -166,6 +197,7 @@ async fn run_loop(
     settings: TunnelSettings,
     shutdown: impl Future<Output = ()>,
     outer: tokio::runtime::Handle,
+    reload: Option<(mpsc::Receiver<Apply>, ReloadTrigger)>,
 ) -> Result<(), TunnelError> {
     let TunnelSettings {
         name,
@@ -275,7 +307,11 @@ async fn run_loop(
     };
     driver.add_classic_peers(classic_settings)?;
     let (status_tx, mut status_rx) = mpsc::channel::<ControlRequest>(4);
-    let control_task = ControlSocket::serve(listener, status_tx);
+    let (mut apply_rx, trigger) = match reload {
+        Some((rx, trigger)) => (Some(rx), Some(trigger)),
+        None => (None, None),
+    };
+    let control_task = ControlSocket::serve_with_reload(listener, status_tx, trigger);
     tracing::info!(
         interface = %driver.name,
         port = listen_port,
@@ -332,6 +368,15 @@ async fn run_loop(
                 driver.on_wireguard_tick(&io, &mut out, ticks);
             }
             Some(request) = status_rx.recv() => driver.on_control(&io, request, &mut out),
+            Some(apply) = async {
+                match apply_rx.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let result = driver.reconfigure(&io, apply.peers, &mut out);
+                let _ = apply.reply.send(result);
+            }
         }
         // Whatever an input produced on the slow paths (replayed initiations, ...).
         io.flush_tun(&mut driver.tun_tx, &mut driver.counters);
@@ -673,6 +718,7 @@ impl Driver {
             .peers
             .iter()
             .enumerate()
+            .filter(|(_, peer)| !peer.removed)
             .map(|(id, peer)| {
                 let st = self.endpoint.peer_status(id, now);
                 let live: Vec<u64> = peer.tunns().map(|t| t.epoch).collect();

@@ -169,7 +169,7 @@ pub fn on_initiation(
     let Some((peer_id, peer)) = peers
         .iter_mut()
         .enumerate()
-        .find(|(_, p)| p.public_key.as_bytes() == &opened.initiator)
+        .find(|(_, p)| !p.removed && p.public_key.as_bytes() == &opened.initiator)
     else {
         return InitOutcome::Unknown;
     };

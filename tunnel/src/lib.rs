@@ -61,6 +61,7 @@ pub mod packet_batch;
 pub mod peer;
 pub mod privileges;
 pub mod qkd_bridge;
+pub mod reload;
 pub mod sd_notify;
 pub mod secret_file;
 pub mod settings;

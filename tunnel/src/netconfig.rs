@@ -48,6 +48,16 @@ fn ip(args: &[&str]) -> Result<(), TunnelError> {
     }
 }
 
+/// Routes `net` to the device (a reloaded peer's new allowed IP).
+pub fn add_route(name: &str, net: &IpNetwork) -> Result<(), TunnelError> {
+    ip(&["route", "add", &net.to_string(), "dev", name])
+}
+
+/// Removes the route of `net` through the device (a reloaded peer lost that allowed IP).
+pub fn del_route(name: &str, net: &IpNetwork) -> Result<(), TunnelError> {
+    ip(&["route", "del", &net.to_string(), "dev", name])
+}
+
 /// Routes added for allowed IPs; deleted on drop.
 pub struct InterfaceConfig {
     name: String,

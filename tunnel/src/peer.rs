@@ -27,6 +27,9 @@ pub const PENDING_INIT_TTL: Duration = Duration::from_secs(5);
 pub struct Peer {
     pub public_key: PublicKey,
     pub endpoint: Option<SocketAddr>,
+    /// The endpoint in the config (`endpoint` roams): a reload changes it only when this
+    /// differs from the reloaded config.
+    pub configured_endpoint: Option<SocketAddr>,
     pub allowed_ips: Vec<IpNetwork>,
     pub persistent_keepalive: Option<u16>,
     pub reject_after: Duration,
@@ -46,6 +49,9 @@ pub struct Peer {
     pub retired_rx: u64,
     /// A plain WireGuard peer (`keymix = "off"`): one Tunn for life, any initiation.
     pub classic: bool,
+    /// Removed by a reload: no Tunns, no routes, never matched again (its id stays taken so
+    /// the other peers keep theirs).
+    pub removed: bool,
 }
 
 impl Peer {
@@ -60,6 +66,7 @@ impl Peer {
         Self {
             public_key,
             endpoint,
+            configured_endpoint: endpoint,
             allowed_ips,
             persistent_keepalive,
             reject_after,
@@ -71,6 +78,7 @@ impl Peer {
             retired_tx: 0,
             retired_rx: 0,
             classic: false,
+            removed: false,
         }
     }
 
