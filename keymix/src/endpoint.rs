@@ -322,6 +322,7 @@ impl Endpoint {
                 last_kme_error: None,
                 expired: false,
                 exchanges: 0,
+                last_exchange: None,
                 auth: None,
                 reason: None,
             },

@@ -64,6 +64,9 @@ pub struct PeerStatus {
     pub expired: bool,
     /// Completed exchanges since start.
     pub exchanges: u64,
+    /// Duration of the last exchange this side initiated (Init sent to Resp accepted;
+    /// `None` before the first, or when the peer always initiates).
+    pub last_exchange: Option<Duration>,
     /// What authenticated the current epoch.
     pub auth: Option<AuthBasis>,
     /// Why the peer is blocked, and the fix when there is one.

@@ -90,6 +90,7 @@ impl Session {
             last_kme_error: self.kme_error.clone(),
             expired: false,
             exchanges: self.exchanges,
+            last_exchange: self.last_exchange,
             auth: None,
             reason: None,
         };

@@ -344,6 +344,8 @@ impl Session {
             let ids = (sent.init.s_init, self.peer_public, sent.init.sender_index);
             keylog_entry(epoch, ids, &secrets, &derived)
         });
+        // Init sent to Resp accepted (the KME wait before the Init is not in it).
+        self.last_exchange = Some(now.saturating_duration_since(sent.started));
         self.initiating = None;
         self.last_confirm = Some(LastConfirm {
             epoch,

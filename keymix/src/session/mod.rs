@@ -92,6 +92,8 @@ pub(crate) struct Session {
     kme_error: Option<String>,
     mismatch: Option<(Instant, String)>,
     exchanges: u64,
+    /// How long our last completed initiation took (Init sent to Resp accepted).
+    last_exchange: Option<Duration>,
 }
 
 /// Why a peer could not be added.
@@ -152,6 +154,7 @@ impl Session {
             kme_error: None,
             mismatch: None,
             exchanges: 0,
+            last_exchange: None,
             cfg,
         })
     }
