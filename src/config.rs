@@ -130,6 +130,8 @@ struct InterfaceSection {
     state_dir: Option<Spanned<PathBuf>>,
     /// An existing WireGuard interface whose PSKs Trident sets (config/wireguard.rs).
     wireguard: Option<Spanned<String>>,
+    /// Opt-in Prometheus endpoint, e.g. "127.0.0.1:9586" (GET /metrics).
+    metrics_listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -364,6 +366,16 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     };
 
     let external = wireguard::external_interface(&src, &interface, &peers)?;
+    let metrics_listen = match &interface.metrics_listen {
+        None => None,
+        Some(m) => Some(m.get_ref().trim().parse::<SocketAddr>().map_err(|_| {
+            src.error(
+                Some(m.span()),
+                "interface.metrics_listen",
+                format!("{:?} is not IP:PORT (e.g. \"127.0.0.1:9586\")", m.get_ref()),
+            )
+        })?),
+    };
     let mut warnings = Vec::new();
     let mut sharing_interface_psk = 0usize;
     let mut seen = HashSet::new();
@@ -454,6 +466,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         control_dir: crate::cli_extra::control_dir(),
         state_dir: Some(state_dir),
         wireguard: external,
+        metrics_listen,
     };
     validate::check_loaded(&src, &settings, &mut warnings)?;
     Ok(Loaded { settings, warnings })

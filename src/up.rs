@@ -48,6 +48,9 @@ pub fn up(config_path: &Path) -> Result<()> {
                     );
                 }
             });
+            if settings.metrics_listen.is_some() {
+                tracing::warn!("metrics_listen is ignored with an external WireGuard data plane");
+            }
             // An existing WireGuard carries the traffic; Trident sets its PSKs.
             tunnel::external::run(settings, shutdown).await
         } else {

@@ -247,3 +247,22 @@ fn per_peer_bootstrap_psk_and_shared_interface_psk_warning() {
         "{e}"
     );
 }
+
+#[test]
+fn metrics_listen_is_ip_port() {
+    let dir = temp_dir("metrics");
+    let with = |value: &str| {
+        good(&dir).replace(
+            "listen_port = 51820\n",
+            &format!("listen_port = 51820\nmetrics_listen = \"{value}\"\n"),
+        )
+    };
+    let path = write(&dir, "a.toml", &with("127.0.0.1:9586"));
+    let settings = load(&path).unwrap_or_else(|e| panic!("{e}")).settings;
+    assert_eq!(settings.metrics_listen, "127.0.0.1:9586".parse().ok());
+    let path = write(&dir, "b.toml", &with("localhost"));
+    let e = load(&path).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("interface.metrics_listen"), "{e}");
+    let off = load(&write(&dir, "c.toml", &good(&dir)));
+    assert_eq!(off.map(|l| l.settings.metrics_listen).ok(), Some(None));
+}

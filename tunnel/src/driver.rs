@@ -29,6 +29,7 @@ use crate::epoch_tunn::EpochTunn;
 use crate::error::TunnelError;
 use crate::handshake_rx::HandshakeLimits;
 use crate::keylog::KeyLog;
+use crate::metrics::{self, SnapshotRequest};
 use crate::netconfig::InterfaceConfig;
 use crate::packet_batch::{TunRx, TunTx, UdpRx, UdpTx};
 use crate::peer::{Peer, PENDING_INIT_TTL};
@@ -104,6 +105,8 @@ struct Driver {
     tun_tx: TunTx,
     /// Encrypted datagrams of the TUN batch being handled.
     udp_tx: UdpTx,
+    /// `[interface] metrics_listen`: what is observed as it happens.
+    metrics: Option<Arc<metrics::Shared>>,
 }
 
 /// Runs the interface until `shutdown` completes, then removes routes, the TUN device and
@@ -143,6 +146,18 @@ pub async fn run_reloadable(
         }
         None => (None, None),
     };
+    // The metrics server also stays here: the packet thread accepts no new connections.
+    let (metrics_task, metrics) = match settings.metrics_listen {
+        Some(addr) => {
+            let listener = metrics::bind(addr).await?;
+            let shared = Arc::new(metrics::Shared::default());
+            let (tx, rx) = mpsc::channel::<SnapshotRequest>(2);
+            let task = metrics::serve(listener, shared.clone(), tx);
+            tracing::info!(%addr, "metrics on http://{addr}/metrics");
+            (Some(task), Some((rx, shared)))
+        }
+        None => (None, None),
+    };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let thread = std::thread::Builder::new()
@@ -159,6 +174,7 @@ pub async fn run_reloadable(
                     },
                     outer,
                     reload,
+                    metrics,
                 )),
                 Err(source) => Err(TunnelError::Io {
                     what: "data-plane runtime",
@@ -180,7 +196,7 @@ pub async fn run_reloadable(
         }
         r = &mut done_rx => r,
     };
-    if let Some(task) = reload_task {
+    for task in [reload_task, metrics_task].into_iter().flatten() {
         task.abort();
     }
     // The loop has returned (its cleanup done); wait for the thread's runtime to go away.
@@ -198,6 +214,7 @@ async fn run_loop(
     shutdown: impl Future<Output = ()>,
     outer: tokio::runtime::Handle,
     reload: Option<(mpsc::Receiver<Apply>, ReloadTrigger)>,
+    metrics: Option<(mpsc::Receiver<SnapshotRequest>, Arc<metrics::Shared>)>,
 ) -> Result<(), TunnelError> {
     let TunnelSettings {
         name,
@@ -212,6 +229,7 @@ async fn run_loop(
         control_dir,
         state_dir,
         wireguard: _,
+        metrics_listen: _,
     } = settings;
 
     // Claim the name first: a second `up` of the same interface must not touch the first.
@@ -285,7 +303,12 @@ async fn run_loop(
             qkd_policy,
         ));
     }
-    let (qkd, mut kme_results) = QkdBridge::new(qkd_source, outer);
+    let (mut qkd, mut kme_results) = QkdBridge::new(qkd_source, outer);
+    let (mut snapshot_rx, metrics) = match metrics {
+        Some((rx, shared)) => (Some(rx), Some(shared)),
+        None => (None, None),
+    };
+    qkd.set_metrics(metrics.clone());
     let handshake_limits = HandshakeLimits::new(&public_key, HANDSHAKE_RATE_LIMIT);
     let mut driver = Driver {
         name,
@@ -304,6 +327,7 @@ async fn run_loop(
         chain_store,
         tun_tx: TunTx::new(),
         udp_tx: UdpTx::new(usize::from(mtu)),
+        metrics,
     };
     driver.add_classic_peers(classic_settings)?;
     let (status_tx, mut status_rx) = mpsc::channel::<ControlRequest>(4);
@@ -377,6 +401,14 @@ async fn run_loop(
                 let result = driver.reconfigure(&io, apply.peers, &mut out);
                 let _ = apply.reply.send(result);
             }
+            Some(reply) = async {
+                match snapshot_rx.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let _ = reply.send(driver.metrics_snapshot());
+            }
         }
         // Whatever an input produced on the slow paths (replayed initiations, ...).
         io.flush_tun(&mut driver.tun_tx, &mut driver.counters);
@@ -426,6 +458,16 @@ impl Driver {
             Event::EpochKey { peer, key } => {
                 if let (Some(log), Some(entry)) = (self.keylog.as_mut(), &key.keylog) {
                     log.append(entry);
+                }
+                if let Some(m) = self
+                    .metrics
+                    .as_ref()
+                    .filter(|_| key.role == Role::Initiator)
+                {
+                    let st = self.endpoint.peer_status(peer, Instant::now());
+                    if let Some(took) = st.last_exchange {
+                        m.observe_exchange(took);
+                    }
                 }
                 self.install_epoch(io, peer, &key, out);
             }
@@ -573,8 +615,12 @@ impl Driver {
                     Some(to) if batched && datagram.as_ptr() as usize == base => {
                         let len = datagram.len();
                         udp_tx.commit(len, to, max_segments);
+                        peer.tx_packets = peer.tx_packets.saturating_add(1);
                     }
-                    Some(to) => io.send_udp(datagram, to, counters),
+                    Some(to) => {
+                        io.send_udp(datagram, to, counters);
+                        peer.tx_packets = peer.tx_packets.saturating_add(1);
+                    }
                     None => counters.count(TunnelDrop::NoEndpoint),
                 },
                 TunnResult::Err(e) => {
@@ -710,6 +756,20 @@ impl Driver {
             None => ControlReply::error(format!("interface {} has no peer {key}", self.name)),
         };
         let _ = reply.send(answer);
+    }
+
+    /// The status plus packet counts, for one metrics scrape.
+    fn metrics_snapshot(&self) -> metrics::Snapshot {
+        let packets = self
+            .peers
+            .iter()
+            .filter(|p| !p.removed)
+            .map(|p| (p.tx_packets, p.rx_packets))
+            .collect();
+        metrics::Snapshot {
+            status: self.status(Instant::now()),
+            packets,
+        }
     }
 
     fn status(&self, now: Instant) -> InterfaceStatus {

@@ -56,6 +56,7 @@ pub mod handshake_rx;
 pub mod initiation;
 pub mod inner_packet;
 pub mod keylog;
+pub mod metrics;
 pub mod netconfig;
 pub mod packet_batch;
 pub mod peer;

@@ -47,6 +47,9 @@ pub struct Peer {
     /// Bytes of Tunns already dropped, so status counters never go backwards.
     pub retired_tx: u64,
     pub retired_rx: u64,
+    /// Data packets sent and received over the peer's whole life (metrics).
+    pub tx_packets: u64,
+    pub rx_packets: u64,
     /// A plain WireGuard peer (`keymix = "off"`): one Tunn for life, any initiation.
     pub classic: bool,
     /// Removed by a reload: no Tunns, no routes, never matched again (its id stays taken so
@@ -77,6 +80,8 @@ impl Peer {
             last_initiation: None,
             retired_tx: 0,
             retired_rx: 0,
+            tx_packets: 0,
+            rx_packets: 0,
             classic: false,
             removed: false,
         }

@@ -15,6 +15,8 @@ pub struct QkdBridge {
     results: mpsc::UnboundedSender<KmeResult>,
     /// Where the KME requests run: the caller's runtime, not the packet thread's.
     runtime: Handle,
+    /// Counts requests and errors by kind (`[interface] metrics_listen`).
+    metrics: Option<Arc<crate::metrics::Shared>>,
 }
 
 impl QkdBridge {
@@ -28,14 +30,30 @@ impl QkdBridge {
                 source,
                 results,
                 runtime,
+                metrics: None,
             },
             rx,
         )
     }
 
+    pub fn set_metrics(&mut self, metrics: Option<Arc<crate::metrics::Shared>>) {
+        self.metrics = metrics;
+    }
+
     pub fn submit(&self, request: KmeRequest) {
         let KmeRequest { id, kind, .. } = request;
+        let kind_name = match &kind {
+            KmeRequestKind::EncKeys { .. } => "enc_keys",
+            KmeRequestKind::DecKeys { .. } => "dec_keys",
+        };
+        let metrics = self.metrics.clone();
+        if let Some(m) = &metrics {
+            m.kme_request(kind_name);
+        }
         let Some(source) = self.source.clone() else {
+            if let Some(m) = &metrics {
+                m.kme_error(kind_name, "unavailable");
+            }
             // keymix turns this into "degraded" (preferred) or "blocked" (required).
             let _ = self.results.send((
                 id,
@@ -58,7 +76,23 @@ impl QkdBridge {
                     key_ids,
                 } => source.dec_keys(&master_sae_id, &key_ids).await,
             };
+            if let (Some(m), Err(e)) = (&metrics, &result) {
+                m.kme_error(kind_name, error_kind(e));
+            }
             let _ = results.send((id, result));
         });
+    }
+}
+
+/// A metrics label for each kind of KME failure.
+fn error_kind(e: &QkdError) -> &'static str {
+    match e {
+        QkdError::BadRequest(_) => "bad_request",
+        QkdError::Unauthorized => "unauthorized",
+        QkdError::Unavailable(_) => "unavailable",
+        QkdError::UnexpectedStatus { .. } => "unexpected_status",
+        QkdError::Transport(_) => "transport",
+        QkdError::Malformed(_) => "malformed",
+        QkdError::Timeout => "timeout",
     }
 }

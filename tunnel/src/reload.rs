@@ -66,6 +66,7 @@ pub struct RestartOnly {
     control_dir: PathBuf,
     state_dir: Option<PathBuf>,
     wireguard: Option<String>,
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl RestartOnly {
@@ -81,6 +82,7 @@ impl RestartOnly {
             control_dir: s.control_dir.clone(),
             state_dir: s.state_dir.clone(),
             wireguard: s.wireguard.clone(),
+            metrics_listen: s.metrics_listen,
         }
     }
 
@@ -238,6 +240,7 @@ mod tests {
             control_dir: "/run/trident".into(),
             state_dir: None,
             wireguard: None,
+            metrics_listen: None,
         }
     }
 

@@ -36,6 +36,8 @@ pub struct TunnelSettings {
     /// `[interface] wireguard = "wg0"`: run keymix only and set the PSKs of this existing
     /// WireGuard interface ([`crate::external`]); `None` is the built-in data plane.
     pub wireguard: Option<String>,
+    /// `[interface] metrics_listen`: serve Prometheus metrics on GET /metrics there.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// One `[[peer]]`.

@@ -209,6 +209,8 @@ impl Driver {
             counters.count(TunnelDrop::IoError);
         } else if let Err(e) = tun_tx.commit(len) {
             counters.count(not_queued(e));
+        } else {
+            peer.rx_packets = peer.rx_packets.saturating_add(1);
         }
     }
 }

@@ -1,0 +1,458 @@
+//! The opt-in Prometheus endpoint (`[interface] metrics_listen`): GET /metrics over plain
+//! HTTP/1.x, in the OpenMetrics text format (prometheus-client) when the scraper accepts
+//! it (Prometheus does), else in the classic text format 0.0.4 (curl, promtool).
+//!
+//! The server runs on the caller's runtime, not on the seccomp-filtered packet thread
+//! (which may not accept TCP connections it did not set up). Per scrape it asks the packet
+//! loop for a [`Snapshot`] (the status plus packet counts) over a channel; the exchange
+//! durations and KME request counts are observed as they happen into [`Shared`], whose
+//! metrics are atomics.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::TunnelError;
+use crate::status::InterfaceStatus;
+
+/// Longest request head read; a scraper's GET is far shorter.
+const MAX_REQUEST: usize = 8 * 1024;
+/// Time a client has to send its request head, and to take the answer.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// The states a peer can be in; each gets a 0/1 sample so a dashboard sees transitions.
+const STATES: [&str; 4] = ["connecting", "up", "degraded", "blocked"];
+
+type Labels = Vec<(String, String)>;
+
+/// Metrics observed as events happen (from any thread).
+pub struct Shared {
+    exchange_seconds: Histogram,
+    kme_requests: Family<Labels, Counter>,
+    kme_errors: Family<Labels, Counter>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            // 1 ms .. ~33 s: a LAN round trip up to a KME-bound exchange over a bad path.
+            exchange_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            kme_requests: Family::default(),
+            kme_errors: Family::default(),
+        }
+    }
+}
+
+impl Shared {
+    /// A keymix exchange this side initiated completed after `took`.
+    pub fn observe_exchange(&self, took: Duration) {
+        self.exchange_seconds.observe(took.as_secs_f64());
+    }
+
+    /// A KME request (`kind`: enc_keys or dec_keys) was sent.
+    pub fn kme_request(&self, kind: &str) {
+        self.kme_requests
+            .get_or_create(&vec![("kind".to_owned(), kind.to_owned())])
+            .inc();
+    }
+
+    /// A KME request failed with `error` (a [`keymix::qkd::QkdError`] kind).
+    pub fn kme_error(&self, kind: &str, error: &str) {
+        self.kme_errors
+            .get_or_create(&vec![
+                ("kind".to_owned(), kind.to_owned()),
+                ("error".to_owned(), error.to_owned()),
+            ])
+            .inc();
+    }
+}
+
+/// What the packet loop reports per scrape.
+pub struct Snapshot {
+    pub status: InterfaceStatus,
+    /// (tx, rx) packets per peer, in the order of `status.peers`.
+    pub packets: Vec<(u64, u64)>,
+}
+
+/// A scrape's request to the packet loop.
+pub type SnapshotRequest = oneshot::Sender<Snapshot>;
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The OpenMetrics text of one scrape.
+pub fn render(shared: &Shared, snap: &Snapshot) -> String {
+    let mut registry = Registry::with_prefix("trident");
+    let status = &snap.status;
+    let iface = ("interface".to_owned(), status.interface.clone());
+    let rx_bytes = Family::<Labels, Counter>::default();
+    let tx_bytes = Family::<Labels, Counter>::default();
+    let rx_packets = Family::<Labels, Counter>::default();
+    let tx_packets = Family::<Labels, Counter>::default();
+    let epoch = Family::<Labels, Gauge>::default();
+    let epoch_age = Family::<Labels, Gauge>::default();
+    let state = Family::<Labels, Gauge>::default();
+    let source = Family::<Labels, Gauge>::default();
+    let exchanges = Family::<Labels, Counter>::default();
+    for (i, p) in status.peers.iter().enumerate() {
+        let peer = vec![iface.clone(), ("peer".to_owned(), p.public_key.clone())];
+        let (tx_p, rx_p) = snap.packets.get(i).copied().unwrap_or_default();
+        let set = |f: &Family<Labels, Counter>, v: u64| {
+            f.get_or_create(&peer).inc_by(v);
+        };
+        set(&rx_bytes, p.rx_bytes);
+        set(&tx_bytes, p.tx_bytes);
+        set(&rx_packets, rx_p);
+        set(&tx_packets, tx_p);
+        set(&exchanges, p.keymix_exchanges);
+        if let Some(e) = p.epoch {
+            epoch.get_or_create(&peer).set(to_i64(e));
+        }
+        if let Some(age) = p.epoch_age_secs {
+            epoch_age.get_or_create(&peer).set(to_i64(age));
+        }
+        let mut states: Vec<&str> = STATES.to_vec();
+        if !states.contains(&p.state.as_str()) {
+            states.push(&p.state);
+        }
+        for s in states {
+            let mut l = peer.clone();
+            l.push(("state".to_owned(), s.to_owned()));
+            state.get_or_create(&l).set(i64::from(s == p.state));
+        }
+        for (name, used) in [
+            ("x25519", p.sources.x25519),
+            ("mlkem", p.sources.mlkem),
+            ("qkd", p.sources.qkd),
+        ] {
+            let mut l = peer.clone();
+            l.push(("source".to_owned(), name.to_owned()));
+            source.get_or_create(&l).set(i64::from(used));
+        }
+    }
+    let dropped = Family::<Labels, Counter>::default();
+    for (reason, n) in &status.dropped {
+        dropped
+            .get_or_create(&vec![iface.clone(), ("reason".to_owned(), reason.clone())])
+            .inc_by(*n);
+    }
+    let peers = Gauge::<i64>::default();
+    peers.set(i64::try_from(status.peers.len()).unwrap_or(i64::MAX));
+    registry.register("peers", "Peers configured", peers);
+    registry.register("peer_rx_bytes", "Bytes received from the peer", rx_bytes);
+    registry.register("peer_tx_bytes", "Bytes sent to the peer", tx_bytes);
+    registry.register("peer_rx_packets", "Data packets received", rx_packets);
+    registry.register("peer_tx_packets", "Data packets sent", tx_packets);
+    registry.register("peer_epoch", "Live PSK epoch", epoch);
+    registry.register(
+        "peer_epoch_age_seconds",
+        "Seconds since the live PSK epoch was agreed",
+        epoch_age,
+    );
+    registry.register(
+        "peer_state",
+        "1 for the peer's current state (connecting, up, degraded, blocked)",
+        state,
+    );
+    registry.register(
+        "peer_key_source",
+        "1 when the live PSK mixed in this source (x25519, mlkem, qkd)",
+        source,
+    );
+    registry.register(
+        "peer_keymix_exchanges",
+        "Completed keymix exchanges",
+        exchanges,
+    );
+    registry.register(
+        "dropped",
+        "Datagrams and packets dropped, by reason",
+        dropped,
+    );
+    registry.register(
+        "keymix_exchange_duration_seconds",
+        "Keymix exchanges this side initiated: Init sent to Resp accepted",
+        shared.exchange_seconds.clone(),
+    );
+    registry.register(
+        "kme_requests",
+        "ETSI 014 KME requests, by kind",
+        shared.kme_requests.clone(),
+    );
+    registry.register(
+        "kme_errors",
+        "Failed KME requests, by kind and error",
+        shared.kme_errors.clone(),
+    );
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, &registry);
+    out
+}
+
+/// Binds the metrics listener (at startup, so a taken port fails `up` at once).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, TunnelError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| TunnelError::Io {
+            what: "metrics_listen",
+            source,
+        })
+}
+
+/// Serves scrapes one at a time until the packet loop goes away.
+pub fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    requests: mpsc::Sender<SnapshotRequest>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let mut stream = match listener.accept().await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::debug!("metrics accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let head = read_head(&mut stream).await;
+            let answer = match route(&head) {
+                Route::Metrics => {
+                    let (tx, rx) = oneshot::channel();
+                    if requests.send(tx).await.is_err() {
+                        return;
+                    }
+                    let Ok(snap) = rx.await else { return };
+                    let text = render(&shared, &snap);
+                    if accepts_openmetrics(&head) {
+                        let om = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+                        response("200 OK", om, &text)
+                    } else {
+                        let classic = "text/plain; version=0.0.4; charset=utf-8";
+                        response("200 OK", classic, &classic_text(&text))
+                    }
+                }
+                Route::NotFound => response("404 Not Found", "text/plain", "GET /metrics\n"),
+                Route::BadMethod => response("405 Method Not Allowed", "text/plain", "GET only\n"),
+                Route::Bad => response("400 Bad Request", "text/plain", "bad request\n"),
+            };
+            let _ = tokio::time::timeout(IO_TIMEOUT, async {
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            })
+            .await;
+        }
+    })
+}
+
+fn response(status: &str, content_type: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Reads the request head: up to the blank line, [`MAX_REQUEST`] bytes or [`IO_TIMEOUT`].
+async fn read_head(stream: &mut TcpStream) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = async {
+        while head.len() < MAX_REQUEST {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    head.extend_from_slice(buf.get(..n).unwrap_or_default());
+                    if head.windows(4).any(|w| w == b"\r\n\r\n")
+                        || head.windows(2).any(|w| w == b"\n\n")
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(IO_TIMEOUT, read).await;
+    head
+}
+
+/// Whether the request's Accept header names the OpenMetrics format.
+fn accepts_openmetrics(head: &[u8]) -> bool {
+    String::from_utf8_lossy(head).lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("accept:") && l.contains("application/openmetrics-text")
+    })
+}
+
+/// OpenMetrics text as the classic format: a counter family is named with its `_total`
+/// (as its samples are), and `# UNIT` and `# EOF` go away.
+pub fn classic_text(openmetrics: &str) -> String {
+    let counters: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(&name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Metrics,
+    NotFound,
+    BadMethod,
+    Bad,
+}
+
+fn route(head: &[u8]) -> Route {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Route::Bad;
+    };
+    let mut words = line.split_ascii_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some(method), Some(path), Some(version)) if version.starts_with("HTTP/1.") => {
+            if method != "GET" {
+                Route::BadMethod
+            } else if path == "/metrics" || path.starts_with("/metrics?") {
+                Route::Metrics
+            } else {
+                Route::NotFound
+            }
+        }
+        _ => Route::Bad,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{PeerReport, SourcesReport};
+
+    #[test]
+    fn classic_text_names_counters_with_total() {
+        let om = "# HELP x_dropped Drops.\n# TYPE x_dropped counter\nx_dropped_total 4\n\
+                  # HELP x_epoch Epoch.\n# TYPE x_epoch gauge\nx_epoch 7\n# EOF\n";
+        assert_eq!(
+            classic_text(om),
+            "# HELP x_dropped_total Drops.\n# TYPE x_dropped_total counter\nx_dropped_total 4\n\
+             # HELP x_epoch Epoch.\n# TYPE x_epoch gauge\nx_epoch 7\n"
+        );
+        assert!(accepts_openmetrics(
+            b"GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0\r\n\r\n"
+        ));
+        assert!(!accepts_openmetrics(
+            b"GET /metrics HTTP/1.1\r\nAccept: */*\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn requests_are_routed() {
+        assert_eq!(
+            route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Metrics
+        );
+        assert_eq!(route(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"), Route::Metrics);
+        assert_eq!(route(b"GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(route(b"POST /metrics HTTP/1.1\r\n\r\n"), Route::BadMethod);
+        assert_eq!(route(b"GET /metrics\r\n"), Route::Bad);
+        assert_eq!(route(&[0xff, 0xfe, b'\n']), Route::Bad);
+        assert_eq!(route(b""), Route::Bad);
+    }
+
+    fn snapshot() -> Snapshot {
+        let peer = PeerReport {
+            public_key: "cGVlcg==".into(),
+            endpoint: None,
+            state: "up".into(),
+            epoch: Some(7),
+            epoch_age_secs: Some(3),
+            sources: SourcesReport {
+                x25519: true,
+                mlkem: true,
+                qkd: false,
+            },
+            qkd_key_id: None,
+            last_handshake_secs: None,
+            rx_bytes: 100,
+            tx_bytes: 200,
+            last_kme_error: None,
+            keymix_exchanges: 7,
+            allowed_ips: Vec::new(),
+            persistent_keepalive: None,
+            tunnel_epochs: vec![7],
+            qkd_policy: "off".into(),
+            auth: None,
+            reason: None,
+            chain_epoch: 7,
+            classic: false,
+            installed_psk: None,
+        };
+        let mut dropped = std::collections::BTreeMap::new();
+        dropped.insert("no_route".to_owned(), 4);
+        Snapshot {
+            status: InterfaceStatus {
+                interface: "trdA".into(),
+                public_key: String::new(),
+                listen_port: 51820,
+                peers: vec![peer],
+                dropped,
+                dropped_total: 4,
+                keylog: None,
+                data_plane: "built-in".into(),
+                wireguard: None,
+            },
+            packets: vec![(5, 6)],
+        }
+    }
+
+    #[test]
+    fn render_has_every_family() {
+        let shared = Shared::default();
+        shared.observe_exchange(Duration::from_millis(12));
+        shared.kme_request("enc_keys");
+        shared.kme_error("enc_keys", "transport");
+        let text = render(&shared, &snapshot());
+        for want in [
+            "trident_peer_rx_bytes_total{interface=\"trdA\",peer=\"cGVlcg==\"} 100",
+            "trident_peer_tx_packets_total{interface=\"trdA\",peer=\"cGVlcg==\"} 5",
+            "trident_peer_epoch{interface=\"trdA\",peer=\"cGVlcg==\"} 7",
+            "trident_peer_epoch_age_seconds{interface=\"trdA\",peer=\"cGVlcg==\"} 3",
+            "state=\"up\"} 1",
+            "state=\"blocked\"} 0",
+            "source=\"qkd\"} 0",
+            "trident_dropped_total{interface=\"trdA\",reason=\"no_route\"} 4",
+            "trident_keymix_exchange_duration_seconds_count 1",
+            "trident_kme_requests_total{kind=\"enc_keys\"} 1",
+            "trident_kme_errors_total{kind=\"enc_keys\",error=\"transport\"} 1",
+            "# EOF",
+        ] {
+            assert!(text.contains(want), "{want} missing in\n{text}");
+        }
+    }
+}
