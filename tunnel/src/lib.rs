@@ -63,6 +63,7 @@ pub mod peer;
 pub mod privileges;
 pub mod qkd_bridge;
 pub mod reload;
+pub mod rtnl;
 pub mod sd_notify;
 pub mod secret_file;
 pub mod settings;
