@@ -256,10 +256,14 @@ impl World {
                 self.sides[x].reset_asked_since = None;
                 continue;
             }
+            if self.sides[x].last_acted_reason.as_deref() == Some(reason.as_str()) {
+                continue;
+            }
             let since = *self.sides[x].reset_asked_since.get_or_insert(self.now);
             if self.now.saturating_duration_since(since) < patience || done >= budget {
                 continue;
             }
+            self.sides[x].last_acted_reason = Some(reason.clone());
             let target = if reason.contains("on the peer's side") {
                 1 - x
             } else {

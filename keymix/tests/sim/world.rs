@@ -112,6 +112,9 @@ pub struct Side {
     pub kme_mode: KmeMode,
     pub last_commit: Option<LastCommit>,
     pub reset_asked_since: Option<Instant>,
+    /// The status reason the operator last acted on for this side: a human does not run
+    /// the same reset again for the same, unchanged message.
+    pub last_acted_reason: Option<String>,
     pub no_endpoint_drops: u64,
 }
 
@@ -270,6 +273,7 @@ impl World {
             kme_mode: KmeMode::Healthy,
             last_commit: None,
             reset_asked_since: None,
+            last_acted_reason: None,
             no_endpoint_drops: 0,
         }
     }
