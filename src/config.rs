@@ -25,7 +25,7 @@ use ip_network::IpNetwork;
 use keymix::{PeerConfig, PublicKey, QkdPolicy, StaticSecret};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
-use tunnel::settings::parse_allowed_ip;
+use tunnel::settings::{parse_allowed_ip, Hooks, RouteTable};
 use tunnel::{InterfaceAddress, PeerSettings, TunnelSettings};
 use zeroize::Zeroizing;
 
@@ -34,6 +34,7 @@ use crate::keys::decode_key;
 mod qkd;
 mod source;
 mod validate;
+mod wgquick;
 mod wireguard;
 use qkd::{qkd_client, QkdSection};
 use source::Source;
@@ -132,6 +133,17 @@ struct InterfaceSection {
     wireguard: Option<Spanned<String>>,
     /// Opt-in Prometheus endpoint, e.g. "127.0.0.1:9586" (GET /metrics).
     metrics_listen: Option<Spanned<String>>,
+    /// wg-quick's Table, FwMark and PreUp/PostUp/PreDown/PostDown (config/wgquick.rs).
+    table: Option<wgquick::Table>,
+    fwmark: Option<wgquick::Fwmark>,
+    #[serde(default)]
+    pre_up: wgquick::Commands,
+    #[serde(default)]
+    post_up: wgquick::Commands,
+    #[serde(default)]
+    pre_down: wgquick::Commands,
+    #[serde(default)]
+    post_down: wgquick::Commands,
 }
 
 #[derive(Deserialize)]
@@ -467,6 +479,15 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         state_dir: Some(state_dir),
         wireguard: external,
         metrics_listen,
+        table: interface.table.map_or(RouteTable::Auto, |t| t.0),
+        fwmark: interface.fwmark.and_then(|f| f.0),
+        hooks: Hooks {
+            pre_up: interface.pre_up.0,
+            post_up: interface.post_up.0,
+            pre_down: interface.pre_down.0,
+            post_down: interface.post_down.0,
+        },
+        on_up: None,
     };
     validate::check_loaded(&src, &settings, &mut warnings)?;
     Ok(Loaded { settings, warnings })

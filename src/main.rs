@@ -6,6 +6,7 @@ mod capture;
 mod check;
 mod cli_extra;
 mod config;
+mod hooks;
 mod keys;
 mod kme_sim;
 mod logging;

@@ -2,9 +2,12 @@
 //! SIGHUP (like `trident reload`) re-reads the same file and applies peer changes live.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::oneshot;
 
 pub fn up(config_path: &Path) -> Result<()> {
     let crate::config::Loaded { settings, warnings } = crate::config::load(config_path)?;
@@ -28,17 +31,54 @@ pub fn up(config_path: &Path) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    let mut settings = settings;
     runtime.block_on(async move {
         let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
         let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = sigint.recv() => {}
-                _ = sigterm.recv() => {}
+        let name = settings.name.clone();
+        let hooks = settings.hooks.clone();
+        // pre_up: before anything exists; a failure ends `up` with nothing created.
+        crate::hooks::run("pre_up", &name, &hooks.pre_up)
+            .await
+            .with_context(|| format!("interface {name}"))?;
+        let (up_tx, up_rx) = oneshot::channel();
+        settings.on_up = Some(up_tx);
+        let phase = Arc::new(AtomicU8::new(NOT_UP));
+        let (failed_tx, mut failed_rx) = oneshot::channel::<()>();
+        {
+            let (phase, name, post_up) = (phase.clone(), name.clone(), hooks.post_up.clone());
+            tokio::spawn(async move {
+                if up_rx.await.is_err() {
+                    return; // the interface never came up
+                }
+                match crate::hooks::run("post_up", &name, &post_up).await {
+                    Ok(()) => phase.store(UP, Ordering::SeqCst),
+                    Err(e) => {
+                        // As wg-quick: a failed PostUp takes the interface down again.
+                        tracing::error!("{e:#}; shutting the interface down");
+                        phase.store(POST_UP_FAILED, Ordering::SeqCst);
+                        let _ = failed_tx.send(());
+                    }
+                }
+            });
+        }
+        let shutdown = {
+            let (phase, name, pre_down) = (phase.clone(), name.clone(), hooks.pre_down.clone());
+            async move {
+                tokio::select! {
+                    _ = sigint.recv() => {}
+                    _ = sigterm.recv() => {}
+                    Ok(()) = &mut failed_rx => {}
+                }
+                // pre_down: shutdown has started, the interface is still there.
+                if phase.load(Ordering::SeqCst) == UP {
+                    if let Err(e) = crate::hooks::run("pre_down", &name, &pre_down).await {
+                        tracing::error!("{e:#}");
+                    }
+                }
             }
         };
         let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
-        let name = settings.name.clone();
         let result = if settings.wireguard.is_some() {
             // Handled, so SIGHUP no longer ends `up`; live reload needs the built-in plane.
             tokio::spawn(async move {
@@ -74,6 +114,25 @@ pub fn up(config_path: &Path) -> Result<()> {
             });
             tunnel::driver::run_reloadable(settings, shutdown, Some(reloader)).await
         };
-        result.with_context(|| format!("interface {name}"))
+        let result = result.with_context(|| format!("interface {name}"));
+        match phase.load(Ordering::SeqCst) {
+            // post_down: after teardown, only for an interface that came up.
+            UP => {
+                if let Err(e) = crate::hooks::run("post_down", &name, &hooks.post_down).await {
+                    tracing::error!("{e:#}");
+                }
+            }
+            POST_UP_FAILED => {
+                result?;
+                anyhow::bail!("interface {name}: post_up failed; the interface was shut down");
+            }
+            _ => {}
+        }
+        result
     })
 }
+
+/// Where the interface is in its life, for which hooks still apply.
+const NOT_UP: u8 = 0;
+const UP: u8 = 1;
+const POST_UP_FAILED: u8 = 2;

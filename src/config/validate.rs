@@ -22,6 +22,7 @@ use keymix::QkdPolicy;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 use tunnel::settings::parse_allowed_ip;
+use tunnel::settings::RouteTable;
 use tunnel::{InterfaceAddress, TunnelSettings};
 use zeroize::Zeroizing;
 
@@ -204,7 +205,8 @@ pub(super) fn check_loaded(
     let peers = peers(doc);
 
     // Routes: a default route through the tunnel also captures the tunnel's own UDP.
-    if settings.wireguard.is_none() {
+    // With table = "off" or a number the operator's policy routing decides (wg-quick style).
+    if settings.wireguard.is_none() && settings.table == RouteTable::Auto {
         for (net, span) in peers.iter().flat_map(|p| &p.allowed_ips) {
             if net.netmask() == 0 {
                 return Err(src.error(
@@ -213,8 +215,9 @@ pub(super) fn check_loaded(
                     format!(
                         "{net} is a default route: Trident routes allowed_ips into the main \
                          table, so it would also capture the encrypted UDP to the peers and cut \
-                         this gateway off its WAN (Trident has no wg-quick table/fwmark \
-                         handling); list the remote site's prefixes instead"
+                         this gateway off its WAN; list the remote site's prefixes instead, or \
+                         set [interface] table = \"off\" or a table number (with fwmark) and \
+                         route it with your own policy rules"
                     ),
                 ));
             }

@@ -86,8 +86,24 @@ fn a_default_route_is_refused_with_the_reason() {
     let d = dir("default");
     for net in ["0.0.0.0/0", "::/0"] {
         let text = config("", "", &second_peer(&format!("[\"{net}\"]")));
-        assert_error(&text, &d, &["line 11", "default route", "WAN"]);
+        assert_error(&text, &d, &["line 11", "default route", "WAN", "table"]);
     }
+}
+
+#[test]
+fn a_default_route_is_accepted_with_table_off_or_a_number() {
+    let d = dir("default-table");
+    for table in ["table = \"off\"\n", "table = 1234\nfwmark = 0x1234\n"] {
+        let text = format!(
+            "[interface]\nname = \"trA\"\nprivate_key_file = \"a.key\"\nlisten_port = 51820\n\
+             {table}[[peer]]\npublic_key = \"{PEER}\"\nallowed_ips = [\"0.0.0.0/0\", \"::/0\"]\n"
+        );
+        let loaded = load_text(&d, &text);
+        assert!(loaded.is_ok(), "{table}: {:?}", loaded.err());
+    }
+    let text = config("table = \"main\"\n", "", "");
+    let e = load_text(&d, &text).err().unwrap_or_default();
+    assert!(e.contains("interface.table") || e.contains("table"), "{e}");
 }
 
 #[test]

@@ -135,7 +135,7 @@ pub async fn run_reloadable(
         Some(r) => {
             let (apply_tx, apply_rx) = mpsc::channel::<Apply>(1);
             let trigger = r.trigger();
-            let routes = reload::routes_for(&settings.addresses, &settings.peers);
+            let routes = reload::routes_for(settings.table, &settings.addresses, &settings.peers);
             let task = tokio::spawn(reload::serve(
                 r,
                 RestartOnly::of(&settings),
@@ -230,17 +230,21 @@ async fn run_loop(
         state_dir,
         wireguard: _,
         metrics_listen: _,
+        table,
+        fwmark,
+        hooks: _,
+        on_up,
     } = settings;
 
     // Claim the name first: a second `up` of the same interface must not touch the first.
     let (control, listener) = ControlSocket::bind(&control_dir, &name)?;
-    let (udp, udp_state) = udp_socket::bind(listen_port)?;
+    let (udp, udp_state) = udp_socket::bind(listen_port, fwmark)?;
     let tun = build_tun(&name, mtu)?;
     let all_allowed: Vec<_> = peer_settings
         .iter()
         .flat_map(|p| p.allowed_ips.iter().copied())
         .collect();
-    let netconfig = InterfaceConfig::apply(&name, &addresses, mtu, &all_allowed)?;
+    let netconfig = InterfaceConfig::apply(&name, &addresses, mtu, &all_allowed, table.id())?;
     let map_v4 = udp_socket::maps_v4(&udp);
     let io = Io {
         tun,
@@ -343,6 +347,10 @@ async fn run_loop(
         "interface up; no traffic until the first PSK epoch"
     );
     crate::sd_notify::ready("interface up; no traffic until the first PSK epoch");
+    if let Some(on_up) = on_up {
+        // post_up runs on the caller's runtime; a closed receiver means nobody waits.
+        let _ = on_up.send(());
+    }
     // Setup is done: the loop starts no programs and opens no new sockets (privileges.rs).
     crate::privileges::confine_packet_thread();
 

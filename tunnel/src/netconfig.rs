@@ -27,39 +27,43 @@ fn failed(command: String) -> impl FnOnce(std::io::Error) -> TunnelError {
     }
 }
 
-/// Routes `net` to the device (a reloaded peer's new allowed IP).
-pub fn add_route(name: &str, net: &IpNetwork) -> Result<(), TunnelError> {
-    let command = format!("ip route add {net} dev {name}");
+/// Routes `net` to the device in `table` (a reloaded peer's new allowed IP).
+pub fn add_route(name: &str, net: &IpNetwork, table: u32) -> Result<(), TunnelError> {
+    let command = format!("ip route add {net} dev {name} table {table}");
     let (mut rtnl, index) = open(name, &command)?;
-    rtnl.add_route(index, net).map_err(failed(command))
+    rtnl.add_route(index, net, table).map_err(failed(command))
 }
 
 /// Removes the route of `net` through the device (a reloaded peer lost that allowed IP).
-pub fn del_route(name: &str, net: &IpNetwork) -> Result<(), TunnelError> {
-    let command = format!("ip route del {net} dev {name}");
+pub fn del_route(name: &str, net: &IpNetwork, table: u32) -> Result<(), TunnelError> {
+    let command = format!("ip route del {net} dev {name} table {table}");
     let (mut rtnl, index) = open(name, &command)?;
-    rtnl.del_route(index, net).map_err(failed(command))
+    rtnl.del_route(index, net, table).map_err(failed(command))
 }
 
 /// Routes added for allowed IPs; deleted on drop.
 pub struct InterfaceConfig {
     name: String,
+    table: u32,
     routes: Vec<IpNetwork>,
 }
 
 impl InterfaceConfig {
     /// Assigns addresses and MTU, brings the link up, and routes every allowed IP that no
-    /// interface address already covers.
+    /// interface address already covers into `table` (`None`: no routes, table = "off").
     pub fn apply(
         name: &str,
         addresses: &[InterfaceAddress],
         mtu: u16,
         allowed_ips: &[IpNetwork],
+        table: Option<u32>,
     ) -> Result<Self, TunnelError> {
         let mut config = Self {
             name: name.to_owned(),
+            table: table.unwrap_or(crate::settings::MAIN_TABLE),
             routes: Vec::new(),
         };
+        let allowed_ips = if table.is_some() { allowed_ips } else { &[] };
         let (mut rtnl, index) = open(name, &format!("ip link show {name}"))?;
         for a in addresses {
             rtnl.add_address(index, a)
@@ -71,8 +75,11 @@ impl InterfaceConfig {
             if addresses.iter().any(|a| a.covers(net)) || config.routes.contains(net) {
                 continue;
             }
-            rtnl.add_route(index, net)
-                .map_err(failed(format!("ip route add {net} dev {name}")))?;
+            rtnl.add_route(index, net, config.table)
+                .map_err(failed(format!(
+                    "ip route add {net} dev {name} table {}",
+                    config.table
+                )))?;
             config.routes.push(*net);
         }
         Ok(config)
@@ -88,7 +95,7 @@ impl Drop for InterfaceConfig {
             return;
         }
         for net in &self.routes {
-            if let Err(e) = del_route(&self.name, net) {
+            if let Err(e) = del_route(&self.name, net, self.table) {
                 tracing::debug!("route cleanup: {e}");
             }
         }

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::control::ControlReply;
 use crate::netconfig;
-use crate::settings::{InterfaceAddress, PeerSettings, TunnelSettings};
+use crate::settings::{Hooks, InterfaceAddress, PeerSettings, RouteTable, TunnelSettings};
 
 /// Reads and validates the config again (the CLI's loader; errors are one line).
 pub type Loader = Box<dyn FnMut() -> Result<TunnelSettings, String> + Send>;
@@ -67,6 +67,9 @@ pub struct RestartOnly {
     state_dir: Option<PathBuf>,
     wireguard: Option<String>,
     metrics_listen: Option<std::net::SocketAddr>,
+    table: RouteTable,
+    fwmark: Option<u32>,
+    hooks: Hooks,
 }
 
 impl RestartOnly {
@@ -83,6 +86,9 @@ impl RestartOnly {
             state_dir: s.state_dir.clone(),
             wireguard: s.wireguard.clone(),
             metrics_listen: s.metrics_listen,
+            table: s.table,
+            fwmark: s.fwmark,
+            hooks: s.hooks.clone(),
         }
     }
 
@@ -107,12 +113,23 @@ impl RestartOnly {
             self.wireguard != new.wireguard,
             "wireguard (external data plane)",
         );
+        check(self.table != new.table, "table");
+        check(self.fwmark != new.fwmark, "fwmark");
+        check(self.hooks != new.hooks, "pre_up/post_up/pre_down/post_down");
         changed
     }
 }
 
-/// The routes the interface needs for `peers`: every allowed IP no address covers.
-pub fn routes_for(addresses: &[InterfaceAddress], peers: &[PeerSettings]) -> BTreeSet<IpNetwork> {
+/// The routes the interface needs for `peers`: every allowed IP no address covers (none
+/// with table = "off").
+pub fn routes_for(
+    table: RouteTable,
+    addresses: &[InterfaceAddress],
+    peers: &[PeerSettings],
+) -> BTreeSet<IpNetwork> {
+    if table.id().is_none() {
+        return BTreeSet::new();
+    }
     peers
         .iter()
         .flat_map(|p| p.allowed_ips.iter())
@@ -174,7 +191,8 @@ async fn reload_once(
             changed.join(", ")
         ));
     }
-    let new_routes = routes_for(&running.addresses, &settings.peers);
+    let new_routes = routes_for(running.table, &running.addresses, &settings.peers);
+    let table = running.table.id().unwrap_or(crate::settings::MAIN_TABLE);
     let (reply, answer) = oneshot::channel();
     apply
         .send(Apply {
@@ -195,12 +213,12 @@ async fn reload_once(
         let (add, del) = (a, d);
         let mut failed = Vec::new();
         for net in &add {
-            if let Err(e) = netconfig::add_route(&name, net) {
+            if let Err(e) = netconfig::add_route(&name, net, table) {
                 failed.push(e.to_string());
             }
         }
         for net in &del {
-            if let Err(e) = netconfig::del_route(&name, net) {
+            if let Err(e) = netconfig::del_route(&name, net, table) {
                 failed.push(e.to_string());
             }
         }
@@ -241,6 +259,10 @@ mod tests {
             state_dir: None,
             wireguard: None,
             metrics_listen: None,
+            table: RouteTable::Auto,
+            fwmark: None,
+            hooks: Hooks::default(),
+            on_up: None,
         }
     }
 
@@ -251,6 +273,14 @@ mod tests {
         assert_eq!(
             a.changed(&RestartOnly::of(&settings(2, 51821))),
             vec!["private key", "listen_port"]
+        );
+        let mut hooked = settings(1, 51820);
+        hooked.table = RouteTable::Id(100);
+        hooked.fwmark = Some(0x1234);
+        hooked.hooks.post_up.push("true".into());
+        assert_eq!(
+            a.changed(&RestartOnly::of(&hooked)),
+            vec!["table", "fwmark", "pre_up/post_up/pre_down/post_down"]
         );
     }
 
@@ -264,7 +294,10 @@ mod tests {
             keymix: keymix::PeerConfig::new(PublicKey::from([9u8; 32])),
             classic: None,
         };
+        let off = routes_for(RouteTable::Off, &addresses, &[peer(&["10.1.0.0/16"])]);
+        assert!(off.is_empty());
         let routes = routes_for(
+            RouteTable::Auto,
             &addresses,
             &[
                 peer(&["10.0.0.2/32", "10.1.0.0/16"]),

@@ -68,17 +68,17 @@ impl Rtnl {
         self.request(RouteNetlinkMessage::SetLink(link_message(index, mtu)), 0)
     }
 
-    /// `ip route add NET dev INDEX`.
-    pub fn add_route(&mut self, index: u32, net: &IpNetwork) -> std::io::Result<()> {
+    /// `ip route add NET dev INDEX table TABLE`.
+    pub fn add_route(&mut self, index: u32, net: &IpNetwork, table: u32) -> std::io::Result<()> {
         self.request(
-            RouteNetlinkMessage::NewRoute(route_message(index, net)),
+            RouteNetlinkMessage::NewRoute(route_message(index, net, table)),
             NLM_F_CREATE | NLM_F_EXCL,
         )
     }
 
-    /// `ip route del NET dev INDEX`.
-    pub fn del_route(&mut self, index: u32, net: &IpNetwork) -> std::io::Result<()> {
-        let mut message = route_message(index, net);
+    /// `ip route del NET dev INDEX table TABLE`.
+    pub fn del_route(&mut self, index: u32, net: &IpNetwork, table: u32) -> std::io::Result<()> {
+        let mut message = route_message(index, net, table);
         // Any scope matches on delete, as with `ip route del`.
         message.header.scope = RouteScope::NoWhere;
         self.request(RouteNetlinkMessage::DelRoute(message), 0)
@@ -124,11 +124,13 @@ pub fn link_message(index: u32, mtu: u16) -> LinkMessage {
     m
 }
 
-pub fn route_message(index: u32, net: &IpNetwork) -> RouteMessage {
+pub fn route_message(index: u32, net: &IpNetwork, table: u32) -> RouteMessage {
     let mut m = RouteMessage::default();
     m.header.address_family = family(net.network_address());
     m.header.destination_prefix_length = net.netmask();
-    m.header.table = RouteHeader::RT_TABLE_MAIN;
+    // The header holds 8 bits; RTA_TABLE carries any table (RT_TABLE_UNSPEC in the header).
+    m.header.table = u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
+    m.attributes.push(RouteAttribute::Table(table));
     m.header.protocol = RouteProtocol::Boot;
     m.header.scope = RouteScope::Link;
     m.header.kind = RouteType::Unicast;
@@ -187,8 +189,12 @@ mod tests {
         };
         assert_eq!((m.header.index, m.header.prefix_len), (7, 24));
         let net: IpNetwork = "2001:db8::/64".parse().unwrap();
-        let r = route_message(3, &net);
+        let r = route_message(3, &net, 254);
         assert_eq!(r.header.destination_prefix_length, 64);
+        assert_eq!(r.header.table, RouteHeader::RT_TABLE_MAIN);
+        let high = route_message(3, &net, 1000);
+        assert_eq!(high.header.table, RouteHeader::RT_TABLE_UNSPEC);
+        assert!(high.attributes.contains(&RouteAttribute::Table(1000)));
         assert!(r.attributes.contains(&RouteAttribute::Oif(3)));
         let l = link_message(3, 1420);
         assert!(l.attributes.contains(&LinkAttribute::Mtu(1420)));

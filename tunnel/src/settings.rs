@@ -38,6 +38,61 @@ pub struct TunnelSettings {
     pub wireguard: Option<String>,
     /// `[interface] metrics_listen`: serve Prometheus metrics on GET /metrics there.
     pub metrics_listen: Option<SocketAddr>,
+    /// `[interface] table`: where the allowed IPs are routed.
+    pub table: RouteTable,
+    /// `[interface] fwmark`: SO_MARK of the UDP socket (policy routing of tunnel packets).
+    pub fwmark: Option<u32>,
+    /// wg-quick's PreUp/PostUp/PreDown/PostDown; the CLI runs them, reload compares them.
+    pub hooks: Hooks,
+    /// Sent once the device, its addresses and routes and keymix are up (the sd_notify
+    /// point), so the caller runs post_up on its own runtime: the packet thread may not
+    /// start programs.
+    pub on_up: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// `[interface] table`, as wg-quick's Table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RouteTable {
+    /// Routes for the allowed IPs in the main table.
+    #[default]
+    Auto,
+    /// No routes at all: the operator routes.
+    Off,
+    /// Routes for the allowed IPs in this routing table.
+    Id(u32),
+}
+
+/// The kernel's main routing table (RT_TABLE_MAIN).
+pub const MAIN_TABLE: u32 = 254;
+
+impl RouteTable {
+    /// The table the allowed IPs are routed into; `None` adds no routes.
+    pub fn id(self) -> Option<u32> {
+        match self {
+            Self::Auto => Some(MAIN_TABLE),
+            Self::Off => None,
+            Self::Id(n) => Some(n),
+        }
+    }
+}
+
+/// Shell commands run around the interface's life, each through `/bin/sh -c` with `%i`
+/// replaced by the interface name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hooks {
+    pub pre_up: Vec<String>,
+    pub post_up: Vec<String>,
+    pub pre_down: Vec<String>,
+    pub post_down: Vec<String>,
+}
+
+impl Hooks {
+    pub fn is_empty(&self) -> bool {
+        self.pre_up.is_empty()
+            && self.post_up.is_empty()
+            && self.pre_down.is_empty()
+            && self.post_down.is_empty()
+    }
 }
 
 /// One `[[peer]]`.

@@ -11,8 +11,12 @@ use crate::error::TunnelError;
 
 const SOCKET_BUFFER_BYTES: usize = 4 << 20;
 
-fn bind_one(domain: Domain, port: u16) -> std::io::Result<Socket> {
+fn bind_one(domain: Domain, port: u16, fwmark: Option<u32>) -> std::io::Result<Socket> {
     let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if let Some(mark) = fwmark {
+        // SO_MARK needs CAP_NET_ADMIN, which `up` keeps.
+        socket.set_mark(mark)?;
+    }
     let addr: SocketAddr = if domain == Domain::IPV6 {
         socket.set_only_v6(false)?;
         (Ipv6Addr::UNSPECIFIED, port).into()
@@ -28,11 +32,11 @@ fn bind_one(domain: Domain, port: u16) -> std::io::Result<Socket> {
 }
 
 /// Binds `port` on all addresses and probes batch I/O (UDP GSO/GRO through quinn-udp, which
-/// falls back to plain datagrams when the kernel lacks them). Must run inside a tokio
-/// runtime.
-pub fn bind(port: u16) -> Result<(UdpSocket, UdpSocketState), TunnelError> {
-    let socket = bind_one(Domain::IPV6, port)
-        .or_else(|_| bind_one(Domain::IPV4, port))
+/// falls back to plain datagrams when the kernel lacks them). `fwmark` (`[interface]
+/// fwmark`) marks every packet the socket sends. Must run inside a tokio runtime.
+pub fn bind(port: u16, fwmark: Option<u32>) -> Result<(UdpSocket, UdpSocketState), TunnelError> {
+    let socket = bind_one(Domain::IPV6, port, fwmark)
+        .or_else(|_| bind_one(Domain::IPV4, port, fwmark))
         .map_err(|source| TunnelError::Udp { port, source })?;
     let state = UdpSocketState::new(UdpSockRef::from(&socket))
         .map_err(|source| TunnelError::Udp { port, source })?;

@@ -60,10 +60,11 @@ pub async fn run(
 
 /// [`run`] with the directory of UAPI sockets as a parameter (tests).
 pub async fn run_with(
-    settings: TunnelSettings,
+    mut settings: TunnelSettings,
     uapi_dir: &Path,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), TunnelError> {
+    let on_up = settings.on_up.take();
     let wg_name = settings
         .wireguard
         .clone()
@@ -73,6 +74,10 @@ pub async fn run_with(
     let (status_tx, mut status_rx) = mpsc::channel::<ControlRequest>(4);
     let control_task = ControlSocket::serve(listener, status_tx);
     crate::sd_notify::ready("external data plane up: random PSKs until the first epoch");
+    if let Some(on_up) = on_up {
+        // post_up runs on the caller's runtime.
+        let _ = on_up.send(());
+    }
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -140,7 +145,7 @@ impl Driver {
         let public_key = PublicKey::from(&settings.private_key);
         check_device(&device, &wg_name, public_key.as_bytes(), &settings)?;
 
-        let (udp, _state) = udp_socket::bind(settings.listen_port)?;
+        let (udp, _state) = udp_socket::bind(settings.listen_port, settings.fwmark)?;
         let map_v4 = udp_socket::maps_v4(&udp);
         let keylog = settings
             .keylog_file
