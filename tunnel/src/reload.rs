@@ -116,6 +116,7 @@ impl RestartOnly {
         check(self.table != new.table, "table");
         check(self.fwmark != new.fwmark, "fwmark");
         check(self.hooks != new.hooks, "pre_up/post_up/pre_down/post_down");
+        check(self.metrics_listen != new.metrics_listen, "metrics_listen");
         changed
     }
 }
@@ -278,9 +279,15 @@ mod tests {
         hooked.table = RouteTable::Id(100);
         hooked.fwmark = Some(0x1234);
         hooked.hooks.post_up.push("true".into());
+        hooked.metrics_listen = "127.0.0.1:9586".parse().ok();
         assert_eq!(
             a.changed(&RestartOnly::of(&hooked)),
-            vec!["table", "fwmark", "pre_up/post_up/pre_down/post_down"]
+            vec![
+                "table",
+                "fwmark",
+                "pre_up/post_up/pre_down/post_down",
+                "metrics_listen"
+            ]
         );
     }
 
