@@ -107,28 +107,15 @@ fn simultaneous_initiation_resolves_to_one_epoch() {
 
 #[test]
 fn a_restarted_peer_with_state_continues_the_chain() {
-    let opt = Options {
-        epoch: Duration::from_secs(20),
-        reject_after: Duration::from_secs(30),
-        ..Options::default()
-    };
+    let opt = short_epochs();
     let mut net = Net::new(opt.clone());
     net.run_for(Duration::from_secs(45), |_| 1);
     for restart_a in [false, true] {
         let before = net.a.keys.last().unwrap().epoch;
         assert!(before >= 2);
         net.restart(restart_a, true, &opt);
-        let t0 = net.now;
-        net.run_for(Duration::from_secs(10), |_| 1);
-        let (last_a, last_b) = (net.a.keys.last().unwrap(), net.b.keys.last().unwrap());
-        assert_eq!(*last_a.psk, *last_b.psk);
-        assert!(last_a.established >= t0 && last_b.established >= t0);
-        assert!(last_a.established - t0 < Duration::from_secs(10));
-        assert_eq!(
-            last_a.epoch,
-            before + 1,
-            "the epoch keeps rising across a restart"
-        );
+        let epoch = agree_within_10s(&mut net);
+        assert_eq!(epoch, before + 1, "the epoch keeps rising across a restart");
         assert_eq!(
             net.status(true, net.now).auth,
             Some(keymix::AuthBasis::Chain)
@@ -138,11 +125,7 @@ fn a_restarted_peer_with_state_continues_the_chain() {
 
 #[test]
 fn a_peer_that_lost_its_state_needs_the_operator_without_bootstrap_psk() {
-    let opt = Options {
-        epoch: Duration::from_secs(20),
-        reject_after: Duration::from_secs(30),
-        ..Options::default()
-    };
+    let opt = short_epochs();
     let mut net = Net::new(opt.clone());
     net.run_for(Duration::from_secs(45), |_| 1);
     let before = net.b.keys.len();
@@ -160,10 +143,7 @@ fn a_peer_that_lost_its_state_needs_the_operator_without_bootstrap_psk() {
     // The operator resets B's chain: a fresh bootstrap follows.
     let now = net.now;
     net.b.ep.reset_peer(net.b.peer, now);
-    net.run_for(Duration::from_secs(10), |_| 1);
-    let (last_a, last_b) = (net.a.keys.last().unwrap(), net.b.keys.last().unwrap());
-    assert_eq!(*last_a.psk, *last_b.psk);
-    assert_eq!(last_b.epoch, 1);
+    assert_eq!(agree_within_10s(&mut net), 1);
     assert_eq!(
         net.status(false, net.now).auth,
         Some(keymix::AuthBasis::StaticOnly)
@@ -173,20 +153,14 @@ fn a_peer_that_lost_its_state_needs_the_operator_without_bootstrap_psk() {
 #[test]
 fn a_peer_that_lost_its_state_rebootstraps_with_a_bootstrap_psk() {
     let opt = Options {
-        epoch: Duration::from_secs(20),
-        reject_after: Duration::from_secs(30),
         bootstrap_psk: Some([7; 32]),
-        ..Options::default()
+        ..short_epochs()
     };
     let mut net = Net::new(opt.clone());
     net.run_for(Duration::from_secs(45), |_| 1);
     for restart_a in [false, true] {
         net.restart(restart_a, false, &opt);
-        let t0 = net.now;
-        net.run_for(Duration::from_secs(10), |_| 1);
-        let (last_a, last_b) = (net.a.keys.last().unwrap(), net.b.keys.last().unwrap());
-        assert_eq!(*last_a.psk, *last_b.psk);
-        assert!(last_a.established >= t0 && last_b.established >= t0);
+        agree_within_10s(&mut net);
         assert_eq!(
             net.status(!restart_a, net.now).auth,
             Some(keymix::AuthBasis::BootstrapPsk)
@@ -199,11 +173,7 @@ fn a_peer_restarted_with_a_stale_state_is_named_and_reset_heals_it() {
     // B's last state write failed (or an old backup was restored): it restarts behind A
     // with no exchange to confirm. One PSK per epoch number means the pair cannot re-run
     // an epoch, so status must name the problem and its fix, and the fix must work.
-    let opt = Options {
-        epoch: Duration::from_secs(20),
-        reject_after: Duration::from_secs(30),
-        ..Options::default()
-    };
+    let opt = short_epochs();
     let mut net = Net::new(opt.clone());
     net.run_for(Duration::from_secs(25), |_| 1);
     let stale = net.b.saved.clone().expect("B persisted its chain");
@@ -224,9 +194,26 @@ fn a_peer_restarted_with_a_stale_state_is_named_and_reset_heals_it() {
     let now = net.now;
     net.a.ep.reset_peer(net.a.peer, now);
     net.b.ep.reset_peer(net.b.peer, now);
+    agree_within_10s(&mut net);
+}
+
+/// 20 s epochs and a 30 s reject age: restarts, resets and expiry show in a short run.
+fn short_epochs() -> Options {
+    Options {
+        epoch: Duration::from_secs(20),
+        reject_after: Duration::from_secs(30),
+        ..Options::default()
+    }
+}
+
+/// Runs 10 s and asserts both sides committed the same fresh key in that time; returns
+/// its epoch.
+fn agree_within_10s(net: &mut Net) -> u64 {
     let t0 = net.now;
     net.run_for(Duration::from_secs(10), |_| 1);
     let (last_a, last_b) = (net.a.keys.last().unwrap(), net.b.keys.last().unwrap());
-    assert!(last_a.established >= t0 && last_b.established >= t0);
     assert_eq!(*last_a.psk, *last_b.psk);
+    assert_eq!(last_a.epoch, last_b.epoch);
+    assert!(last_a.established >= t0 && last_b.established >= t0);
+    last_a.epoch
 }
