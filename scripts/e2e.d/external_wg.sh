@@ -42,12 +42,14 @@ ext_up() {
         sae_a='sae_id = "SAE_B"'
         sae_b='sae_id = "SAE_A"'
     fi
-    local side name wg peer ep key qkd sae
+    local side name wg peer ep key qkd sae metrics
     for side in a b; do
         if [[ $side == a ]]; then
             name=trxA wg=wgA peer=$pub_b ep=198.51.100.2:51821 key=a.key qkd=$qkd_a sae=$sae_a
+            metrics='metrics_listen = "127.0.0.1:9587"'
         else
             name=trxB wg=wgB peer=$pub_a ep=192.0.2.2:51821 key=b.key qkd=$qkd_b sae=$sae_b
+            metrics=""
         fi
         cat >"$WORK/x$side.toml" <<TOML
 [interface]
@@ -56,6 +58,7 @@ private_key_file = "$key"
 listen_port = 51821
 state_dir = "state-$side"
 wireguard = "$wg"
+$metrics
 
 [keymix]
 epoch_secs = $epoch
@@ -125,6 +128,21 @@ t_external_wg_psk_every_epoch() {
         ext_down
         return 1
     }
+    # Metrics work the same as with the built-in data plane (gateway A serves them).
+    "$ROOT/scripts/install-deps.sh" curl=curl >/dev/null || { log "cannot install curl"; ext_down; return 1; }
+    local scrape
+    scrape=$("$NETNS" exec gwa curl -sf --max-time 5 http://127.0.0.1:9587/metrics) || {
+        log "no metrics from the external data plane"
+        ext_down
+        return 1
+    }
+    grep -Eq '^trident_peer_epoch\{.*interface="trxA".*\} [1-9]' <<<"$scrape" || {
+        log "metrics lack a live epoch for trxA:"
+        grep '^trident_peer_epoch' <<<"$scrape" | sed 's/^/    | /'
+        ext_down
+        return 1
+    }
+    log "metrics: $(grep -c '^trident_' <<<"$scrape") samples, $(grep '^trident_peer_epoch' <<<"$scrape")"
     local seen=() line epoch psk prev_epoch=-1 rounds=0
     while ((rounds < 4)); do
         line=$(ext_check_psk trxA gwa wgA "$WORK/a.keylog") || { ext_down; return 1; }

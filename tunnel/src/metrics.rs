@@ -86,6 +86,16 @@ pub struct Snapshot {
 /// A scrape's request to the packet loop.
 pub type SnapshotRequest = oneshot::Sender<Snapshot>;
 
+/// The next scrape's request, or never when metrics are off (for a `select!` arm).
+pub async fn next_request(
+    rx: &mut Option<tokio::sync::mpsc::Receiver<SnapshotRequest>>,
+) -> Option<SnapshotRequest> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }

@@ -6,10 +6,11 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
-use keymix::{Destination, Endpoint, EndpointConfig, Event, PeerId, PublicKey, SourceMask};
+use keymix::{Destination, Endpoint, EndpointConfig, Event, PeerId, PublicKey, Role, SourceMask};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -19,6 +20,7 @@ use crate::chain_store::ChainStore;
 use crate::control::{ControlReply, ControlRequest, ControlSocket};
 use crate::error::TunnelError;
 use crate::keylog::KeyLog;
+use crate::metrics::{self, SnapshotRequest};
 use crate::qkd_bridge::QkdBridge;
 use crate::settings::TunnelSettings;
 use crate::status::{ExternalReport, InterfaceStatus, PeerReport, SourcesReport};
@@ -44,6 +46,9 @@ struct Driver {
     udp: UdpSocket,
     map_v4: bool,
     send_errors: u64,
+    /// `[interface] metrics_listen`: what is observed as it happens (the same metrics as
+    /// the built-in data plane; WireGuard's own packet counts are not visible here).
+    metrics: Option<Arc<metrics::Shared>>,
 }
 
 fn b64(key: &[u8; 32]) -> String {
@@ -70,7 +75,20 @@ pub async fn run_with(
         .clone()
         .ok_or_else(|| TunnelError::Settings("no [interface] wireguard".into()))?;
     let (control, listener) = ControlSocket::bind(&settings.control_dir, &settings.name)?;
+    let (metrics_task, mut snapshot_rx, metrics) = match settings.metrics_listen {
+        Some(addr) => {
+            let listener = metrics::bind(addr).await?;
+            let shared = Arc::new(metrics::Shared::default());
+            let (tx, rx) = mpsc::channel::<SnapshotRequest>(2);
+            let task = metrics::serve(listener, shared.clone(), tx);
+            tracing::info!(%addr, "metrics on http://{addr}/metrics");
+            (Some(task), Some(rx), Some(shared))
+        }
+        None => (None, None, None),
+    };
     let (mut driver, mut kme_results) = Driver::setup(settings, wg_name, uapi_dir)?;
+    driver.qkd.set_metrics(metrics.clone());
+    driver.metrics = metrics;
     let (status_tx, mut status_rx) = mpsc::channel::<ControlRequest>(4);
     let control_task = ControlSocket::serve(listener, status_tx);
     crate::sd_notify::ready("external data plane up: random PSKs until the first epoch");
@@ -117,6 +135,13 @@ pub async fn run_with(
                 }
             }
             Some(request) = status_rx.recv() => driver.on_control(request),
+            Some(reply) = metrics::next_request(&mut snapshot_rx) => {
+                let snapshot = metrics::Snapshot {
+                    status: driver.status(Instant::now()),
+                    packets: Vec::new(),
+                };
+                let _ = reply.send(snapshot);
+            }
         }
     }
     tracing::info!(interface = %driver.name, wireguard = %driver.wg_name, "shutting down: leaving random PSKs");
@@ -126,6 +151,9 @@ pub async fn run_with(
         }
     }
     control_task.abort();
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     drop(control);
     Ok(())
 }
@@ -206,6 +234,7 @@ impl Driver {
             udp,
             map_v4,
             send_errors: 0,
+            metrics: None,
         };
         Ok((driver, kme_results))
     }
@@ -261,6 +290,16 @@ impl Driver {
             Event::EpochKey { peer, key } => {
                 if let (Some(log), Some(entry)) = (self.keylog.as_mut(), &key.keylog) {
                     log.append(entry);
+                }
+                if let Some(m) = self
+                    .metrics
+                    .as_ref()
+                    .filter(|_| key.role == Role::Initiator)
+                {
+                    let st = self.endpoint.peer_status(peer, Instant::now());
+                    if let Some(took) = st.last_exchange {
+                        m.observe_exchange(took);
+                    }
                 }
                 if let Some(p) = self.peers.get_mut(peer) {
                     p.install_epoch(&mut self.wg, &key);
