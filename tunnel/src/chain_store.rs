@@ -61,6 +61,22 @@ impl ChainStore {
         }
     }
 
+    /// Saves `state` if there is a store; a failure is logged loudly and returned as false
+    /// (not fatal: the running tunnel keeps its keys; after a restart the stale file shows
+    /// up as a chain mismatch, never as a weaker key).
+    pub fn persist(store: Option<&Self>, peer: usize, state: &ChainState) -> bool {
+        let Some(store) = store else {
+            return true;
+        };
+        match store.save(state) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(peer, error = %display_chain(&e), "could not save the keymix chain");
+                false
+            }
+        }
+    }
+
     pub fn save(&self, state: &ChainState) -> Result<(), SecretFileError> {
         let path = self.path(&state.local_public, &state.peer_public);
         secret_file::write_atomic(&path, &state.to_bytes())

@@ -467,29 +467,16 @@ impl Driver {
                 if let (Some(log), Some(entry)) = (self.keylog.as_mut(), &key.keylog) {
                     log.append(entry);
                 }
-                if let Some(m) = self
-                    .metrics
-                    .as_ref()
-                    .filter(|_| key.role == Role::Initiator)
-                {
-                    let st = self.endpoint.peer_status(peer, Instant::now());
-                    if let Some(took) = st.last_exchange {
-                        m.observe_exchange(took);
-                    }
+                if let Some(m) = &self.metrics {
+                    m.observe_epoch(&self.endpoint, peer, &key);
                 }
                 self.install_epoch(io, peer, &key, out);
             }
             Event::Expired { peer, epoch } => self.expire_epoch(peer, epoch),
             Event::KmeRequest(request) => self.qkd.submit(request),
             Event::PersistState { peer, state } => {
-                let Some(store) = &self.chain_store else {
-                    return;
-                };
-                if let Err(e) = store.save(&state) {
-                    // Loud, not fatal: the running tunnel keeps its keys; after a restart
-                    // the stale file shows up as a chain mismatch, never as a weaker key.
+                if !ChainStore::persist(self.chain_store.as_ref(), peer, &state) {
                     self.counters.count(TunnelDrop::StateWriteFailed);
-                    tracing::error!(peer, error = %e, "could not save the keymix chain");
                 }
             }
         }

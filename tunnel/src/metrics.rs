@@ -54,6 +54,19 @@ impl Default for Shared {
 
 impl Shared {
     /// A keymix exchange this side initiated completed after `took`.
+    /// Records the duration of an exchange this side initiated, when an epoch key arrives.
+    pub fn observe_epoch(&self, endpoint: &keymix::Endpoint, peer: usize, key: &keymix::EpochKey) {
+        if key.role != keymix::Role::Initiator {
+            return;
+        }
+        if let Some(took) = endpoint
+            .peer_status(peer, std::time::Instant::now())
+            .last_exchange
+        {
+            self.observe_exchange(took);
+        }
+    }
+
     pub fn observe_exchange(&self, took: Duration) {
         self.exchange_seconds.observe(took.as_secs_f64());
     }

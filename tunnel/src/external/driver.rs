@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
-use keymix::{Destination, Endpoint, EndpointConfig, Event, PeerId, PublicKey, Role, SourceMask};
+use keymix::{Destination, Endpoint, EndpointConfig, Event, PeerId, PublicKey, SourceMask};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -291,15 +291,8 @@ impl Driver {
                 if let (Some(log), Some(entry)) = (self.keylog.as_mut(), &key.keylog) {
                     log.append(entry);
                 }
-                if let Some(m) = self
-                    .metrics
-                    .as_ref()
-                    .filter(|_| key.role == Role::Initiator)
-                {
-                    let st = self.endpoint.peer_status(peer, Instant::now());
-                    if let Some(took) = st.last_exchange {
-                        m.observe_exchange(took);
-                    }
+                if let Some(m) = &self.metrics {
+                    m.observe_epoch(&self.endpoint, peer, &key);
                 }
                 if let Some(p) = self.peers.get_mut(peer) {
                     p.install_epoch(&mut self.wg, &key);
@@ -312,11 +305,7 @@ impl Driver {
             }
             Event::KmeRequest(request) => self.qkd.submit(request),
             Event::PersistState { peer, state } => {
-                if let Some(store) = &self.chain_store {
-                    if let Err(e) = store.save(&state) {
-                        tracing::error!(peer, error = %e, "could not save the keymix chain");
-                    }
-                }
+                ChainStore::persist(self.chain_store.as_ref(), peer, &state);
             }
         }
     }
