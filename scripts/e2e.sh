@@ -351,7 +351,7 @@ t_qkd_pool_drained() {
 
 t_qkd_forged_packets() {
     # A fixed pool (rate 0): any key an attacker made a KME hand out would show.
-    KME_LOG="info,keymix::etsi014::sim::server=debug" fresh 120 180 required --key-rate-bps 0 --max-key-count 100 || return 1
+    KME_LOG="info,qkd::sim::server=debug" fresh 120 180 required --key-rate-bps 0 --max-key-count 100 || return 1
     local ca cb calls exchanges drops_before
     ca=$(trd_kme_count a "$WORK")
     cb=$(trd_kme_count b "$WORK")

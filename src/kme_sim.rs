@@ -1,4 +1,4 @@
-//! `trident kme-sim`: a pair of simulated ETSI GS QKD 014 KMEs (keymix::etsi014::sim), so the
+//! `trident kme-sim`: a pair of simulated ETSI GS QKD 014 KMEs (qkd::sim), so the
 //! whole system runs without QKD hardware. `init` writes the certificates and the two KME
 //! configs, `run` serves one KME, `status` asks a KME for its ETSI 014 Status as an SAE.
 
@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use keymix::etsi014::sim::{
+use qkd::sim::{
     self, KmeConfig, DEFAULT_LINK_A, DEFAULT_LINK_B, DEFAULT_LISTEN_A, DEFAULT_LISTEN_B,
 };
-use keymix::etsi014::{Etsi014Client, Etsi014ClientConfig};
+use qkd::{Etsi014Client, Etsi014ClientConfig};
 
 #[derive(Subcommand)]
 pub enum KmeSimCommand {

@@ -9,8 +9,6 @@ mod config;
 mod cookie;
 mod counters;
 mod endpoint;
-#[cfg(feature = "etsi014")]
-pub mod etsi014;
 mod event;
 pub mod keylog;
 pub mod labels;

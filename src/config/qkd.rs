@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keymix::etsi014::{ClientSetupError, Etsi014Client, Etsi014ClientConfig, TlsSetupError};
 use keymix::qkd::QkdKeySource;
+use qkd::{ClientSetupError, Etsi014Client, Etsi014ClientConfig, TlsSetupError};
 use serde::Deserialize;
 use toml::Spanned;
 

@@ -83,14 +83,14 @@ fn qkd_policy_without_qkd_table_is_an_error() {
 fn with_qkd(dir: &Path, peer_sae: Option<&str>) -> String {
     let sim_dir = dir.join("kme");
     if !sim_dir.join("kme-a.toml").exists() {
-        keymix::etsi014::sim::init(
+        ::qkd::sim::init(
             &sim_dir,
             "SAE_A",
             "SAE_B",
-            keymix::etsi014::sim::DEFAULT_LISTEN_A,
-            keymix::etsi014::sim::DEFAULT_LISTEN_B,
-            keymix::etsi014::sim::DEFAULT_LINK_A,
-            keymix::etsi014::sim::DEFAULT_LINK_B,
+            ::qkd::sim::DEFAULT_LISTEN_A,
+            ::qkd::sim::DEFAULT_LISTEN_B,
+            ::qkd::sim::DEFAULT_LINK_A,
+            ::qkd::sim::DEFAULT_LINK_B,
         )
         .unwrap_or_else(|e| panic!("{e}"));
     }

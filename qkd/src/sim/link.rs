@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 use super::accept::{accept_bounded, tls_accept, AnonymousSlot};
 use super::identity::peer_identity;
 use super::state::KmeState;
-use crate::etsi014::model::KeyMaterial;
+use crate::model::KeyMaterial;
 
 /// Largest frame: a full request of the largest keys is 512 KiB before base64.
 pub const MAX_FRAME: usize = 1024 * 1024;

@@ -16,7 +16,7 @@ use super::link::{serve_link, LinkClient};
 use super::reload::{hangup_signal, watch_config};
 use super::server::serve_api;
 use super::state::KmeState;
-use crate::etsi014::tls::{self, TlsFiles};
+use crate::tls::{self, TlsFiles};
 
 /// Listeners bound by the caller (e.g. on port 0 in tests) instead of the config's addresses.
 pub struct KmeListeners {

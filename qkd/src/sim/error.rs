@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::etsi014::tls::TlsSetupError;
+use crate::tls::TlsSetupError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {

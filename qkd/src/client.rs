@@ -25,7 +25,7 @@ use super::body::{read_limited, BodyError, MAX_BODY};
 use super::model::{self, KeyContainer, KeyIds, KeyRequest, Status};
 use super::tls::{self, TlsFiles, TlsSetupError};
 use super::url::{encode, KmeUrl};
-use crate::qkd::{QkdError, QkdFuture, QkdKey, QkdKeySource};
+use keymix::qkd::{QkdError, QkdFuture, QkdKey, QkdKeySource};
 
 /// Key IDs are UUIDs (36 characters); leave room for KMEs that use other formats, but keep
 /// what we pass on to the peer (in the keymix message) bounded and printable.

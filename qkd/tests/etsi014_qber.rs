@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use keymix::etsi014::model::Status;
-use keymix::etsi014::sim::{
+use keymix::qkd::{QkdError, QkdKeySource};
+use qkd::model::Status;
+use qkd::sim::{
     binary_entropy, effective_rate_bps, secret_fraction, spawn_local_pair, KmeConfig, LocalPair,
 };
-use keymix::etsi014::{Etsi014Client, Etsi014ClientConfig};
-use keymix::qkd::{QkdError, QkdKeySource};
+use qkd::{Etsi014Client, Etsi014ClientConfig};
 
 const SAE_A: &str = "SAE_A";
 const SAE_B: &str = "SAE_B";

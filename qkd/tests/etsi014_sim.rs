@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keymix::etsi014::model::{KeyIds, KeyRequest};
-use keymix::etsi014::sim::{
+use keymix::qkd::{QkdError, QkdKeySource};
+use qkd::model::{KeyIds, KeyRequest};
+use qkd::sim::{
     self, issue_sae_cert, spawn_local_pair, KmeConfig, LocalPair,
     MSG_EXTENSION_MANDATORY_UNSUPPORTED, MSG_KEYS_NOT_FOUND, MSG_SIZE_NOT_MULTIPLE_OF_8,
 };
-use keymix::etsi014::{Etsi014Client, Etsi014ClientConfig};
-use keymix::qkd::{QkdError, QkdKeySource};
+use qkd::{Etsi014Client, Etsi014ClientConfig};
 use serde_json::{json, Map};
 
 const SAE_A: &str = "SAE_A";

@@ -21,7 +21,7 @@ use super::accept::{accept_bounded, tls_accept, AnonymousSlot};
 use super::api;
 use super::identity::peer_identity;
 use super::state::KmeState;
-use crate::etsi014::body::read_limited;
+use crate::body::read_limited;
 
 /// Key request and Key IDs bodies are small (128 UUIDs is ~6 KiB).
 const MAX_REQUEST_BODY: usize = 64 * 1024;
@@ -86,7 +86,7 @@ async fn respond(
         Ok(body) => body,
         Err(e) => {
             tracing::info!(error = %e, "request body refused");
-            let error = crate::etsi014::model::Error::message(format!("request body: {e}"));
+            let error = crate::model::Error::message(format!("request body: {e}"));
             let json = serde_json::to_vec(&error).unwrap_or_default();
             return build(400, Some(Bytes::from(json)));
         }

@@ -9,9 +9,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use keymix::etsi014::sim::{spawn_local_pair, LocalPair};
-use keymix::etsi014::{Etsi014Client, Etsi014ClientConfig};
 use keymix::qkd::QkdKeySource;
+use qkd::sim::{spawn_local_pair, LocalPair};
+use qkd::{Etsi014Client, Etsi014ClientConfig};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpSocket, TcpStream};
 

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keymix::etsi014::sim::{self, InitOutput};
-use keymix::etsi014::tls::{server_config, TlsFiles};
-use keymix::etsi014::{Etsi014Client, Etsi014ClientConfig};
 use keymix::qkd::{QkdError, QkdKeySource};
+use qkd::sim::{self, InitOutput};
+use qkd::tls::{server_config, TlsFiles};
+use qkd::{Etsi014Client, Etsi014ClientConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

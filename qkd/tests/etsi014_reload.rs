@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use keymix::etsi014::model::Status;
-use keymix::etsi014::sim::{spawn_local_pair, KmeConfig};
-use keymix::etsi014::{Etsi014Client, Etsi014ClientConfig};
+use qkd::model::Status;
+use qkd::sim::{spawn_local_pair, KmeConfig};
+use qkd::{Etsi014Client, Etsi014ClientConfig};
 
 struct TempDir(PathBuf);
 

@@ -9,8 +9,8 @@ use super::keyid::new_key_id;
 use super::link::{LinkKey, LinkPush};
 use super::state::KmeState;
 use super::store::TakeError;
-use crate::etsi014::model::{self, Key, KeyContainer, KeyIds, KeyMaterial, KeyRequest, Status};
-use crate::etsi014::url::decode;
+use crate::model::{self, Key, KeyContainer, KeyIds, KeyMaterial, KeyRequest, Status};
+use crate::url::decode;
 
 // The spec's 400 messages, word for word (clients may match on them).
 pub const MSG_SIZE_NOT_MULTIPLE_OF_8: &str = "size shall be a multiple of 8";

@@ -3,9 +3,7 @@
 
 use std::path::PathBuf;
 
-use keymix::etsi014::model::{
-    Error, Key, KeyContainer, KeyIdEntry, KeyIds, KeyMaterial, KeyRequest, Status,
-};
+use qkd::model::{Error, Key, KeyContainer, KeyIdEntry, KeyIds, KeyMaterial, KeyRequest, Status};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
