@@ -1,0 +1,82 @@
+//! The 250 ms tick: boringtun's timers (keepalives, handshake retries) for every Tunn,
+//! the reject age of old epochs, stale parked initiations, and the keymix responder's own
+//! handshake when the initiator's does not arrive.
+
+use std::time::{Duration, Instant};
+
+use boringtun::noise::TunnResult;
+use keymix::Role;
+
+use super::{Driver, Io};
+use crate::counters::TunnelDrop;
+use crate::peer::PENDING_INIT_TTL;
+
+/// A keymix responder whose new Tunn has no session after this long starts the WireGuard
+/// handshake itself. Needed when the peer restarted and reuses an epoch number: its
+/// initiation can reach us before our keymix finishes and be answered by the old Tunn of
+/// the same epoch tag (wrong PSK), and WireGuard would only retry after 5 s.
+const RESPONDER_HANDSHAKE_AFTER: Duration = Duration::from_secs(1);
+
+impl Driver {
+    pub(super) fn on_wireguard_tick(&mut self, io: &Io, out: &mut [u8], ticks: u64) {
+        let now = Instant::now();
+        // With a shared rate limiter boringtun leaves the per-second reset to us.
+        if ticks.is_multiple_of(4) {
+            self.handshake_limits.reset();
+        }
+        let Self {
+            peers,
+            indices,
+            counters,
+            ..
+        } = self;
+        for (peer_id, peer) in peers.iter_mut().enumerate() {
+            for t in peer.expire_by_age(now) {
+                // Routine for the previous epoch; worth a warning when nothing is left.
+                if peer.current.is_none() {
+                    tracing::warn!(
+                        peer = peer_id,
+                        epoch = t.epoch,
+                        "last PSK past its reject age: no traffic"
+                    );
+                } else {
+                    tracing::debug!(
+                        peer = peer_id,
+                        epoch = t.epoch,
+                        "previous PSK past its reject age"
+                    );
+                }
+                indices.release(t.index);
+            }
+            if peer
+                .pending_init
+                .as_ref()
+                .is_some_and(|p| p.received.elapsed() >= PENDING_INIT_TTL)
+            {
+                peer.pending_init = None;
+            }
+            let endpoint = peer.endpoint;
+            if let Some(t) = peer.current.as_mut().filter(|t| {
+                t.role == Role::Responder
+                    && !t.has_session()
+                    && now.saturating_duration_since(t.installed) >= RESPONDER_HANDSHAKE_AFTER
+            }) {
+                if let (TunnResult::WriteToNetwork(init), Some(to)) =
+                    (t.tunn.format_handshake_initiation(out, false), endpoint)
+                {
+                    io.send_udp(init, to, counters);
+                }
+            }
+            for t in peer.tunns_mut() {
+                match t.tunn.update_timers(out) {
+                    TunnResult::WriteToNetwork(datagram) => match endpoint {
+                        Some(to) => io.send_udp(datagram, to, counters),
+                        None => counters.count(TunnelDrop::NoEndpoint),
+                    },
+                    TunnResult::Err(e) => tracing::trace!(peer = peer_id, "timers: {e:?}"),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
