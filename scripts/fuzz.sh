@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# scripts/fuzz.sh [SECONDS] [TARGET...]: coverage-guided fuzzing of keymix's fuzz targets.
+# scripts/fuzz.sh [SECONDS] [TARGET...]: coverage-guided fuzzing of the fuzz targets in fuzz/.
 #
 # test.sh only builds the targets as plain binaries (no coverage instrumentation: running
 # them explores nothing). This script builds them the way cargo-fuzz does (SanitizerCoverage
 # + AddressSanitizer, debug assertions on, so integer overflow panics too), runs each one
-# for SECONDS (default 120) on its committed corpus keymix/fuzz/corpus/<target>/ (seeded
+# for SECONDS (default 120) on its committed corpus fuzz/corpus/<target>/ (seeded
 # by examples/seed_corpus.rs when empty), minimizes the corpus (libFuzzer -merge=1, what
 # `cargo fuzz cmin` does), and prints per target the executions, the corpus size and
 # whether it crashed. Exits non-zero on any crash; the crashing input is under
-# keymix/fuzz/artifacts/<target>/.
+# fuzz/artifacts/<target>/.
 #
 # Only a stable toolchain is needed: RUSTC_BOOTSTRAP=1 unlocks the -Z flags cargo-fuzz
 # passes. Runs at nice 19 with one job, so builds on the same machine go first.
@@ -17,7 +17,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECS=${1:-120}
 shift $(($# > 0 ? 1 : 0))
-FUZZ_DIR=$ROOT/keymix/fuzz
+FUZZ_DIR=$ROOT/fuzz
 export RUSTC_BOOTSTRAP=1
 # One compiler job: other builds share the 2 cores.
 export CARGO_BUILD_JOBS=1
@@ -34,7 +34,7 @@ fi
 # A compiler probe cached without RUSTC_BOOTSTRAP would make every -Z flag fail.
 rm -f "$FUZZ_DIR/target/.rustc_info.json"
 
-cd "$ROOT/keymix" || exit 1
+cd "$ROOT" || exit 1
 if (($# > 0)); then
     TARGETS=("$@")
 else
@@ -67,7 +67,7 @@ corpus_size() {
 }
 
 # Build every target once, then run the binaries: `cargo fuzz run` would rebuild (or fail)
-# mid-campaign whenever keymix's sources change under it.
+# mid-campaign whenever keymix's or qkd's sources change under it.
 BIN=fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release
 failed=0
 summary=()

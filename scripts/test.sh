@@ -35,10 +35,10 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 step "rustfmt --check"
 cargo fmt --all -- --check
 
-if [ -f keymix/fuzz/Cargo.toml ]; then
+if [ -f fuzz/Cargo.toml ]; then
     step "fuzz targets build"
-    # Shares the main target directory so keymix and its dependencies build once.
-    cargo build --locked --manifest-path keymix/fuzz/Cargo.toml --target-dir target
+    # Shares the main target directory so keymix, qkd and their dependencies build once.
+    cargo build --locked --manifest-path fuzz/Cargo.toml --target-dir target
 fi
 
 if [ -x scripts/e2e.sh ]; then

@@ -4,8 +4,8 @@
 //! could read one body two ways.
 #![no_main]
 
-use keymix::etsi014::model::{Error, KeyContainer, KeyIds, KeyRequest, Status};
 use libfuzzer_sys::fuzz_target;
+use qkd::model::{Error, KeyContainer, KeyIds, KeyRequest, Status};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 

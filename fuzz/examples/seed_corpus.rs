@@ -3,7 +3,7 @@
 //! from valid inputs lets the fuzzer mutate deep fields of a 1.3 KB Init at once instead of
 //! first having to discover its layout.
 //!
-//! Run: `cargo run --manifest-path keymix/fuzz/Cargo.toml --example seed_corpus`
+//! Run: `cargo run --manifest-path fuzz/Cargo.toml --example seed_corpus`
 
 use std::fs;
 use std::net::SocketAddr;
