@@ -4,6 +4,8 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use toml::de::{DeTable, DeValue};
+
 use super::ConfigError;
 
 /// Turns spans into line numbers and dotted key names for messages.
@@ -31,36 +33,14 @@ impl Source<'_> {
             .map_or(1, |before| before.matches('\n').count() + 1)
     }
 
-    /// The dotted key at a span: the `[table]` (or `[[table]]`) above it plus the key
-    /// written on its line.
+    /// The dotted key at a byte offset, from toml's own parse tree: the innermost key
+    /// whose name or value covers the offset (`interface.colour`, `peer.allowed_ips`; an
+    /// element of `[[peer]]` is named `peer`). None when the text does not parse as TOML
+    /// at all: then the error's line is all there is to name.
     fn key_at(&self, offset: usize) -> Option<String> {
-        let before = self.text.get(..offset)?;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let line_end = self
-            .text
-            .get(offset..)
-            .and_then(|rest| rest.find('\n'))
-            .map_or(self.text.len(), |i| offset + i);
-        let line = self.text.get(line_start..line_end)?.trim();
-        let table = before
-            .get(..line_start)?
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| l.starts_with('['))
-            .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
-        if line.starts_with('[') {
-            return Some(
-                line.trim_matches(|c| c == '[' || c == ']')
-                    .trim()
-                    .to_owned(),
-            );
-        }
-        let key = line.split_once('=').map(|(k, _)| k.trim().to_owned())?;
-        Some(match table {
-            Some(t) => format!("{t}.{key}"),
-            None => key,
-        })
+        let doc = DeTable::parse(self.text).ok()?;
+        let mut path = Vec::new();
+        key_path(doc.get_ref(), offset, &mut path).then(|| path.join("."))
     }
 
     pub(super) fn error(
@@ -100,5 +80,67 @@ impl Source<'_> {
             key,
             message,
         }
+    }
+}
+
+/// Appends to `path` the keys leading to `offset` and says whether it found one. A table's
+/// own span is only its `[header]`, so a table is searched whether or not it covers the
+/// offset; the keys of a table (or of an array of tables) are its children's names.
+fn key_path(table: &DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool {
+    let covers = |span: Range<usize>| span.start <= offset && offset < span.end.max(span.start + 1);
+    for (key, value) in table.iter() {
+        path.push(key.get_ref().to_string());
+        if covers(key.span()) || covers(value.span()) {
+            // The header of a table, or a key = value line: deeper keys may still match.
+            let _ = descend(value.get_ref(), offset, path);
+            return true;
+        }
+        if descend(value.get_ref(), offset, path) {
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+/// Searches the tables inside a value: a table, or the tables of an array of tables.
+fn descend(value: &DeValue<'_>, offset: usize, path: &mut Vec<String>) -> bool {
+    match value {
+        DeValue::Table(inner) => key_path(inner, offset, path),
+        DeValue::Array(items) => items.iter().any(|item| match item.get_ref() {
+            DeValue::Table(inner) => key_path(inner, offset, path),
+            _ => false,
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str, needle: &str) -> Option<String> {
+        let src = Source {
+            file: Path::new("t.toml"),
+            text,
+        };
+        src.key_at(text.find(needle)?)
+    }
+
+    #[test]
+    fn keys_are_named_from_the_parse_tree() {
+        let text = "top = 1\n[interface]\nname = \"a\"\n\n[[peer]]\npublic_key = \"x\"\n\n\
+                    [[peer]]\nallowed_ips = [\n \"10.0.0.1/32\",\n \"bad\"]\nq = { a = 1, b = 2 }\n";
+        assert_eq!(key(text, "1\n[").as_deref(), Some("top"));
+        assert_eq!(key(text, "[interface]").as_deref(), Some("interface"));
+        assert_eq!(key(text, "\"a\"").as_deref(), Some("interface.name"));
+        assert_eq!(key(text, "public_key").as_deref(), Some("peer.public_key"));
+        assert_eq!(key(text, "\"bad\"").as_deref(), Some("peer.allowed_ips"));
+        assert_eq!(key(text, "b = 2").as_deref(), Some("peer.q.b"));
+    }
+
+    #[test]
+    fn text_that_is_not_toml_names_no_key() {
+        assert_eq!(key("[interface\nname = 1\n", "name"), None);
     }
 }
