@@ -47,18 +47,8 @@ impl Driver {
     }
 
     fn on_handshake_init(&mut self, io: &Io, src: SocketAddr, datagram: &[u8], out: &mut [u8]) {
-        // mac1 (and the cookie under load) before any Diffie-Hellman, as WireGuard does;
-        // the only place an initiation is counted against the limit.
-        match self.handshake_limits.screen(src.ip(), datagram, out) {
-            Screen::Pass => {}
-            Screen::Cookie(cookie) => {
-                io.send_udp(cookie, src, &mut self.counters);
-                return;
-            }
-            Screen::Reject => {
-                self.counters.count(TunnelDrop::BadInitiation);
-                return;
-            }
+        if !self.screen_or_drop(io, src, datagram, out, TunnelDrop::BadInitiation) {
+            return;
         }
         let Self {
             peers,
@@ -75,6 +65,30 @@ impl Driver {
             io.send_udp(d, to, counters)
         });
         self.count_init(outcome);
+    }
+
+    /// mac1 (and the cookie under load) of a handshake message before any Diffie-Hellman,
+    /// as WireGuard does; the only place one is counted against the limit. False when it
+    /// goes no further: answered with a cookie, or dropped and counted as `reject`.
+    fn screen_or_drop(
+        &mut self,
+        io: &Io,
+        src: SocketAddr,
+        datagram: &[u8],
+        out: &mut [u8],
+        reject: TunnelDrop,
+    ) -> bool {
+        match self.handshake_limits.screen(src.ip(), datagram, out) {
+            Screen::Pass => true,
+            Screen::Cookie(cookie) => {
+                io.send_udp(cookie, src, &mut self.counters);
+                false
+            }
+            Screen::Reject => {
+                self.counters.count(reject);
+                false
+            }
+        }
     }
 
     /// Answers the initiation a peer sent before this epoch's key landed here.
@@ -119,18 +133,10 @@ impl Driver {
         datagram: &[u8],
         out: &mut [u8],
     ) {
-        if datagram.first() == Some(&HANDSHAKE_RESPONSE) {
-            match self.handshake_limits.screen(src.ip(), datagram, out) {
-                Screen::Pass => {}
-                Screen::Cookie(cookie) => {
-                    io.send_udp(cookie, src, &mut self.counters);
-                    return;
-                }
-                Screen::Reject => {
-                    self.counters.count(TunnelDrop::WireguardRejected);
-                    return;
-                }
-            }
+        if datagram.first() == Some(&HANDSHAKE_RESPONSE)
+            && !self.screen_or_drop(io, src, datagram, out, TunnelDrop::WireguardRejected)
+        {
+            return;
         }
         let Self {
             peers, counters, ..
@@ -178,16 +184,8 @@ impl Driver {
         };
         let base = slot.as_ptr() as usize;
         let decrypted = match tunn.tunn.decapsulate(Some(src.ip()), datagram, slot) {
-            TunnResult::WriteToTunnelV4(packet, from) => Some((
-                packet.len(),
-                packet.as_ptr() as usize == base,
-                IpAddr::V4(from),
-            )),
-            TunnResult::WriteToTunnelV6(packet, from) => Some((
-                packet.len(),
-                packet.as_ptr() as usize == base,
-                IpAddr::V6(from),
-            )),
+            TunnResult::WriteToTunnelV4(packet, from) => Some((packet, IpAddr::V4(from))),
+            TunnResult::WriteToTunnelV6(packet, from) => Some((packet, IpAddr::V6(from))),
             // A keepalive: authenticated and within the replay window like any packet.
             TunnResult::Done => None,
             // boringtun answers data messages with nothing else; whatever it is, it is
@@ -198,7 +196,10 @@ impl Driver {
                 counters.count(TunnelDrop::WireguardRejected);
                 return;
             }
-        };
+        }
+        // Keep the length and whether it sits at the start of the slot (only then can the
+        // batch take it): the slot's borrow ends here, whatever the address family.
+        .map(|(packet, from)| (packet.len(), packet.as_ptr() as usize == base, from));
         peer.endpoint = Some(src);
         let Some((len, at_start, from)) = decrypted else {
             return;
