@@ -1,15 +1,26 @@
-//! The little URL handling ETSI 014 needs: split `https://host:port[/prefix]` and
-//! percent-encode / decode path segments and query values (SAE and key IDs are free-form).
+//! The URL handling ETSI 014 needs: parse the `https://host:port[/prefix]` KME base URL (with
+//! the `url` crate) and percent-encode / decode path segments and query values (SAE and key
+//! IDs are free-form), with `percent-encoding`.
 
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rustls::pki_types::ServerName;
+use url::{Host, Position, Url};
+
+/// Everything but RFC 3986 unreserved characters (ALPHA / DIGIT / "-" / "." / "_" / "~").
+/// Stricter than what a path segment needs, so an ID reads the same in a path and a query.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// A parsed `https://` KME base URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KmeUrl {
-    /// Host as written, without IPv6 brackets: used for DNS/IP connect and TLS server name.
+    /// Host without IPv6 brackets: used for DNS/IP connect and TLS server name.
     pub host: String,
     pub port: u16,
-    /// The `Host` header value (`host:port`, brackets kept).
+    /// The `Host` header value (`host[:port]`, IPv6 brackets kept).
     pub authority: String,
     /// Path before `/api/v1/keys`, without a trailing slash (usually empty).
     pub prefix: String,
@@ -17,55 +28,56 @@ pub struct KmeUrl {
 
 impl KmeUrl {
     pub fn parse(url: &str) -> Result<Self, String> {
+        // Checked on the text as written: the url crate lowercases the scheme, drops spaces
+        // around and tabs or newlines inside, reads `\` as `/`, takes `https:/host` and
+        // `https:///host`, and forgets an empty `@` (it is right to, for browsers).
         let rest = url
             .strip_prefix("https://")
             .ok_or_else(|| format!("KME URL must start with https://: {url:?}"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        if path.contains(['?', '#']) {
+        if url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+        {
+            return Err(format!(
+                "KME URL must not contain spaces, backslashes or control characters: {url:?}"
+            ));
+        }
+        let written_authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if written_authority.is_empty() {
+            return Err(format!("KME URL has no host: {url:?}"));
+        }
+        if written_authority.contains('@') {
+            return Err(format!("KME URL must not carry credentials: {url:?}"));
+        }
+        let parsed = Url::parse(url).map_err(|e| match e {
+            url::ParseError::EmptyHost => format!("KME URL has no host: {url:?}"),
+            url::ParseError::InvalidPort => format!("bad port in {url:?}"),
+            url::ParseError::InvalidIpv6Address => format!("bad IPv6 address in {url:?}"),
+            e => format!("{e} in {url:?}"),
+        })?;
+        if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(format!(
                 "KME URL must not have a query or fragment: {url:?}"
             ));
         }
-        if authority.contains('@') {
-            return Err(format!("KME URL must not carry credentials: {url:?}"));
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("unclosed IPv6 bracket in {url:?}"))?;
-            let port = match after {
-                "" => None,
-                p => Some(
-                    p.strip_prefix(':')
-                        .ok_or_else(|| format!("bad port in {url:?}"))?,
-                ),
-            };
-            (host, port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
+        let host = match parsed.host() {
+            Some(Host::Domain(d)) => d.to_owned(),
+            Some(Host::Ipv4(a)) => a.to_string(),
+            Some(Host::Ipv6(a)) => a.to_string(),
+            None => return Err(format!("KME URL has no host: {url:?}")),
         };
-        if host.is_empty() {
-            return Err(format!("KME URL has no host: {url:?}"));
-        }
-        let port = match port {
-            None => 443,
-            Some(p) => p
-                .parse::<u16>()
-                .map_err(|_| format!("bad port in {url:?}"))?,
-        };
-        ServerName::try_from(host.to_owned())
+        // `https` has a known default port, so this is never None.
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        // `host[:port]` with IPv6 brackets kept and the default port 443 left out (no
+        // credentials, refused above, can sit before the host).
+        let authority = parsed[Position::BeforeHost..Position::AfterPort].to_owned();
+        ServerName::try_from(host.clone())
             .map_err(|_| format!("{host:?} is not a valid TLS server name"))?;
         Ok(Self {
-            host: host.to_owned(),
+            host,
             port,
-            authority: authority.to_owned(),
-            prefix: path.trim_end_matches('/').to_owned(),
+            authority,
+            prefix: parsed.path().trim_end_matches('/').to_owned(),
         })
     }
 
@@ -75,42 +87,30 @@ impl KmeUrl {
     }
 }
 
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
-
 /// Percent-encode everything but RFC 3986 unreserved characters.
 pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
-        if is_unreserved(b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, NOT_UNRESERVED).to_string()
 }
 
 /// Percent-decode; `None` on a broken escape or non-UTF-8 result. `+` stays `+`.
 pub fn decode(s: &str) -> Option<String> {
+    // percent_decode_str passes a broken escape ("%4", "%zz") through as text; refuse it, so
+    // that a malformed ID is an error and not a different ID.
     let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            // from_str_radix alone would also take a sign ("%+5").
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return None;
-            }
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
+    let broken = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if broken {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
+
+#[cfg(test)]
+mod tests;
