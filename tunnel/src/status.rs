@@ -1,9 +1,16 @@
 //! What `trident status` shows: the JSON the control socket sends, field names fixed by the
 //! spec (issue 3); extra fields come after the required ones.
+//!
+//! Both data planes build it through the constructors here, so keymix's view of a peer and
+//! the drop counts read the same in either mode; each adds only what it alone knows.
 
 use std::collections::BTreeMap;
 
+use base64::Engine;
+use keymix::{Endpoint, PeerStatus, PublicKey, QkdPolicy, SourceMask};
 use serde::{Deserialize, Serialize};
+
+use crate::keylog::KeyLog;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InterfaceStatus {
@@ -81,4 +88,89 @@ pub struct SourcesReport {
     pub x25519: bool,
     pub mlkem: bool,
     pub qkd: bool,
+}
+
+impl InterfaceStatus {
+    /// A built-in data plane's status with no peers and no drops yet; the external data
+    /// plane overrides `data_plane` and `wireguard`.
+    pub(crate) fn new(interface: &str, public_key: &PublicKey, listen_port: u16) -> Self {
+        Self {
+            interface: interface.to_owned(),
+            public_key: base64::engine::general_purpose::STANDARD.encode(public_key.as_bytes()),
+            listen_port,
+            peers: Vec::new(),
+            dropped: BTreeMap::new(),
+            dropped_total: 0,
+            keylog: None,
+            data_plane: built_in(),
+            wireguard: None,
+        }
+    }
+
+    /// Shows where the key log is written, when it is on.
+    pub(crate) fn with_keylog(mut self, keylog: Option<&KeyLog>) -> Self {
+        self.keylog = keylog.map(|k| k.path().display().to_string());
+        self
+    }
+
+    pub(crate) fn with_peers(mut self, peers: Vec<PeerReport>) -> Self {
+        self.peers = peers;
+        self
+    }
+
+    /// `dropped` is [`keymix_dropped`] plus the data plane's own reasons.
+    pub(crate) fn with_dropped(mut self, dropped: BTreeMap<String, u64>) -> Self {
+        self.dropped_total = dropped.values().fold(0u64, |a, b| a.saturating_add(*b));
+        self.dropped = dropped;
+        self
+    }
+}
+
+/// keymix's drop counts, named `keymix_<reason>` beside the data plane's own reasons.
+pub(crate) fn keymix_dropped(endpoint: &Endpoint) -> BTreeMap<String, u64> {
+    endpoint
+        .counters()
+        .iter()
+        .map(|(reason, n)| (format!("keymix_{}", reason.as_str()), n))
+        .collect()
+}
+
+impl PeerReport {
+    /// keymix's view of one peer (`st`) under the data plane's verdict `state`; what only
+    /// the data plane knows (endpoint, traffic, allowed IPs, Tunns or installed PSK) is
+    /// left empty for it to fill in.
+    pub(crate) fn keymix_view(
+        public_key: String,
+        state: &str,
+        st: &PeerStatus,
+        qkd_policy: QkdPolicy,
+    ) -> Self {
+        Self {
+            public_key,
+            endpoint: None,
+            state: state.to_owned(),
+            epoch: st.epoch,
+            epoch_age_secs: st.epoch_age.map(|a| a.as_secs()),
+            sources: SourcesReport {
+                x25519: st.sources.contains(SourceMask::X25519),
+                mlkem: st.sources.contains(SourceMask::MLKEM),
+                qkd: st.sources.contains(SourceMask::QKD),
+            },
+            qkd_key_id: st.qkd_key_ids.first().cloned(),
+            last_handshake_secs: None,
+            rx_bytes: 0,
+            tx_bytes: 0,
+            last_kme_error: st.last_kme_error.clone(),
+            keymix_exchanges: st.exchanges,
+            allowed_ips: Vec::new(),
+            persistent_keepalive: None,
+            tunnel_epochs: Vec::new(),
+            qkd_policy: qkd_policy.to_string(),
+            auth: st.auth.map(|a| a.as_str().to_owned()),
+            reason: st.reason.clone(),
+            chain_epoch: st.chain_epoch,
+            classic: false,
+            installed_psk: None,
+        }
+    }
 }

@@ -3,14 +3,13 @@
 //! socket answering `status` and `reset` like the built-in data plane. One task, no locks;
 //! no user packet passes through here.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
-use keymix::{Destination, Endpoint, EndpointConfig, Event, PeerId, PublicKey, SourceMask};
+use keymix::{Destination, Endpoint, EndpointConfig, Event, PeerId, PublicKey};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -23,7 +22,7 @@ use crate::keylog::KeyLog;
 use crate::metrics::{self, SnapshotRequest};
 use crate::qkd_bridge::QkdBridge;
 use crate::settings::TunnelSettings;
-use crate::status::{ExternalReport, InterfaceStatus, PeerReport, SourcesReport};
+use crate::status::{self, ExternalReport, InterfaceStatus, PeerReport};
 use crate::udp_socket;
 
 /// Retries of failed installs and the reject-age backstop.
@@ -347,25 +346,19 @@ impl Driver {
             .enumerate()
             .map(|(id, p)| peer_report(&self.endpoint, id, p, &device, now))
             .collect();
-        let mut dropped = BTreeMap::new();
-        for (reason, n) in self.endpoint.counters().iter() {
-            dropped.insert(format!("keymix_{}", reason.as_str()), n);
-        }
+        let mut dropped = status::keymix_dropped(&self.endpoint);
         dropped.insert("io_error".to_owned(), self.send_errors);
-        let dropped_total = dropped.values().fold(0u64, |a, b| a.saturating_add(*b));
+        let status = InterfaceStatus::new(&self.name, &self.public_key, self.listen_port)
+            .with_keylog(self.keylog.as_ref())
+            .with_peers(peers)
+            .with_dropped(dropped);
         InterfaceStatus {
-            interface: self.name.clone(),
-            public_key: b64(self.public_key.as_bytes()),
-            listen_port: self.listen_port,
-            peers,
-            dropped,
-            dropped_total,
-            keylog: self.keylog.as_ref().map(|k| k.path().display().to_string()),
             data_plane: "external".to_owned(),
             wireguard: Some(ExternalReport {
                 interface: self.wg_name.clone(),
                 implementation: self.wg_impl.clone(),
             }),
+            ..status
         }
     }
 }
@@ -398,23 +391,13 @@ fn peer_report(
             .ok()
             .map(|d| d.as_secs())
     };
+    let keymix = PeerReport::keymix_view(p.key_b64(), state, &st, p.qkd_policy);
     PeerReport {
-        public_key: p.key_b64(),
         endpoint: p.endpoint.map(|e| e.to_string()),
-        state: state.to_owned(),
-        epoch: st.epoch,
-        epoch_age_secs: st.epoch_age.map(|a| a.as_secs()),
-        sources: SourcesReport {
-            x25519: st.sources.contains(SourceMask::X25519),
-            mlkem: st.sources.contains(SourceMask::MLKEM),
-            qkd: st.sources.contains(SourceMask::QKD),
-        },
-        qkd_key_id: st.qkd_key_ids.first().cloned(),
         last_handshake_secs: wg.and_then(|w| w.last_handshake).and_then(since),
         rx_bytes: wg.map_or(0, |w| w.rx_bytes),
         tx_bytes: wg.map_or(0, |w| w.tx_bytes),
-        last_kme_error: st.last_kme_error.clone().or_else(|| p.last_error.clone()),
-        keymix_exchanges: st.exchanges,
+        last_kme_error: keymix.last_kme_error.or_else(|| p.last_error.clone()),
         allowed_ips: wg
             .map(|w| {
                 w.allowed_ips
@@ -425,12 +408,8 @@ fn peer_report(
             .unwrap_or_default(),
         persistent_keepalive: wg.and_then(|w| w.persistent_keepalive),
         tunnel_epochs: epochs,
-        qkd_policy: p.qkd_policy.to_string(),
-        auth: st.auth.map(|a| a.as_str().to_owned()),
-        reason: st.reason.clone(),
-        chain_epoch: st.chain_epoch,
-        classic: false,
         installed_psk: Some(p.describe()),
+        ..keymix
     }
 }
 
