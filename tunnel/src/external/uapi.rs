@@ -79,7 +79,7 @@ impl UapiClient {
     pub fn set_psk(&self, peer: &[u8; 32], psk: &[u8; 32]) -> Result<(), WgError> {
         let mut req = Zeroizing::new(String::with_capacity(256));
         req.push_str("set=1\npublic_key=");
-        req.push_str(&hex(peer));
+        req.push_str(&hex::encode(peer));
         req.push_str("\nupdate_only=true\npreshared_key=");
         push_hex(&mut req, psk);
         req.push_str("\n\n");
@@ -107,7 +107,7 @@ impl UapiClient {
 }
 
 fn recreate_request(peer: &PeerInfo, psk: &[u8; 32]) -> Zeroizing<String> {
-    let key = hex(&peer.public_key);
+    let key = hex::encode(peer.public_key);
     let mut req = Zeroizing::new(String::with_capacity(512));
     req.push_str("set=1\n");
     req.push_str(&format!(
@@ -247,36 +247,20 @@ fn parse_allowed_ip(value: &str) -> Result<(IpAddr, u8), WgError> {
     Ok((ip, prefix))
 }
 
-pub(super) fn hex(bytes: &[u8; 32]) -> String {
-    let mut s = String::with_capacity(64);
-    push_hex(&mut s, bytes);
-    s
-}
-
-fn push_hex(s: &mut String, bytes: &[u8; 32]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        for nibble in [b >> 4, b & 0xf] {
-            s.push(char::from(DIGITS[usize::from(nibble)]));
-        }
+/// Appends a secret key as lowercase hex, with no copy outside `s` and a zeroizing buffer.
+fn push_hex(s: &mut String, key: &[u8; 32]) {
+    let mut digits = Zeroizing::new([0u8; 64]);
+    // Cannot fail (the buffer is twice the key); if it did, nothing is appended and the
+    // empty value is refused by WireGuard (errno), never sent as an all-zero key.
+    if hex::encode_to_slice(key, digits.as_mut_slice()).is_ok() {
+        s.extend(digits.iter().map(|&d| char::from(d)));
     }
 }
 
+/// A 32-byte key in hex (either case), as UAPI sends keys.
 fn unhex(value: &str) -> Result<[u8; 32], WgError> {
-    let bad = || WgError::Protocol("bad hex key".into());
-    let bytes = value.as_bytes();
-    if bytes.len() != 64 {
-        return Err(bad());
-    }
     let mut out = [0u8; 32];
-    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let digit = |c: u8| (c as char).to_digit(16).ok_or_else(bad);
-        let (hi, lo) = match pair {
-            [hi, lo] => (digit(*hi)?, digit(*lo)?),
-            _ => return Err(bad()),
-        };
-        *o = (hi << 4 | lo) as u8;
-    }
+    hex::decode_to_slice(value, &mut out).map_err(|_| WgError::Protocol("bad hex key".into()))?;
     Ok(out)
 }
 

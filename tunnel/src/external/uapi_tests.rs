@@ -39,7 +39,7 @@ fn fake_wireguard(name: &str, replies: Vec<String>) -> (UapiClient, mpsc::Receiv
 }
 
 fn hex32(b: u8) -> String {
-    hex(&[b; 32])
+    hex::encode([b; 32])
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn get_reads_public_key_and_peers_and_drops_secrets() {
          persistent_keepalive_interval=25\nallowed_ip=10.99.0.2/32\nallowed_ip=192.168.20.0/24\n\
          public_key={}\npreshared_key={}\nendpoint=[2001:db8::1]:51820\nallowed_ip=::/0\n\
          errno=0\n\n",
-        hex(&private),
+        hex::encode(private),
         hex32(2),
         hex32(9),
         hex32(3),
@@ -85,7 +85,7 @@ fn get_reads_public_key_and_peers_and_drops_secrets() {
     assert!(b.last_handshake.is_none());
     // Nothing secret is in what the caller gets.
     let shown = format!("{device:?}");
-    assert!(!shown.contains(&hex(&private)) && !shown.contains(&hex32(9)));
+    assert!(!shown.contains(&hex::encode(private)) && !shown.contains(&hex32(9)));
 }
 
 #[test]
@@ -152,6 +152,6 @@ fn malformed_answers_are_errors_not_panics() {
 #[test]
 fn hex_round_trip() {
     let key: [u8; 32] = std::array::from_fn(|i| i as u8 * 7);
-    assert_eq!(unhex(&hex(&key)).unwrap(), key);
-    assert_eq!(unhex(&hex(&key).to_uppercase()).unwrap(), key);
+    assert_eq!(unhex(&hex::encode(key)).unwrap(), key);
+    assert_eq!(unhex(&hex::encode(key).to_uppercase()).unwrap(), key);
 }
