@@ -22,6 +22,8 @@ if [[ -z ${TRIDENT:-} ]]; then
 fi
 # shellcheck source=lib/trident.sh
 . "$ROOT/scripts/lib/trident.sh"
+# shellcheck source=lib/e2e_traffic.sh
+. "$ROOT/scripts/lib/e2e_traffic.sh"
 
 need() { command -v "$1" >/dev/null || MISSING+=("$2"); }
 MISSING=()
@@ -54,19 +56,28 @@ trap 'exit 130' INT TERM
 log() { echo "    $*"; }
 
 # Per-test reset: fresh namespaces and configs, gateways (and KMEs) stopped.
-# fresh EPOCH REJECT [QKD_POLICY [kme-sim init options...]]: with a QKD policy, each site's
-# KME simulator is started in its gateway namespace first (scripts/lib/trident.sh).
-fresh() {
+# fresh_configs EPOCH REJECT [QKD_POLICY [kme-sim init options...]]: everything but starting
+# the gateways (for tests that change the configs first). Namespaces from `netns.sh up
+# $FRESH_NETNS_OPTS`; with a QKD policy, each site's KME simulator is started in its gateway
+# namespace (scripts/lib/trident.sh).
+fresh_configs() {
     local epoch=$1 reject=$2 policy=${3:-}
     shift $(($# < 3 ? $# : 3))
     stop_all
     rm -f "$WORK"/*.log
-    "$NETNS" up >/dev/null || return 1
+    # shellcheck disable=SC2086 # a list of options
+    "$NETNS" up ${FRESH_NETNS_OPTS:-} >/dev/null || return 1
     if [[ -n $policy ]]; then
         trd_kme_init "$WORK" "$@" || { log "kme-sim init failed"; return 1; }
         trd_kme_start a "$WORK" && trd_kme_start b "$WORK" || return 1
     fi
     trd_configs "$WORK" "$epoch" "$reject" "$policy"
+}
+
+# fresh EPOCH REJECT [QKD_POLICY [kme-sim init options...]]: fresh_configs, both gateways
+# started and up.
+fresh() {
+    fresh_configs "$@" || return 1
     trd_start a "$WORK" && trd_start b "$WORK" || return 1
     trd_wait_state trdA up 20 && trd_wait_state trdB up 20 || {
         log "tunnel not up: A=$(trd_json trdA "s['peers'][0]['state']") B=$(trd_json trdB "s['peers'][0]['state']")"
@@ -126,15 +137,7 @@ t_restart_gateway_b() {
     [[ -e /run/trident/trdB.sock ]] && { log "control socket left behind"; return 1; }
     "$NETNS" exec gwb ip link show trdB >/dev/null 2>&1 && { log "TUN device left behind"; return 1; }
     "$NETNS" exec gwb ip route show | grep -q 192.168.10.0 && { log "route left behind"; return 1; }
-    local start=$SECONDS
-    trd_start b "$WORK" || return 1
-    local i
-    for ((i = 0; i < 20; i++)); do
-        ping_ok && break
-    done
-    local took=$((SECONDS - start))
-    log "traffic again $took s after restarting B"
-    ping_ok && ((took <= 10))
+    restart_b_within 10
 }
 
 t_keymix_blocked_then_resumes() {
@@ -151,12 +154,8 @@ table inet trd_e2e {
 NFT
     # Traffic must go on with the last PSK and stop when it reaches its reject age (6 s):
     # the time of the last reply before 3 s of silence.
-    local start=$SECONDS last=$SECONDS
-    while ((SECONDS - last < 3 && SECONDS - start < 30)); do
-        ping_ok && last=$SECONDS
-        sleep 0.2
-    done
-    local stopped=$((last - start))
+    local stopped start
+    stopped=$(traffic_stop_secs 30)
     log "traffic stopped $stopped s after keymix was cut (epoch 3 s, reject age 6 s)"
     ((stopped >= 2 && stopped <= 8)) || return 1
     ping_ok && { log "traffic passes without a fresh PSK"; return 1; }
@@ -167,9 +166,7 @@ NFT
     [[ $sa == blocked && $sb == blocked ]] || return 1
     "$NETNS" exec wan nft delete table inet trd_e2e
     start=$SECONDS
-    for ((i = 0; i < 60; i++)); do
-        ping_ok && break
-    done
+    traffic_back 60 || true
     log "traffic resumed $((SECONDS - start)) s after keymix passes again"
     ping_ok || return 1
     trd_wait_state trdA up 10
@@ -186,10 +183,7 @@ t_lossy_wan_tcp() {
     fi
     # No netem in this kernel: route the tunnel through a UDP relay on the WAN router that
     # drops 5% and delays 20 ms each way (scripts/lib/wan_relay.py).
-    stop_all
-    rm -f "$WORK"/*.log
-    "$NETNS" up >/dev/null || return 1
-    trd_configs "$WORK" 120 180
+    fresh_configs 120 180 || return 1
     sed -i 's/^endpoint = "198.51.100.2:51820"/endpoint = "192.0.2.1:51821"/' "$WORK/a.toml"
     sed -i 's/^endpoint = "192.0.2.2:51820"/endpoint = "198.51.100.1:51822"/' "$WORK/b.toml"
     "$NETNS" exec wan python3 "$ROOT/scripts/lib/wan_relay.py" 192.0.2.1:51821 198.51.100.1:51822 \
@@ -440,14 +434,8 @@ PY
 # writing the key log, tcpdump recording the WAN link of site A for at least 3 epochs.
 audit_capture() {
     local policy=$1
-    stop_all
-    rm -f "$WORK"/*.log "$WORK"/wan.pcap "$WORK"/a.keylog
-    "$NETNS" up >/dev/null || return 1
-    if [[ -n $policy ]]; then
-        trd_kme_init "$WORK" || return 1
-        trd_kme_start a "$WORK" && trd_kme_start b "$WORK" || return 1
-    fi
-    trd_configs "$WORK" 4 8 "$policy"
+    fresh_configs 4 8 "$policy" || return 1
+    rm -f "$WORK"/wan.pcap "$WORK"/a.keylog
     sed -i "/^\[keymix\]/a keylog_file = \"$WORK/a.keylog\"" "$WORK/a.toml"
     "$NETNS" exec wan tcpdump -i a0 -U -q -w "$WORK/wan.pcap" udp port 51820 2>"$WORK/tcpdump.log" &
     local dump=$!
@@ -472,8 +460,9 @@ audit_recovered() {
         python3 -c "import json,sys; print(''.join({True: 'T', False: 'F', None: 'U'}[e['recovered']] for e in json.load(sys.stdin)['epochs']))"
 }
 
-t_audit_rndl() {
-    audit_capture required || return 1
+# audit_needs_all_three: on the capture of a QKD-required run (>= 3 epochs), all three
+# components broken recover every epoch, and any one or two broken recover none.
+audit_needs_all_three() {
     local list got all
     all=$(audit_recovered all)
     log "broken all: $all"
@@ -483,6 +472,12 @@ t_audit_rndl() {
         log "broken $list: $got"
         [[ ${#got} == "${#all}" && $got != *T* ]] || { log "$list must recover nothing"; return 1; }
     done
+}
+
+t_audit_rndl() {
+    audit_capture required || return 1
+    audit_needs_all_three || return 1
+    local got
     "$TRIDENT" audit --pcap "$WORK/wan.pcap" --keylog "$WORK/a.keylog" --broken x25519,mlkem | sed 's/^/    | /'
 
     audit_capture "" || return 1

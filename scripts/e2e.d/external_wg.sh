@@ -20,13 +20,8 @@ ext_up() {
     rm -f "$WORK"/*.log "$WORK"/*.keylog
     wg_deps || { log "cannot install wireguard-go/wireguard-tools"; return 1; }
     "$NETNS" up >/dev/null || return 1
-    umask 077
-    rm -rf "$WORK/state-a" "$WORK/state-b"
-    "$TRIDENT" genkey >"$WORK/a.key"
-    "$TRIDENT" genkey >"$WORK/b.key"
-    local pub_a pub_b
-    pub_a=$("$TRIDENT" pubkey <"$WORK/a.key")
-    pub_b=$("$TRIDENT" pubkey <"$WORK/b.key")
+    trd_keys "$WORK"
+    local pub_a=$TRD_PUB_A pub_b=$TRD_PUB_B
     wg_go gwa wgA && wg_go gwb wgB || return 1
     wg_iface gwa wgA "$WORK/a.key" 51820 10.99.0.1/24 192.168.20.0/24 || return 1
     wg_iface gwb wgB "$WORK/b.key" 51820 10.99.0.2/24 192.168.10.0/24 || return 1
@@ -73,7 +68,7 @@ endpoint = "$ep"
 $sae
 TOML
     done
-    wg_trident a trxA "$WORK/xa.toml" && wg_trident b trxB "$WORK/xb.toml" || return 1
+    trd_start a "$WORK" trxA "$WORK/xa.toml" && trd_start b "$WORK" trxB "$WORK/xb.toml" || return 1
     trd_wait_state trxA up 30 && trd_wait_state trxB up 30 || {
         log "keymix not up: A=$(trd_peer trxA state) B=$(trd_peer trxB state)"
         return 1
@@ -173,12 +168,8 @@ t_external_wg_kme_killed() {
     local before
     before=$(wg_psk gwa wgA)
     trd_kme_stop b "$WORK" KILL
-    local start=$SECONDS last=$SECONDS
-    while ((SECONDS - last < 3 && SECONDS - start < 40)); do
-        ping_ok && last=$SECONDS
-        sleep 0.2
-    done
-    local stopped=$((last - start))
+    local stopped start
+    stopped=$(traffic_stop_secs 40)
     log "traffic stopped $stopped s after KME B was killed (epoch 4 s, reject age 8 s)"
     local rc=0
     ((stopped <= 8 + 1)) || { log "later than reject_after_secs"; rc=1; }

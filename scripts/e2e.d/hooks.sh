@@ -16,10 +16,8 @@ PY
 }
 
 t_hooks_order_table_fwmark() {
-    stop_all
-    rm -f "$WORK"/*.log "$WORK/hooks.out"
-    "$NETNS" up >/dev/null || return 1
-    trd_configs "$WORK" 120 180
+    fresh_configs 120 180 || return 1
+    rm -f "$WORK/hooks.out"
     local out=$WORK/hooks.out
     hk_extra a "table = \"off\"
 fwmark = 0x1234
@@ -66,10 +64,7 @@ NFT
 }
 
 t_hooks_pre_up_failure() {
-    stop_all
-    rm -f "$WORK"/*.log
-    "$NETNS" up >/dev/null || return 1
-    trd_configs "$WORK" 120 180
+    fresh_configs 120 180 || return 1
     hk_extra a 'pre_up = ["true", "echo refusing %i >&2; exit 7"]'
     if timeout 20 "$NETNS" exec gwa "$TRIDENT" up "$WORK/a.toml" >"$WORK/a.log" 2>&1; then
         log "up succeeded although pre_up failed"
@@ -85,10 +80,8 @@ t_hooks_pre_up_failure() {
 }
 
 t_hooks_post_up_failure() {
-    stop_all
-    rm -f "$WORK"/*.log "$WORK/hooks.out"
-    "$NETNS" up >/dev/null || return 1
-    trd_configs "$WORK" 120 180
+    fresh_configs 120 180 || return 1
+    rm -f "$WORK/hooks.out"
     local out=$WORK/hooks.out
     hk_extra a "post_up = \"exit 3\"
 post_down = \"echo post_down %i >> $out\""

@@ -16,11 +16,8 @@ mt_value() {
 }
 
 t_metrics_scrape() {
-    stop_all
-    rm -f "$WORK"/*.log
-    "$NETNS" up >/dev/null || return 1
     "$ROOT/scripts/install-deps.sh" curl=curl >/dev/null || { log "cannot install curl"; return 1; }
-    trd_configs "$WORK" 120 180
+    fresh_configs 120 180 || return 1
     local side
     for side in a b; do
         sed -i "s|^listen_port = 51820$|listen_port = 51820\nmetrics_listen = \"$MT_ADDR\"|" "$WORK/$side.toml"

@@ -19,14 +19,7 @@ rl_cleanup() {
 
 # rl_site_c: namespace trd-gwr on the WAN router (198.18.2.2/24 via r0).
 rl_site_c() {
-    ip netns add "$RL_GWR" || return 1
-    ip -n "$RL_GWR" link set lo up
-    ip -n trd-wan link add r0 type veth peer name wan0 netns "$RL_GWR" || return 1
-    ip -n trd-wan addr add 198.18.2.1/24 dev r0
-    ip -n trd-wan link set r0 up
-    ip -n "$RL_GWR" addr add 198.18.2.2/24 dev wan0
-    ip -n "$RL_GWR" link set wan0 up
-    ip -n "$RL_GWR" route add default via 198.18.2.1
+    trd_wan_site "$RL_GWR" r0 198.18.2
 }
 
 # rl_pid NS: the trident process running in namespace NS (not the netns.sh wrapper).

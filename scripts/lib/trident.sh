@@ -1,22 +1,34 @@
-# Shared helpers for demo.sh and e2e.sh: keys, configs and gateway processes on the
-# netns harness (scripts/netns.sh). Source it; expects NETNS (path of netns.sh) and TRIDENT
-# (path of the binary) to be set.
+# Shared helpers for demo.sh, e2e.sh and bench.sh: keys, configs and gateway processes on
+# the netns harness (scripts/netns.sh). Source it; expects NETNS (path of netns.sh) and
+# TRIDENT (path of the binary) to be set.
 
-# trd_configs DIR EPOCH_SECS REJECT_AFTER_SECS [QKD_POLICY]: keys and trdA/trdB configs in
-# DIR. With QKD_POLICY (preferred|required) each gateway gets a [qkd] table pointing at its
-# own site's KME (see trd_kme_init) and `[keymix] qkd = QKD_POLICY`. Each gateway keeps its
-# keymix chains in DIR/state-a, DIR/state-b (new keys: the old chains are removed).
-trd_configs() {
-    local dir=$1 epoch=${2:-120} reject=${3:-180} policy=${4:-}
+# trd_keys DIR: fresh private keys DIR/a.key and DIR/b.key (umask 077 from here on) and
+# their public keys in TRD_PUB_A, TRD_PUB_B. New keys make the old chains useless, so the
+# state directories DIR/state-a, DIR/state-b are removed.
+trd_keys() {
+    local dir=$1
     umask 077
     rm -rf "$dir/state-a" "$dir/state-b"
     "$TRIDENT" genkey >"$dir/a.key"
     "$TRIDENT" genkey >"$dir/b.key"
-    local pub_a pub_b
-    pub_a=$("$TRIDENT" pubkey <"$dir/a.key")
-    pub_b=$("$TRIDENT" pubkey <"$dir/b.key")
-    local qkd_a="" qkd_b="" sae_a="" sae_b="" keymix_qkd=""
-    if [[ -n $policy ]]; then
+    TRD_PUB_A=$("$TRIDENT" pubkey <"$dir/a.key")
+    TRD_PUB_B=$("$TRIDENT" pubkey <"$dir/b.key")
+}
+
+# trd_configs DIR EPOCH_SECS REJECT_AFTER_SECS [QKD_POLICY [MTU]]: keys and trdA/trdB
+# configs in DIR. With QKD_POLICY preferred|required each gateway gets a [qkd] table
+# pointing at its own site's KME (see trd_kme_init) and `[keymix] qkd = QKD_POLICY`;
+# with "off" only `qkd = "off"`. With MTU, `[interface] mtu = MTU`. Each gateway keeps its
+# keymix chains in DIR/state-a, DIR/state-b (new keys: the old chains are removed).
+trd_configs() {
+    local dir=$1 epoch=${2:-120} reject=${3:-180} policy=${4:-} mtu=${5:-}
+    trd_keys "$dir"
+    local pub_a=$TRD_PUB_A pub_b=$TRD_PUB_B
+    local qkd_a="" qkd_b="" sae_a="" sae_b="" keymix_qkd="" mtu_line=""
+    [[ -n $mtu ]] && mtu_line="mtu = $mtu"
+    if [[ $policy == off ]]; then
+        keymix_qkd='qkd = "off"'
+    elif [[ -n $policy ]]; then
         keymix_qkd="qkd = \"$policy\""
         # Paths relative to the config file's directory.
         qkd_a=$(trd_qkd_table a SAE_A "$TRD_KME_LISTEN_A")
@@ -31,6 +43,7 @@ private_key_file = "$dir/a.key"
 listen_port = 51820
 state_dir = "$dir/state-a"
 address = ["10.99.0.1/24"]
+$mtu_line
 
 [keymix]
 epoch_secs = $epoch
@@ -52,6 +65,7 @@ private_key_file = "$dir/b.key"
 listen_port = 51820
 state_dir = "$dir/state-b"
 address = ["10.99.0.2/24"]
+$mtu_line
 
 [keymix]
 epoch_secs = $epoch
@@ -68,12 +82,12 @@ $sae_b
 TOML
 }
 
-# trd_start SIDE(a|b) DIR: start that gateway's trident in the background; waits for its
-# control socket.
+# trd_start SIDE(a|b) DIR [NAME CONFIG]: start that gateway's trident (`up CONFIG`,
+# default DIR/SIDE.toml; interface NAME, default trdA/trdB) in the background, log in
+# DIR/SIDE.log, pid in DIR/SIDE.pid; waits for its control socket.
 trd_start() {
-    local side=$1 dir=$2 name
-    name=trd${side^^}
-    RUST_LOG=${RUST_LOG:-info} "$NETNS" exec "gw$side" "$TRIDENT" up "$dir/$side.toml" \
+    local side=$1 dir=$2 name=${3:-trd${1^^}} config=${4:-$2/$1.toml}
+    RUST_LOG=${RUST_LOG:-info} "$NETNS" exec "gw$side" "$TRIDENT" up "$config" \
         >>"$dir/$side.log" 2>&1 &
     echo $! >"$dir/$side.pid"
     local i
@@ -83,25 +97,57 @@ trd_start() {
         "$TRIDENT" status "$name" --json >/dev/null 2>&1 && return 0
         sleep 0.1
     done
-    echo "gateway $side did not start; log:" >&2
+    echo "gateway $side ($name) did not start; log:" >&2
     tail -n 20 "$dir/$side.log" >&2
     return 1
 }
 
-# trd_stop SIDE DIR: SIGTERM the gateway and wait for it to exit.
-trd_stop() {
-    local side=$1 dir=$2 pid
-    [[ -f $dir/$side.pid ]] || return 0
-    pid=$(cat "$dir/$side.pid")
-    kill -TERM "$pid" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
+# trd_wait_exit PID SECONDS: until process PID has exited, at most SECONDS.
+trd_wait_exit() {
+    local pid=$1 i
+    for ((i = 0; i < $2 * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    rm -f "$dir/$side.pid"
+    return 1
+}
+
+# trd_stop_pidfile FILE [SIGNAL [SECONDS]]: send SIGNAL (TERM) to the process in FILE,
+# SIGKILL it when it has not exited after SECONDS (5), reap it, remove FILE. Nothing to do
+# without FILE.
+trd_stop_pidfile() {
+    local f=$1 sig=${2:-TERM} secs=${3:-5} pid
+    [[ -f $f ]] || return 0
+    pid=$(cat "$f")
+    # The braces' redirection also silences bash's "Killed" job notice.
+    {
+        kill "-$sig" "$pid" || true
+        trd_wait_exit "$pid" "$secs" || true
+        kill -KILL "$pid" || true
+        wait "$pid" || true
+    } 2>/dev/null
+    rm -f "$f"
+}
+
+# trd_stop SIDE DIR [SECONDS]: SIGTERM the gateway and wait for it to exit (SIGKILL after
+# SECONDS, default 5).
+trd_stop() {
+    trd_stop_pidfile "$2/$1.pid" TERM "${3:-5}"
+}
+
+# trd_wan_site NS IFC NET: one more site's gateway namespace NS, its wan0 a veth to the WAN
+# router's IFC, in NET.0/24 (NET like 198.18.0): router NET.1, gateway NET.2, default route
+# via the router.
+trd_wan_site() {
+    local ns=$1 ifc=$2 net=$3
+    ip netns add "$ns" || return 1
+    ip -n "$ns" link set lo up
+    ip -n trd-wan link add "$ifc" type veth peer name wan0 netns "$ns" || return 1
+    ip -n trd-wan addr add "$net.1/24" dev "$ifc"
+    ip -n trd-wan link set "$ifc" up
+    ip -n "$ns" addr add "$net.2/24" dev wan0
+    ip -n "$ns" link set wan0 up
+    ip -n "$ns" route add default via "$net.1"
 }
 
 # trd_kill9 SIDE DIR: SIGKILL the gateway (no clean shutdown) and reap it.
@@ -189,22 +235,9 @@ trd_kme_start() {
     return 1
 }
 
-# trd_kme_stop SIDE DIR: SIGTERM (SIGKILL with `kill`) the KME and wait for it.
+# trd_kme_stop SIDE DIR [SIGNAL]: SIGTERM (or SIGNAL, e.g. KILL) the KME and wait for it.
 trd_kme_stop() {
-    local side=$1 dir=$2 sig=${3:-TERM} pid i
-    [[ -f $dir/kme-$side.pid ]] || return 0
-    pid=$(cat "$dir/kme-$side.pid")
-    # The braces' redirection also silences bash's "Killed" job notice.
-    {
-        kill "-$sig" "$pid" || true
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" || true
-        wait "$pid" || true
-    } 2>/dev/null
-    rm -f "$dir/kme-$side.pid"
+    trd_stop_pidfile "$2/kme-$1.pid" "${3:-TERM}" 5
 }
 
 # trd_kme_status SIDE DIR: the KME's ETSI 014 Status JSON, asked as its own SAE (mTLS).

@@ -1,7 +1,7 @@
 # Helpers for tests with a stock WireGuard (wireguard-go + wg) on the netns harness
 # (scripts/netns.sh): userspace interfaces in the gateway namespaces, Trident's external
 # data plane next to them, and a third site (namespace trd-gwc) for plain WireGuard peers.
-# Source it; expects ROOT, NETNS and TRIDENT. Processes and the extra namespace are removed
+# Source it after lib/trident.sh; expects ROOT, NETNS and TRIDENT. Processes and the extra namespace are removed
 # by wg_cleanup (call it from the test and from the EXIT trap).
 
 WG_PIDS=()
@@ -75,31 +75,9 @@ wg_keylog_fp() {
     grep -E "^trident-keylog-v1 epoch=$2 " "$1" | tail -n 1 | grep -oE 'psk_fp=[0-9a-f]+' | cut -d= -f2
 }
 
-# wg_trident SIDE NAME CONFIG: trident up CONFIG in gw<SIDE>; waits for `status NAME`.
-wg_trident() {
-    local side=$1 name=$2 cfg=$3 i
-    RUST_LOG=${RUST_LOG:-info} "$NETNS" exec "gw$side" "$TRIDENT" up "$cfg" >>"$WORK/$side.log" 2>&1 &
-    echo $! >"$WORK/$side.pid"
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$(cat "$WORK/$side.pid")" 2>/dev/null || break
-        "$TRIDENT" status "$name" --json >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "trident $name did not start; log:" >&2
-    tail -n 20 "$WORK/$side.log" >&2
-    return 1
-}
-
 # wg_site_c: a third gateway namespace trd-gwc on the WAN router (198.18.0.2/24 via c0).
 wg_site_c() {
-    ip netns add "$WG_GWC"
-    ip -n "$WG_GWC" link set lo up
-    ip -n trd-wan link add c0 type veth peer name wan0 netns "$WG_GWC"
-    ip -n trd-wan addr add 198.18.0.1/24 dev c0
-    ip -n trd-wan link set c0 up
-    ip -n "$WG_GWC" addr add 198.18.0.2/24 dev wan0
-    ip -n "$WG_GWC" link set wan0 up
-    ip -n "$WG_GWC" route add default via 198.18.0.1
+    trd_wan_site "$WG_GWC" c0 198.18.0
 }
 
 # wg_cleanup: stop every wireguard-go this file started, remove trd-gwc (idempotent).
