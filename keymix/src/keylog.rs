@@ -42,20 +42,9 @@ pub struct KeyLogError {
     pub what: String,
 }
 
-fn hex(out: &mut String, b: &[u8]) {
-    for x in b {
-        let _ = write!(out, "{x:02x}");
-    }
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
+/// Lowercase hex of `b` appended to `out`; the temporary string is wiped too (`b` is secret).
+fn push_hex(out: &mut String, b: &[u8]) {
+    out.push_str(&Zeroizing::new(hex::encode(b)));
 }
 
 impl KeyLogEntry {
@@ -63,17 +52,17 @@ impl KeyLogEntry {
     pub fn to_line(&self) -> Zeroizing<String> {
         let mut s = Zeroizing::new(String::with_capacity(400));
         let _ = write!(s, "{LINE_PREFIX} epoch={} s_init=", self.epoch);
-        hex(&mut s, &self.s_init);
+        push_hex(&mut s, &self.s_init);
         s.push_str(" s_resp=");
-        hex(&mut s, &self.s_resp);
+        push_hex(&mut s, &self.s_resp);
         let _ = write!(s, " init_index={} ss_x=", self.init_index);
-        hex(&mut s, &self.ss_x);
+        push_hex(&mut s, &self.ss_x);
         s.push_str(" ss_k=");
-        hex(&mut s, &self.ss_k);
+        push_hex(&mut s, &self.ss_k);
         s.push_str(" k_q=");
-        hex(&mut s, &self.k_q);
+        push_hex(&mut s, &self.k_q);
         s.push_str(" psk_fp=");
-        hex(&mut s, &self.psk_fingerprint);
+        push_hex(&mut s, &self.psk_fingerprint);
         s.push('\n');
         s
     }
@@ -114,18 +103,21 @@ impl KeyLogEntry {
             let (k, v) = w
                 .split_once('=')
                 .ok_or_else(|| format!("{w:?} is not key=value"))?;
-            let bytes = || unhex(v).ok_or_else(|| format!("{k}: not hex"));
-            let fixed = |dst: &mut [u8]| -> Result<(), String> {
-                let b = unhex(v).ok_or_else(|| format!("{k}: not hex"))?;
-                if b.len() != dst.len() {
-                    return Err(format!(
+            let not_hex = || format!("{k}: not hex");
+            let bytes = || hex::decode(v).map_err(|_| not_hex());
+            // Straight into the field: no copy of the secret is left behind.
+            let fixed = |dst: &mut [u8]| match hex::decode_to_slice(v, dst) {
+                Ok(()) => Ok(()),
+                Err(hex::FromHexError::InvalidStringLength)
+                    if v.bytes().all(|c| c.is_ascii_hexdigit()) =>
+                {
+                    Err(format!(
                         "{k}: expected {} bytes, got {}",
                         dst.len(),
-                        b.len()
-                    ));
+                        v.len() / 2
+                    ))
                 }
-                dst.copy_from_slice(&b);
-                Ok(())
+                Err(_) => Err(not_hex()),
             };
             let bit = match k {
                 "epoch" => {
@@ -182,6 +174,43 @@ mod tests {
         assert_eq!(KeyLogEntry::parse_file(&text).unwrap(), vec![e.clone()]);
         e.k_q.clear();
         assert_eq!(KeyLogEntry::parse_file(&e.to_line()).unwrap(), vec![e]);
+    }
+
+    #[test]
+    fn line_format_is_lowercase_hex() {
+        let mut e = sample();
+        e.s_init[0] = 0xab;
+        e.k_q = vec![0xcd, 0x0f];
+        let line = e.to_line();
+        let head = format!("trident-keylog-v1 epoch=3 s_init=ab{}", "01".repeat(31));
+        assert!(line.starts_with(&head));
+        assert!(line.contains(" init_index=77 ss_x="));
+        assert!(line.contains(" k_q=cd0f psk_fp="));
+        assert!(line.ends_with(&format!("psk_fp={}\n", "06".repeat(16))));
+        // Uppercase is read too.
+        let upper = line.replace("s_init=ab", "s_init=AB");
+        assert_eq!(KeyLogEntry::parse_file(&upper).unwrap(), vec![e]);
+    }
+
+    #[test]
+    fn hex_errors_are_errors_with_the_field_name() {
+        let good = sample().to_line();
+        let err = |from: &str, to: &str| {
+            let text = good.replace(from, to);
+            KeyLogEntry::parse_file(&text).unwrap_err().what
+        };
+        assert_eq!(err("ss_x=03", "ss_x=0"), "ss_x: not hex");
+        assert_eq!(err("ss_x=03", "ss_x="), "ss_x: expected 32 bytes, got 31");
+        assert_eq!(
+            err("ss_x=03", "ss_x=0303"),
+            "ss_x: expected 32 bytes, got 33"
+        );
+        // u8::from_str_radix alone would take a sign.
+        assert_eq!(err("ss_x=03", "ss_x=+3"), "ss_x: not hex");
+        assert_eq!(err("ss_x=03", "ss_x=\u{e9}"), "ss_x: not hex");
+        assert_eq!(err("k_q=05", "k_q=5"), "k_q: not hex");
+        assert_eq!(err("k_q=05", "k_q=0g"), "k_q: not hex");
+        assert_eq!(err("k_q=05", "k_q=+5"), "k_q: not hex");
     }
 
     #[test]
