@@ -20,8 +20,14 @@ scripts/install-deps.sh
 step "build (debug and release, all targets)"
 cargo build --locked --workspace --all-targets
 cargo build --locked --release --bin trident
-# The keymix core must stay sans-IO: it builds without the ETSI 014 I/O feature.
-cargo build --locked -p keymix --no-default-features
+# keymix must stay sans-IO: no async runtime, HTTP, TLS or certificate crate in its normal
+# dependency tree (the ETSI 014 client and the KME simulator live in qkd/).
+# (Two steps, so that a failing `cargo tree` stops the script instead of passing the check.)
+keymix_tree=$(cargo tree --locked -p keymix -e normal --prefix none)
+if grep -E '^(tokio|hyper|rustls|rcgen|tokio-rustls|hyper-util)( |$)' <<<"$keymix_tree"; then
+    echo "keymix must stay sans-IO" >&2
+    exit 1
+fi
 
 step "systemd unit (systemd-analyze verify)"
 scripts/verify-unit.sh "$PWD/target/release/trident"
