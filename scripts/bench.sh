@@ -12,7 +12,8 @@
 # Then, for trident only, an epoch switch during iperf3: epoch_secs=5 (reject 10) under a
 # 1-stream transfer with 1-second intervals; reports the worst interval against the median.
 #
-# Output: a median table with ratios to boringtun-cli (stdout and bench/results.md),
+# Output: a median table with ratios to boringtun-cli, or to the first contender when
+# boringtun-cli is not one (stdout and bench/results.md),
 # bench/results.json (machine info, every raw sample, medians), bench/chart.png.
 # This is a benchmark only: nothing here passes or fails on a speed.
 #
@@ -21,6 +22,7 @@
 #   --quick        1 round, 3-second transfers, short epoch check (under 3 minutes)
 #   --rounds N     rounds (default 3); --seconds S: length of each transfer (default 10)
 #   --contenders   comma list out of trident,boringtun-cli,wireguard-go (default all three)
+#                  and trident-baseline (opt-in: a second trident build, see TRIDENT_BASELINE)
 #   --no-epoch     skip the trident epoch-switch check
 #   --out DIR      where results go (default bench/ in the repository)
 #   --wait-idle S  first wait up to S seconds (polling every 30 s) while scripts/e2e.sh,
@@ -32,6 +34,11 @@
 #                  to OUT/profile/
 # Env: TRIDENT=path         use this trident binary instead of building target/release/trident
 #      TRIDENT_LABEL=text    how results name that binary (default: git revision, or the path)
+#      TRIDENT_BASELINE=path the binary of the trident-baseline contender: measured exactly
+#                            like trident (same config and transfers), to compare two builds
+#                            in the same run, e.g. TRIDENT_BASELINE=/tmp/old/trident
+#                            scripts/bench.sh --quick --contenders trident,trident-baseline
+#      TRIDENT_BASELINE_LABEL=text  how results name it (default: its path)
 #      PERF_KEEP_DIR=dir     --profile: keep the perf.data files there
 #
 # Needs root (re-runs itself through sudo otherwise). Installs what is missing: iperf3,
@@ -81,6 +88,13 @@ done
 for c in "${CONTENDERS[@]}"; do
     case "$c" in
         trident | boringtun-cli | wireguard-go) ;;
+        trident-baseline)
+            [[ -n ${TRIDENT_BASELINE:-} && -x ${TRIDENT_BASELINE:-} ]] || {
+                echo "bench.sh: trident-baseline needs TRIDENT_BASELINE=path of an executable trident" >&2
+                exit 2
+            }
+            TRIDENT_BASELINE=$(cd "$(dirname "$TRIDENT_BASELINE")" && pwd)/$(basename "$TRIDENT_BASELINE")
+            ;;
         *) echo "bench.sh: unknown contender $c" >&2; exit 2 ;;
     esac
 done
@@ -167,41 +181,27 @@ wait_for_harness() {
 }
 
 # ---------------------------------------------------------------- process bookkeeping
+# Every process the bench starts has a pid file WORK/pids/NAME.pid (lib/trident.sh's layout).
 WORK=
-started() { echo "$2" >"$WORK/pids/$1"; } # NAME PID
+started() { echo "$2" >"$WORK/pids/$1.pid"; } # NAME PID
 
-stop_one() { # NAME: TERM, wait up to 3 s, KILL
-    local f=$WORK/pids/$1 pid i
-    [[ -f $f ]] || return 0
-    pid=$(cat "$f")
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 30; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    rm -f "$f"
-}
+stop_one() { trd_stop "$1" "$WORK/pids" 3; } # NAME: TERM, wait up to 3 s, KILL
 
 finish_one() { # NAME: SIGINT (perf writes its output), wait up to 10 s, then stop_one
-    local f=$WORK/pids/$1 pid i
+    local f=$WORK/pids/$1.pid pid
     [[ -f $f ]] || return 0
     pid=$(cat "$f")
     kill -INT "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
+    trd_wait_exit "$pid" 10 || true
     stop_one "$1"
 }
 
 stop_all() {
     local f
     [[ -n $WORK && -d $WORK/pids ]] || return 0
-    for f in "$WORK"/pids/*; do
+    for f in "$WORK"/pids/*.pid; do
         [[ -e $f ]] || continue
-        stop_one "$(basename "$f")"
+        stop_one "$(basename "$f" .pid)"
     done
     # Our UAPI sockets, if a killed userspace WireGuard left them behind.
     rm -f /var/run/wireguard/wgA0.sock /var/run/wireguard/wgB0.sock
@@ -233,58 +233,19 @@ cpu_ticks() {
     echo $((${12} + ${13}))
 }
 
-gw_pid() { cat "$WORK/pids/gw$1"; } # a|b
+gw_pid() { cat "$WORK/pids/gw$1.pid"; } # a|b
 
-trident_configs() { # DIR EPOCH REJECT
-    local dir=$1 epoch=$2 reject=$3 pub_a pub_b
-    (umask 077 && "$TRIDENT" genkey >"$dir/a.key" && "$TRIDENT" genkey >"$dir/b.key")
-    pub_a=$("$TRIDENT" pubkey <"$dir/a.key")
-    pub_b=$("$TRIDENT" pubkey <"$dir/b.key")
-    cat >"$dir/a.toml" <<TOML
-[interface]
-name = "trdA"
-private_key_file = "$dir/a.key"
-listen_port = 51820
-address = ["10.99.0.1/24"]
-mtu = 1420
-
-[keymix]
-epoch_secs = $epoch
-reject_after_secs = $reject
-qkd = "off"
-
-[[peer]]
-public_key = "$pub_b"
-endpoint = "198.51.100.2:51820"
-allowed_ips = ["10.99.0.2/32", "192.168.20.0/24"]
-persistent_keepalive = 25
-TOML
-    cat >"$dir/b.toml" <<TOML
-[interface]
-name = "trdB"
-private_key_file = "$dir/b.key"
-listen_port = 51820
-address = ["10.99.0.2/24"]
-mtu = 1420
-
-[keymix]
-epoch_secs = $epoch
-reject_after_secs = $reject
-qkd = "off"
-
-[[peer]]
-public_key = "$pub_a"
-endpoint = "192.0.2.2:51820"
-allowed_ips = ["10.99.0.1/32", "192.168.10.0/24"]
-persistent_keepalive = 25
-TOML
-}
-
-start_trident() { # EPOCH REJECT
-    local dir=$WORK/trident side
+# start_trident CONTENDER EPOCH REJECT: trident (TRIDENT) or trident-baseline
+# (TRIDENT_BASELINE), the same config for both: MTU 1420, no QKD, chains in WORK/CONTENDER.
+start_trident() {
+    local dir=$WORK/$1 side
+    # Keys, `up` and `status` all from the binary under test (lib/trident.sh uses TRIDENT).
+    local TRIDENT=$TRIDENT
+    [[ $1 == trident-baseline ]] && TRIDENT=$TRIDENT_BASELINE
     rm -rf "$dir"
     mkdir -p "$dir"
-    trident_configs "$dir" "$1" "$2"
+    # In a subshell: trd_configs leaves umask 077 behind, and the results should stay readable.
+    (trd_configs "$dir" "$2" "$3" off 1420)
     for side in a b; do
         # lib/trident.sh: starts `trident up` in gw$side, waits for its control socket.
         trd_start "$side" "$dir"
@@ -349,7 +310,7 @@ start_userspace_wg() {
 
 tunnel_ifc() { # CONTENDER SIDE -> interface name in gw$SIDE
     case "$1" in
-        trident) echo "trd${2^^}" ;;
+        trident | trident-baseline) echo "trd${2^^}" ;;
         *) echo "wg${2^^}0" ;;
     esac
 }
@@ -359,7 +320,7 @@ setup() {
     local c=$1 i
     "$NETNS" up >/dev/null
     case "$c" in
-        trident) start_trident "${2:-120}" "${3:-180}" ;;
+        trident | trident-baseline) start_trident "$c" "${2:-120}" "${3:-180}" ;;
         *) start_userspace_wg "$c" ;;
     esac
     ip netns exec trd-lanb iperf3 -s -p 5201 >"$WORK/logs/iperf3-server.log" 2>&1 &
@@ -628,9 +589,11 @@ version_of() {
     case "$1" in
         trident) [[ -n ${TRIDENT_LABEL:-} ]] && { echo "$TRIDENT_LABEL"; return; }
             echo "$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [[ -n $(cd "$ROOT" && git status --porcelain -- src tunnel keymix Cargo.toml Cargo.lock 2>/dev/null) ]] && echo "-dirty")$( [[ $TRIDENT != "$ROOT/target/release/trident" ]] && echo " ($TRIDENT)")" ;;
-        boringtun-cli) boringtun-cli --version 2>/dev/null | head -1 ;;
-        wireguard-go) wireguard-go --version 2>/dev/null | head -1 ;;
-        iperf3) iperf3 --version 2>/dev/null | head -1 ;;
+        trident-baseline) echo "${TRIDENT_BASELINE_LABEL:-$TRIDENT_BASELINE}" ;;
+        # `|| true`: a tool that is not a contender may not be installed (pipefail, set -e).
+        boringtun-cli) boringtun-cli --version 2>/dev/null | head -1 || true ;;
+        wireguard-go) wireguard-go --version 2>/dev/null | head -1 || true ;;
+        iperf3) iperf3 --version 2>/dev/null | head -1 || true ;;
     esac
 }
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -673,10 +636,12 @@ export CPUSTAT_START CPUSTAT_END
 export LOAD_START LOAD_END START_TIME ROUNDS SECS EPOCH_SECS EPOCH_REJECT EPOCH_RUN QUICK IDLE_PINGS
 BENCH_CMD="scripts/bench.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
 [[ $TRIDENT != "$ROOT/target/release/trident" ]] && BENCH_CMD="TRIDENT=$TRIDENT $BENCH_CMD"
+[[ " ${CONTENDERS[*]} " == *" trident-baseline "* ]] && BENCH_CMD="TRIDENT_BASELINE=$TRIDENT_BASELINE $BENCH_CMD"
 export BENCH_CMD
 export BENCH_CONTENDERS="${CONTENDERS[*]}"
-export V_TRIDENT V_BT V_WGGO V_IPERF
+export V_TRIDENT V_TRIDENT_BASELINE='' V_BT V_WGGO V_IPERF
 V_TRIDENT=$(version_of trident)
+[[ " ${CONTENDERS[*]} " == *" trident-baseline "* ]] && V_TRIDENT_BASELINE=$(version_of trident-baseline)
 V_BT=$(version_of boringtun-cli)
 V_WGGO=$(version_of wireguard-go)
 V_IPERF=$(version_of iperf3)
@@ -710,6 +675,8 @@ print(json.dumps({
     },
     "versions": {
         "trident": env["V_TRIDENT"],
+        # Only in a run that compares two trident builds.
+        **({"trident-baseline": env["V_TRIDENT_BASELINE"]} if env.get("V_TRIDENT_BASELINE") else {}),
         "boringtun-cli": env["V_BT"],
         "wireguard-go": env["V_WGGO"],
         "iperf3": env["V_IPERF"],
