@@ -1,46 +1,27 @@
 //! The client against a canned mTLS server: what it sends, and how every kind of answer maps
 //! to a `QkdError`.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keymix::qkd::{QkdError, QkdKeySource};
-use qkd::sim::{self, InitOutput};
+use qkd::sim::InitOutput;
 use qkd::tls::{server_config, TlsFiles};
 use qkd::{Etsi014Client, Etsi014ClientConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+mod common;
+use common::{init_at_defaults, TempDir};
+
 struct Setup {
-    dir: PathBuf,
+    dir: TempDir,
     files: InitOutput,
 }
 
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn setup(tag: &str) -> Setup {
-    let mut nonce = [0u8; 8];
-    getrandom::fill(&mut nonce).unwrap();
-    let dir = std::env::temp_dir().join(format!(
-        "trident-etsi014-{tag}-{}-{}",
-        std::process::id(),
-        u64::from_le_bytes(nonce)
-    ));
-    let files = sim::init(
-        &dir,
-        "SAE_A",
-        "SAE_B",
-        sim::DEFAULT_LISTEN_A,
-        sim::DEFAULT_LISTEN_B,
-        sim::DEFAULT_LINK_A,
-        sim::DEFAULT_LINK_B,
-    )
-    .unwrap();
+    let dir = TempDir::new(tag);
+    let files = init_at_defaults(dir.path(), "SAE_A", "SAE_B").unwrap();
     Setup { dir, files }
 }
 
@@ -52,8 +33,8 @@ type Seen = Arc<Mutex<Vec<String>>>;
 async fn canned(setup: &Setup, response: Option<Vec<u8>>) -> (String, Seen) {
     let tls = server_config(&TlsFiles {
         ca_file: setup.files.ca_file.clone(),
-        cert_file: setup.dir.join("kme-a.pem"),
-        key_file: setup.dir.join("kme-a.key"),
+        cert_file: setup.dir.path().join("kme-a.pem"),
+        key_file: setup.dir.path().join("kme-a.key"),
     })
     .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);

@@ -6,60 +6,17 @@
 //! real SAEs and KMEs from 127.0.0.1, as on a network where they have different addresses.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use keymix::qkd::QkdKeySource;
-use qkd::sim::{spawn_local_pair, LocalPair};
-use qkd::{Etsi014Client, Etsi014ClientConfig};
+use qkd::sim::LocalPair;
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpSocket, TcpStream};
 
-const SAE_A: &str = "SAE_A";
-const SAE_B: &str = "SAE_B";
+mod common;
+use common::{fixed_pair, sae_a, sae_b, TempDir, SAE_A, SAE_B};
+
 const IDLE_PER_LISTENER: usize = 20;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "trident-etsi014-idle-{tag}-{}-{}",
-            std::process::id(),
-            u64::from_le_bytes(nonce)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn client(url: &str, ca: &Path, cert: &Path, key: &Path) -> Etsi014Client {
-    Etsi014Client::new(&Etsi014ClientConfig {
-        kme_url: url.to_owned(),
-        ca_file: ca.to_owned(),
-        cert_file: cert.to_owned(),
-        key_file: key.to_owned(),
-        timeout: Duration::from_secs(5),
-    })
-    .unwrap()
-}
-
-async fn pair(dir: &TempDir) -> LocalPair {
-    spawn_local_pair(&dir.0, SAE_A, SAE_B, |a, b| {
-        a.key_rate_bps = 0.0;
-        b.key_rate_bps = 0.0;
-    })
-    .await
-    .unwrap()
-}
 
 /// A TCP connection from `source` that never starts TLS.
 async fn idle_from(source: Ipv4Addr, to: SocketAddr) -> TcpStream {
@@ -80,20 +37,8 @@ fn listeners(pair: &LocalPair) -> [SocketAddr; 4] {
 #[tokio::test]
 async fn idle_connections_from_one_source_do_not_starve_enc_keys() {
     let dir = TempDir::new("starve");
-    let pair = pair(&dir).await;
-    let f = &pair.files;
-    let a = client(
-        &pair.url_a(),
-        &f.ca_file,
-        &f.sae_a.cert_file,
-        &f.sae_a.key_file,
-    );
-    let b = client(
-        &pair.url_b(),
-        &f.ca_file,
-        &f.sae_b.cert_file,
-        &f.sae_b.key_file,
-    );
+    let pair = fixed_pair(&dir, |_, _| {}).await;
+    let (a, b) = (sae_a(&pair), sae_b(&pair));
 
     let attacker = Ipv4Addr::new(127, 0, 0, 2);
     let mut idle = Vec::new();
@@ -121,7 +66,7 @@ async fn idle_connections_from_one_source_do_not_starve_enc_keys() {
 #[tokio::test]
 async fn an_idle_connection_is_closed_soon_after_connecting() {
     let dir = TempDir::new("deadline");
-    let pair = pair(&dir).await;
+    let pair = fixed_pair(&dir, |_, _| {}).await;
     let source = Ipv4Addr::new(127, 0, 0, 3);
     let mut idle = Vec::new();
     for to in listeners(&pair) {

@@ -1,18 +1,16 @@
 //! The simulator's key-rate model: binary entropy, BB84 secret fraction, and an eavesdropper
 //! (a QBER above ~11 %) switched on at run time through the config file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use keymix::qkd::{QkdError, QkdKeySource};
 use qkd::model::Status;
-use qkd::sim::{
-    binary_entropy, effective_rate_bps, secret_fraction, spawn_local_pair, KmeConfig, LocalPair,
-};
-use qkd::{Etsi014Client, Etsi014ClientConfig};
+use qkd::sim::{binary_entropy, effective_rate_bps, secret_fraction, KmeConfig};
+use qkd::Etsi014Client;
 
-const SAE_A: &str = "SAE_A";
-const SAE_B: &str = "SAE_B";
+mod common;
+use common::{pair, qber_of, sae_a, TempDir, SAE_B};
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
@@ -56,52 +54,10 @@ fn secret_fraction_vanishes_near_eleven_percent() {
     assert_eq!(effective_rate_bps(f64::INFINITY, None), 0.0);
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "trident-etsi014-{tag}-{}-{}",
-            std::process::id(),
-            u64::from_le_bytes(nonce)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn sae_a(pair: &LocalPair) -> Etsi014Client {
-    let f = &pair.files;
-    Etsi014Client::new(&Etsi014ClientConfig {
-        kme_url: pair.url_a(),
-        ca_file: f.ca_file.clone(),
-        cert_file: f.sae_a.cert_file.clone(),
-        key_file: f.sae_a.key_file.clone(),
-        timeout: Duration::from_secs(5),
-    })
-    .unwrap()
-}
-
 fn set_qber(config_path: &Path, qber: f64) {
     let mut config = KmeConfig::load(config_path).unwrap();
     config.qber = Some(qber);
     config.save(config_path).unwrap();
-}
-
-fn ext_qber(status: &Status) -> Option<f64> {
-    status
-        .status_extension
-        .as_ref()?
-        .get("trident_qber")?
-        .as_f64()
 }
 
 /// Poll the status until `cond` holds (the KME polls its config every 500 ms).
@@ -123,15 +79,14 @@ async fn wait_for(client: &Etsi014Client, cond: impl Fn(&Status) -> bool) -> Sta
 #[tokio::test]
 async fn no_key_at_qber_twelve_percent() {
     let dir = TempDir::new("qber12");
-    let pair = spawn_local_pair(&dir.0, SAE_A, SAE_B, |a, b| {
+    let pair = pair(&dir, |a, b| {
         for c in [a, b] {
             c.initial_key_count = Some(0);
             c.key_rate_bps = 1_000_000.0;
             c.qber = Some(0.12);
         }
     })
-    .await
-    .unwrap();
+    .await;
     let a = sae_a(&pair);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let status = a.status(SAE_B).await.unwrap();
@@ -150,7 +105,7 @@ async fn no_key_at_qber_twelve_percent() {
 #[tokio::test]
 async fn an_eavesdropper_at_run_time_stops_the_key_flow() {
     let dir = TempDir::new("eve");
-    let pair = spawn_local_pair(&dir.0, SAE_A, SAE_B, |a, b| {
+    let pair = pair(&dir, |a, b| {
         for c in [a, b] {
             c.initial_key_count = Some(0);
             c.max_key_count = 50;
@@ -158,8 +113,7 @@ async fn an_eavesdropper_at_run_time_stops_the_key_flow() {
             c.qber = Some(0.02);
         }
     })
-    .await
-    .unwrap();
+    .await;
     let a = sae_a(&pair);
 
     // Keys accrue at 1 - 2 h(0.02) ~ 72 % of the raw rate.
@@ -168,7 +122,7 @@ async fn an_eavesdropper_at_run_time_stops_the_key_flow() {
     // Eve arrives: the QBER jumps past 11 % on the link (both KMEs' files).
     set_qber(&pair.files.config_a, 0.15);
     set_qber(&pair.files.config_b, 0.15);
-    wait_for(&a, |s| ext_qber(s) == Some(0.15)).await;
+    wait_for(&a, |s| qber_of(s) == Some(0.15)).await;
 
     // Use up what was distilled before; nothing new arrives.
     loop {

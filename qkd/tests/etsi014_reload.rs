@@ -1,28 +1,13 @@
 //! SIGHUP makes a running KME re-read `qber` even when the file's stamp did not change.
 //! Alone in its own test binary because it signals the whole test process.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use qkd::model::Status;
-use qkd::sim::{spawn_local_pair, KmeConfig};
-use qkd::{Etsi014Client, Etsi014ClientConfig};
+use qkd::sim::KmeConfig;
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn qber_of(status: &Status) -> Option<f64> {
-    status
-        .status_extension
-        .as_ref()?
-        .get("trident_qber")?
-        .as_f64()
-}
+mod common;
+use common::{pair, qber_of, sae_a, TempDir};
 
 /// Rewrite `qber` keeping the file's size and modification time, so that only a SIGHUP can
 /// reveal the change.
@@ -38,27 +23,13 @@ fn rewrite_qber_stealthily(path: &Path, qber: f64) {
 
 #[tokio::test]
 async fn sighup_rereads_the_config() {
-    let mut nonce = [0u8; 8];
-    getrandom::fill(&mut nonce).unwrap();
-    let dir = TempDir(std::env::temp_dir().join(format!(
-        "trident-etsi014-hup-{}-{}",
-        std::process::id(),
-        u64::from_le_bytes(nonce)
-    )));
-    let pair = spawn_local_pair(&dir.0, "SAE_A", "SAE_B", |a, _| {
+    let dir = TempDir::new("hup");
+    let pair = pair(&dir, |a, _| {
         a.qber = Some(0.02);
     })
-    .await
-    .unwrap();
+    .await;
     let f = &pair.files;
-    let client = Etsi014Client::new(&Etsi014ClientConfig {
-        kme_url: pair.url_a(),
-        ca_file: f.ca_file.clone(),
-        cert_file: f.sae_a.cert_file.clone(),
-        key_file: f.sae_a.key_file.clone(),
-        timeout: Duration::from_secs(5),
-    })
-    .unwrap();
+    let client = sae_a(&pair);
     assert_eq!(qber_of(&client.status("SAE_B").await.unwrap()), Some(0.02));
 
     rewrite_qber_stealthily(&f.config_a, 0.15);

@@ -1,86 +1,19 @@
 //! The ETSI 014 client against a pair of simulated KMEs over real mutual TLS on loopback.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use keymix::qkd::{QkdError, QkdKeySource};
 use qkd::model::{KeyIds, KeyRequest};
 use qkd::sim::{
-    self, issue_sae_cert, spawn_local_pair, KmeConfig, LocalPair,
-    MSG_EXTENSION_MANDATORY_UNSUPPORTED, MSG_KEYS_NOT_FOUND, MSG_SIZE_NOT_MULTIPLE_OF_8,
+    issue_sae_cert, KmeConfig, LocalPair, MSG_EXTENSION_MANDATORY_UNSUPPORTED, MSG_KEYS_NOT_FOUND,
+    MSG_SIZE_NOT_MULTIPLE_OF_8,
 };
-use qkd::{Etsi014Client, Etsi014ClientConfig};
 use serde_json::{json, Map};
 
-const SAE_A: &str = "SAE_A";
-const SAE_B: &str = "SAE_B";
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).unwrap();
-        let name = format!(
-            "trident-etsi014-{tag}-{}-{}",
-            std::process::id(),
-            u64::from_le_bytes(nonce)
-        );
-        let dir = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn client(url: &str, ca: &Path, cert: &Path, key: &Path) -> Etsi014Client {
-    Etsi014Client::new(&Etsi014ClientConfig {
-        kme_url: url.to_owned(),
-        ca_file: ca.to_owned(),
-        cert_file: cert.to_owned(),
-        key_file: key.to_owned(),
-        timeout: Duration::from_secs(5),
-    })
-    .unwrap()
-}
-
-/// A pair with a fixed pool (no refill) so that counts are exact.
-async fn pair(dir: &TempDir, adjust: impl FnOnce(&mut KmeConfig, &mut KmeConfig)) -> LocalPair {
-    spawn_local_pair(&dir.0, SAE_A, SAE_B, |a, b| {
-        a.key_rate_bps = 0.0;
-        b.key_rate_bps = 0.0;
-        adjust(a, b);
-    })
-    .await
-    .unwrap()
-}
-
-fn sae_a(pair: &LocalPair) -> Etsi014Client {
-    let f = &pair.files;
-    client(
-        &pair.url_a(),
-        &f.ca_file,
-        &f.sae_a.cert_file,
-        &f.sae_a.key_file,
-    )
-}
-
-fn sae_b(pair: &LocalPair) -> Etsi014Client {
-    let f = &pair.files;
-    client(
-        &pair.url_b(),
-        &f.ca_file,
-        &f.sae_b.cert_file,
-        &f.sae_b.key_file,
-    )
-}
+mod common;
+use common::{client, fixed_pair, init_at_defaults, sae_a, sae_b, TempDir, SAE_A, SAE_B};
 
 fn is_uuid_v4(id: &str) -> bool {
     let parts: Vec<&str> = id.split('-').collect();
@@ -95,7 +28,7 @@ fn is_uuid_v4(id: &str) -> bool {
 #[tokio::test]
 async fn enc_keys_at_a_then_dec_keys_at_b_gives_the_same_key_once() {
     let dir = TempDir::new("flow");
-    let pair = pair(&dir, |_, _| {}).await;
+    let pair = fixed_pair(&dir, |_, _| {}).await;
     let (a, b) = (sae_a(&pair), sae_b(&pair));
 
     let before = a.status(SAE_B).await.unwrap();
@@ -145,7 +78,7 @@ async fn enc_keys_at_a_then_dec_keys_at_b_gives_the_same_key_once() {
 #[tokio::test]
 async fn get_forms_and_the_reverse_direction_work() {
     let dir = TempDir::new("get");
-    let pair = pair(&dir, |_, _| {}).await;
+    let pair = fixed_pair(&dir, |_, _| {}).await;
     let (a, b) = (sae_a(&pair), sae_b(&pair));
 
     let container = a.enc_keys_get(SAE_B, Some(1), Some(512)).await.unwrap();
@@ -177,7 +110,7 @@ async fn get_forms_and_the_reverse_direction_work() {
 #[tokio::test]
 async fn strangers_and_the_wrong_sae_are_unauthorized() {
     let dir = TempDir::new("auth");
-    let pair = pair(&dir, |_, _| {}).await;
+    let pair = fixed_pair(&dir, |_, _| {}).await;
     let (a, b) = (sae_a(&pair), sae_b(&pair));
     let keys = a.enc_keys(SAE_B, 1, 256).await.unwrap();
     let ids = vec![keys[0].key_id.clone()];
@@ -216,7 +149,7 @@ async fn strangers_and_the_wrong_sae_are_unauthorized() {
 #[tokio::test]
 async fn bad_requests_get_the_specs_messages() {
     let dir = TempDir::new("bad");
-    let pair = pair(&dir, |_, _| {}).await;
+    let pair = fixed_pair(&dir, |_, _| {}).await;
     let a = sae_a(&pair);
 
     assert_eq!(
@@ -272,7 +205,7 @@ async fn bad_requests_get_the_specs_messages() {
 #[tokio::test]
 async fn a_drained_pool_answers_unavailable() {
     let dir = TempDir::new("drain");
-    let pair = pair(&dir, |a, b| {
+    let pair = fixed_pair(&dir, |a, b| {
         for c in [a, b] {
             c.max_key_count = 4;
             c.key_rate_bps = 1.0; // a key of 256 bits every 256 s: nothing within the test
@@ -297,7 +230,7 @@ async fn a_drained_pool_answers_unavailable() {
 #[tokio::test]
 async fn a_dead_link_fails_the_request_and_keeps_the_pool() {
     let dir = TempDir::new("link");
-    let pair = pair(&dir, |_, _| {}).await;
+    let pair = fixed_pair(&dir, |_, _| {}).await;
     let a = sae_a(&pair);
     let LocalPair {
         a: kme_a,
@@ -319,18 +252,9 @@ async fn a_dead_link_fails_the_request_and_keeps_the_pool() {
 async fn clients_without_the_right_certificates_are_refused() {
     let dir = TempDir::new("tls");
     let other = TempDir::new("tls-other");
-    let pair = pair(&dir, |_, _| {}).await;
+    let pair = fixed_pair(&dir, |_, _| {}).await;
     // A complete second setup: its CA is unknown to the first pair.
-    let rogue = sim::init(
-        &other.0,
-        SAE_A,
-        SAE_B,
-        sim::DEFAULT_LISTEN_A,
-        sim::DEFAULT_LISTEN_B,
-        sim::DEFAULT_LINK_A,
-        sim::DEFAULT_LINK_B,
-    )
-    .unwrap();
+    let rogue = init_at_defaults(&other.0, SAE_A, SAE_B).unwrap();
 
     // Trusts the right CA, but presents a certificate (with the right CN) from another CA.
     let wrong_cert = client(
@@ -404,16 +328,7 @@ async fn request_without_client_cert(url: &str, ca: &Path) -> Vec<u8> {
 #[test]
 fn init_writes_a_usable_setup_and_never_overwrites() {
     let dir = TempDir::new("init");
-    let out = sim::init(
-        &dir.0,
-        "alice",
-        "bob",
-        sim::DEFAULT_LISTEN_A,
-        sim::DEFAULT_LISTEN_B,
-        sim::DEFAULT_LINK_A,
-        sim::DEFAULT_LINK_B,
-    )
-    .unwrap();
+    let out = init_at_defaults(&dir.0, "alice", "bob").unwrap();
     let a = KmeConfig::load(&out.config_a).unwrap();
     let b = KmeConfig::load(&out.config_b).unwrap();
     assert_eq!(
@@ -448,24 +363,7 @@ fn init_writes_a_usable_setup_and_never_overwrites() {
             .mode();
         assert_eq!(mode & 0o077, 0, "private key readable by others");
     }
-    let again = sim::init(
-        &dir.0,
-        "alice",
-        "bob",
-        sim::DEFAULT_LISTEN_A,
-        sim::DEFAULT_LISTEN_B,
-        sim::DEFAULT_LINK_A,
-        sim::DEFAULT_LINK_B,
-    );
+    let again = init_at_defaults(&dir.0, "alice", "bob");
     assert!(again.is_err());
-    assert!(sim::init(
-        &TempDir::new("init-bad").0,
-        "a/b",
-        "bob",
-        sim::DEFAULT_LISTEN_A,
-        sim::DEFAULT_LISTEN_B,
-        sim::DEFAULT_LINK_A,
-        sim::DEFAULT_LINK_B,
-    )
-    .is_err());
+    assert!(init_at_defaults(&TempDir::new("init-bad").0, "a/b", "bob").is_err());
 }
