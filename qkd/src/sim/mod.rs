@@ -1,7 +1,7 @@
 //! A pair of simulated KMEs that speak ETSI GS QKD 014 to their SAEs (`trident kme-sim`).
 //!
 //! # Setup and start
-//! [`init`] writes a directory with two CAs, all certificates and `kme-a.toml` /
+//! [`init()`] writes a directory with two CAs, all certificates and `kme-a.toml` /
 //! `kme-b.toml`; [`run`] serves one KME from its config until Ctrl-C. Tests use [`spawn`]
 //! (returns a [`KmeHandle`], optionally on pre-bound listeners) or [`spawn_local_pair`].
 //!
@@ -18,6 +18,14 @@
 //! answers. If the push fails, the bits go back into the pool and the master gets 503, so the
 //! master never holds a key its slave cannot get. The master's KME keeps no copy; the peer
 //! KME keeps the keys until the designated slave fetches them, once.
+//!
+//! # The key link is classical TLS, not a quantum channel
+//! The KME-to-KME key link is an ordinary TLS 1.2/1.3 connection (X25519/ECDHE key exchange)
+//! standing in for the quantum channel. So in the demo the "QKD" key is only as safe as that
+//! TLS connection: an attacker who records the link and later breaks that TLS, or the
+//! X25519/ECDHE inside it (for instance with a quantum computer), learns every key pushed
+//! over it. With real QKD devices this link does not exist; both KMEs get the key from the
+//! quantum channel. Use the simulator to exercise the protocol, never to protect traffic.
 //!
 //! # Key-rate model
 //! Each KME models the pool of secret bits that QKD has distilled on the link: it fills at
