@@ -1,6 +1,7 @@
 //! The QKD key source as keymix sees it: two operations of ETSI GS QKD 014, behind a trait so
 //! the sans-IO core never does I/O. The core emits [`crate::KmeRequest`]s; the driver answers
-//! them through a [`QkdKeySource`] (the real ETSI 014 client, or [`InMemoryKme`] in tests).
+//! them through a [`QkdKeySource`] (the ETSI 014 client in the `qkd` crate, or
+//! [`InMemoryKme`] in tests).
 
 use std::collections::HashMap;
 use std::future::Future;
