@@ -46,6 +46,7 @@ mod control_requests;
 mod epoch_install;
 mod event_loop;
 mod keymix_events;
+mod keymix_peer;
 mod keymix_tx;
 mod reconfigure;
 mod setup;

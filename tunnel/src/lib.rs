@@ -56,6 +56,7 @@ pub mod handshake_rx;
 pub mod initiation;
 pub mod inner_packet;
 pub mod keylog;
+mod keymix_io;
 pub mod metrics;
 pub mod netconfig;
 pub mod packet_batch;

@@ -7,6 +7,7 @@ use keymix::{Destination, Event};
 use super::{Driver, Io};
 use crate::chain_store::ChainStore;
 use crate::counters::TunnelDrop;
+use crate::keymix_io;
 
 impl Driver {
     /// Sends keymix's datagrams and acts on its events; call after every keymix input.
@@ -39,12 +40,13 @@ impl Driver {
     fn on_keymix_event(&mut self, io: &Io, event: Event, out: &mut [u8]) {
         match event {
             Event::EpochKey { peer, key } => {
-                if let (Some(log), Some(entry)) = (self.keylog.as_mut(), &key.keylog) {
-                    log.append(entry);
-                }
-                if let Some(m) = &self.metrics {
-                    m.observe_epoch(&self.endpoint, peer, &key);
-                }
+                keymix_io::record_epoch(
+                    self.keylog.as_mut(),
+                    self.metrics.as_deref(),
+                    &self.endpoint,
+                    peer,
+                    &key,
+                );
                 self.install_epoch(io, peer, &key, out);
             }
             Event::Expired { peer, epoch } => self.expire_epoch(peer, epoch),

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use base64::Engine;
 
+use super::keymix_peer::add_keymix_peer;
 use super::{Driver, Io};
 use crate::allowed_ips::AllowedIps;
 use crate::peer::Peer;
@@ -154,35 +155,16 @@ impl Driver {
         peer.pending_init = None;
     }
 
-    fn add_peer_live(&mut self, mut p: PeerSettings, now: Instant) -> Result<(), String> {
-        let public = p.keymix.public_key;
-        let reject_after = p.keymix.reject_after;
-        let qkd_policy = p.keymix.qkd;
-        p.keymix.endpoint_known = p.endpoint.is_some();
-        if let Some(store) = &self.chain_store {
-            p.keymix.state = store.load(self.public_key.as_bytes(), public.as_bytes());
-        }
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let id = self
-            .endpoint
-            .add_peer(p.keymix, now)
-            .map_err(|e| format!("peer {}: {e}", b64.encode(public.as_bytes())))?;
-        if id != self.peers.len() {
-            // Cannot happen without plain peers (refused above); never misroute if it does.
-            self.endpoint.remove_peer(id);
-            return Err(format!(
-                "keymix numbered a new peer {id}, expected {}",
-                self.peers.len()
-            ));
-        }
-        self.peers.push(Peer::new(
-            public,
-            p.endpoint,
-            p.allowed_ips,
-            p.persistent_keepalive,
-            reject_after,
-            qkd_policy,
-        ));
+    fn add_peer_live(&mut self, p: PeerSettings, now: Instant) -> Result<(), String> {
+        let peer = add_keymix_peer(
+            &mut self.endpoint,
+            self.chain_store.as_ref(),
+            &self.public_key,
+            p,
+            self.peers.len(),
+            now,
+        )?;
+        self.peers.push(peer);
         Ok(())
     }
 

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use base64::Engine;
 use keymix::{Endpoint, EndpointConfig, PublicKey};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 use tun_rs::AsyncDevice;
 
+use super::keymix_peer::add_keymix_peer;
 use super::{Driver, Io};
 use crate::allowed_ips::AllowedIps;
 use crate::chain_store::ChainStore;
@@ -23,7 +23,6 @@ use crate::keylog::KeyLog;
 use crate::metrics::{self, SnapshotRequest};
 use crate::netconfig::InterfaceConfig;
 use crate::packet_batch::{TunTx, UdpTx};
-use crate::peer::Peer;
 use crate::qkd_bridge::{KmeResult, QkdBridge};
 use crate::settings::TunnelSettings;
 use crate::tunn_index::TunnIndexTable;
@@ -111,37 +110,14 @@ pub(super) fn open(
         peer_settings.into_iter().partition(|p| p.classic.is_none());
     let mut peers = Vec::with_capacity(peer_settings.len());
     let mut allowed_ips = AllowedIps::new();
-    for mut p in peer_settings {
-        let reject_after = p.keymix.reject_after;
-        let qkd_policy = p.keymix.qkd;
-        let public = p.keymix.public_key;
-        p.keymix.endpoint_known = p.endpoint.is_some();
-        if let Some(store) = &chain_store {
-            p.keymix.state = store.load(public_key.as_bytes(), public.as_bytes());
-        }
-        let id = endpoint.add_peer(p.keymix, now).map_err(|e| {
-            TunnelError::Settings(format!(
-                "peer {}: {e}",
-                base64::engine::general_purpose::STANDARD.encode(public.as_bytes())
-            ))
-        })?;
-        if id != peers.len() {
-            return Err(TunnelError::Settings(format!(
-                "keymix numbered peer {} as {id}",
-                peers.len()
-            )));
-        }
-        for net in &p.allowed_ips {
+    for p in peer_settings {
+        let id = peers.len();
+        let peer = add_keymix_peer(&mut endpoint, chain_store.as_ref(), &public_key, p, id, now)
+            .map_err(TunnelError::Settings)?;
+        for net in &peer.allowed_ips {
             allowed_ips.insert(*net, id);
         }
-        peers.push(Peer::new(
-            public,
-            p.endpoint,
-            p.allowed_ips,
-            p.persistent_keepalive,
-            reject_after,
-            qkd_policy,
-        ));
+        peers.push(peer);
     }
     let (mut qkd, kme_results) = QkdBridge::new(qkd_source, outer);
     let (snapshot_rx, metrics) = match metrics {

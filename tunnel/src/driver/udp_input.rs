@@ -1,9 +1,8 @@
 //! Datagrams from the UDP socket: keymix's go to the endpoint (and roam the peer once
 //! authenticated), WireGuard's to `wireguard_rx`. keymix is drained once per batch.
 
-use std::time::Instant;
-
 use super::{Driver, Io};
+use crate::keymix_io;
 use crate::packet_batch::UdpRx;
 
 impl Driver {
@@ -12,15 +11,11 @@ impl Driver {
         for (datagram, src) in batch.datagrams() {
             if keymix::is_keymix(datagram) {
                 keymix_input = true;
-                match self.endpoint.handle_datagram(Instant::now(), src, datagram) {
-                    Ok(Some(peer)) => {
-                        // Authenticated: the peer is at `src` now (roaming).
-                        if let Some(p) = self.peers.get_mut(peer) {
-                            p.endpoint = Some(src);
-                        }
+                if let Some(peer) = keymix_io::accept_datagram(&mut self.endpoint, src, datagram) {
+                    // Authenticated: the peer is at `src` now (roaming).
+                    if let Some(p) = self.peers.get_mut(peer) {
+                        p.endpoint = Some(src);
                     }
-                    Ok(None) => {}
-                    Err(reason) => tracing::trace!(%src, "keymix dropped: {}", reason.as_str()),
                 }
             } else {
                 self.on_wireguard(io, src, datagram, out);

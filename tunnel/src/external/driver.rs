@@ -19,6 +19,7 @@ use crate::chain_store::ChainStore;
 use crate::control::{ControlReply, ControlRequest, ControlSocket};
 use crate::error::TunnelError;
 use crate::keylog::KeyLog;
+use crate::keymix_io;
 use crate::metrics::{self, SnapshotRequest};
 use crate::qkd_bridge::QkdBridge;
 use crate::settings::TunnelSettings;
@@ -243,15 +244,11 @@ impl Driver {
             // WireGuard runs on its own port; anything else here is noise.
             return;
         }
-        match self.endpoint.handle_datagram(Instant::now(), src, datagram) {
-            Ok(Some(peer)) => {
-                // Authenticated: the peer's keymix is at `src` now (roaming).
-                if let Some(p) = self.peers.get_mut(peer) {
-                    p.endpoint = Some(src);
-                }
+        if let Some(peer) = keymix_io::accept_datagram(&mut self.endpoint, src, datagram) {
+            // Authenticated: the peer's keymix is at `src` now (roaming).
+            if let Some(p) = self.peers.get_mut(peer) {
+                p.endpoint = Some(src);
             }
-            Ok(None) => {}
-            Err(reason) => tracing::trace!(%src, "keymix dropped: {}", reason.as_str()),
         }
         self.drain_keymix();
     }
@@ -287,12 +284,13 @@ impl Driver {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::EpochKey { peer, key } => {
-                if let (Some(log), Some(entry)) = (self.keylog.as_mut(), &key.keylog) {
-                    log.append(entry);
-                }
-                if let Some(m) = &self.metrics {
-                    m.observe_epoch(&self.endpoint, peer, &key);
-                }
+                keymix_io::record_epoch(
+                    self.keylog.as_mut(),
+                    self.metrics.as_deref(),
+                    &self.endpoint,
+                    peer,
+                    &key,
+                );
                 if let Some(p) = self.peers.get_mut(peer) {
                     p.install_epoch(&mut self.wg, &key);
                 }
