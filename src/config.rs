@@ -18,25 +18,24 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
-use ip_network::IpNetwork;
 use keymix::{PeerConfig, PublicKey, QkdPolicy, StaticSecret};
-use serde::{Deserialize, Deserializer};
 use toml::Spanned;
-use tunnel::settings::{parse_allowed_ip, Hooks, RouteTable};
-use tunnel::{InterfaceAddress, PeerSettings, TunnelSettings};
+use tunnel::settings::{Hooks, RouteTable};
+use tunnel::{PeerSettings, TunnelSettings};
 use zeroize::Zeroizing;
 
 use crate::keys::decode_key;
+use file::ConfigFile;
 
+mod file;
 mod qkd;
 mod source;
 mod validate;
 mod wgquick;
 mod wireguard;
-use qkd::{qkd_client, QkdSection};
+use qkd::qkd_client;
 use source::Source;
 
 const DEFAULT_MTU: u16 = 1420;
@@ -106,132 +105,6 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    interface: InterfaceSection,
-    #[serde(default)]
-    keymix: KeymixSection,
-    qkd: Option<QkdSection>,
-    #[serde(default, rename = "peer")]
-    peers: Vec<PeerSection>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InterfaceSection {
-    name: Spanned<String>,
-    private_key_file: Spanned<PathBuf>,
-    listen_port: u16,
-    #[serde(default)]
-    address: Vec<Parsed<InterfaceAddress>>,
-    mtu: Option<Spanned<u16>>,
-    /// Where each peer's keymix chain is kept across restarts.
-    state_dir: Option<Spanned<PathBuf>>,
-    /// An existing WireGuard interface whose PSKs Trident sets (config/wireguard.rs).
-    wireguard: Option<Spanned<String>>,
-    /// Opt-in Prometheus endpoint, e.g. "127.0.0.1:9586" (GET /metrics).
-    metrics_listen: Option<Spanned<String>>,
-    /// wg-quick's Table, FwMark and PreUp/PostUp/PreDown/PostDown (config/wgquick.rs).
-    table: Option<wgquick::Table>,
-    fwmark: Option<wgquick::Fwmark>,
-    #[serde(default)]
-    pre_up: wgquick::Commands,
-    #[serde(default)]
-    post_up: wgquick::Commands,
-    #[serde(default)]
-    pre_down: wgquick::Commands,
-    #[serde(default)]
-    post_down: wgquick::Commands,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeymixSection {
-    #[serde(default = "default_epoch_secs")]
-    epoch_secs: Spanned<u64>,
-    #[serde(default = "default_reject_after_secs")]
-    reject_after_secs: Spanned<u64>,
-    /// Default: "preferred" with a `[qkd]` table, else "off".
-    qkd: Option<Spanned<Parsed<QkdPolicy>>>,
-    bootstrap_psk_file: Option<Spanned<PathBuf>>,
-    /// The RNDL key log (holds secrets; for `trident audit`).
-    keylog_file: Option<Spanned<PathBuf>>,
-}
-
-impl Default for KeymixSection {
-    fn default() -> Self {
-        Self {
-            epoch_secs: default_epoch_secs(),
-            reject_after_secs: default_reject_after_secs(),
-            qkd: None,
-            bootstrap_psk_file: None,
-            keylog_file: None,
-        }
-    }
-}
-
-fn default_epoch_secs() -> Spanned<u64> {
-    Spanned::new(0..0, 120)
-}
-
-fn default_reject_after_secs() -> Spanned<u64> {
-    Spanned::new(0..0, 180)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PeerSection {
-    public_key: Spanned<Parsed<PublicKeyValue>>,
-    endpoint: Option<Spanned<String>>,
-    #[serde(default)]
-    allowed_ips: Vec<Parsed<AllowedIp>>,
-    persistent_keepalive: Option<u16>,
-    /// The peer's SAE ID at its own KME; required when QKD is on.
-    sae_id: Option<Spanned<String>>,
-    /// A bootstrap PSK shared with this peer only (`trident genpsk`).
-    bootstrap_psk_file: Option<Spanned<PathBuf>>,
-    /// "off": a plain WireGuard peer (config/wireguard.rs).
-    keymix: Option<Spanned<String>>,
-    /// The static PSK of a `keymix = "off"` peer.
-    preshared_key_file: Option<Spanned<PathBuf>>,
-}
-
-/// A string value parsed with `FromStr`, so a bad value is reported with its own span.
-#[derive(Default)]
-struct Parsed<T>(T);
-
-impl<'de, T> Deserialize<'de> for Parsed<T>
-where
-    T: FromStr,
-    T::Err: fmt::Display,
-{
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map(Parsed).map_err(serde::de::Error::custom)
-    }
-}
-
-struct PublicKeyValue(PublicKey);
-
-impl FromStr for PublicKeyValue {
-    type Err = &'static str;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let key =
-            decode_key(s).ok_or("not a base64 32-byte key (as printed by `trident pubkey`)")?;
-        Ok(Self(PublicKey::from(*key)))
-    }
-}
-
-struct AllowedIp(IpNetwork);
-
-impl FromStr for AllowedIp {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_allowed_ip(s).map(AllowedIp)
-    }
-}
 
 fn read_key_file(
     src: &Source,

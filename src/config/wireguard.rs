@@ -13,8 +13,9 @@ use std::ops::Range;
 use base64::Engine;
 use tunnel::settings::ClassicPeer;
 
+use super::file::{InterfaceSection, PeerSection};
 use super::source::Source;
-use super::{read_key_file, ConfigError, InterfaceSection, PeerSection, MAX_NAME_LEN};
+use super::{read_key_file, ConfigError, MAX_NAME_LEN};
 
 /// The span of the first line that sets `key` (`key = ...`) at or after `from`, so an
 /// error about a list (which carries no span of its own) still names its line.
