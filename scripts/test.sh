@@ -28,6 +28,13 @@ if grep -E '^(tokio|hyper|rustls|rcgen|tokio-rustls|hyper-util)( |$)' <<<"$keymi
     echo "keymix must stay sans-IO" >&2
     exit 1
 fi
+# One concept a file: no Rust source in the crates over 500 lines (docs/ARCHITECTURE.md).
+long_files=$(find keymix qkd tunnel src -name '*.rs' -not -path '*/target/*' -exec wc -l {} + |
+    awk '$2 != "total" && $1 > 500')
+if [ -n "$long_files" ]; then
+    printf 'over 500 lines, split by concern:\n%s\n' "$long_files" >&2
+    exit 1
+fi
 
 step "systemd unit (systemd-analyze verify)"
 scripts/verify-unit.sh "$PWD/target/release/trident"
