@@ -13,6 +13,7 @@
 //! * `keymix_events` / `epoch_install`: what keymix asks for, epochs becoming Tunns;
 //! * `timers`: WireGuard's timers, reject ages, the responder's own handshake;
 //! * `control_requests` / `status_report`: `trident status`, `reset`, metrics scrapes;
+//! * `keymix_peer`: a keymix peer added with its restored chain (at start and on reload);
 //! * `classic`, `reconfigure`, `keymix_tx`: plain peers, reloads, keymix sends.
 
 use std::future::Future;
