@@ -28,6 +28,12 @@ if grep -E '^(tokio|hyper|rustls|rcgen|tokio-rustls|hyper-util)( |$)' <<<"$keymi
     echo "keymix must stay sans-IO" >&2
     exit 1
 fi
+# The data plane takes any QkdKeySource; HTTP and TLS stay out of it (docs/ARCHITECTURE.md).
+tunnel_tree=$(cargo tree --locked -p tunnel -e normal --prefix none)
+if grep -E '^(qkd|hyper|rustls|rcgen)( |$)' <<<"$tunnel_tree"; then
+    echo "tunnel must not depend on qkd, HTTP or TLS" >&2
+    exit 1
+fi
 # One concept a file: no Rust source in the crates over 500 lines (docs/ARCHITECTURE.md).
 long_files=$(find keymix qkd tunnel src -name '*.rs' -not -path '*/target/*' -exec wc -l {} + |
     awk '$2 != "total" && $1 > 500')
