@@ -33,7 +33,7 @@ use crate::counters::{TunnelCounters, TunnelDrop};
 use crate::error::TunnelError;
 use crate::handshake_rx::HandshakeLimits;
 use crate::keylog::KeyLog;
-use crate::metrics::{self, SnapshotRequest};
+use crate::metrics;
 use crate::packet_batch::{TunTx, UdpTx};
 use crate::peer::Peer;
 use crate::qkd_bridge::QkdBridge;
@@ -149,12 +149,8 @@ pub async fn run_reloadable(
     // The metrics server also stays here: the packet thread accepts no new connections.
     let (metrics_task, metrics) = match settings.metrics_listen {
         Some(addr) => {
-            let listener = metrics::bind(addr).await?;
-            let shared = Arc::new(metrics::Shared::default());
-            let (tx, rx) = mpsc::channel::<SnapshotRequest>(2);
-            let task = metrics::serve(listener, shared.clone(), tx);
-            tracing::info!(%addr, "metrics on http://{addr}/metrics");
-            (Some(task), Some((rx, shared)))
+            let m = metrics::start(addr).await?;
+            (Some(m.task), Some((m.snapshots, m.shared)))
         }
         None => (None, None),
     };

@@ -223,18 +223,35 @@ pub fn render(shared: &Shared, snap: &Snapshot) -> String {
     out
 }
 
-/// Binds the metrics listener (at startup, so a taken port fails `up` at once).
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, TunnelError> {
-    TcpListener::bind(addr)
+/// A running metrics endpoint: its task, the snapshot requests of scrapes (answered by the
+/// data plane's loop), and the counters the data plane observes into.
+pub struct Running {
+    pub task: tokio::task::JoinHandle<()>,
+    pub snapshots: mpsc::Receiver<SnapshotRequest>,
+    pub shared: Arc<Shared>,
+}
+
+/// Binds the listener at startup, so a taken port fails `up` at once, and starts serving.
+pub async fn start(addr: SocketAddr) -> Result<Running, TunnelError> {
+    let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| TunnelError::Io {
             what: "metrics_listen",
             source,
-        })
+        })?;
+    let shared = Arc::new(Shared::default());
+    let (tx, snapshots) = mpsc::channel::<SnapshotRequest>(2);
+    let task = serve(listener, shared.clone(), tx);
+    tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    Ok(Running {
+        task,
+        snapshots,
+        shared,
+    })
 }
 
 /// Serves scrapes one at a time until the packet loop goes away.
-pub fn serve(
+fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     requests: mpsc::Sender<SnapshotRequest>,
@@ -373,109 +390,5 @@ fn route(head: &[u8]) -> Route {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::status::{PeerReport, SourcesReport};
-
-    #[test]
-    fn classic_text_names_counters_with_total() {
-        let om = "# HELP x_dropped Drops.\n# TYPE x_dropped counter\nx_dropped_total 4\n\
-                  # HELP x_epoch Epoch.\n# TYPE x_epoch gauge\nx_epoch 7\n# EOF\n";
-        assert_eq!(
-            classic_text(om),
-            "# HELP x_dropped_total Drops.\n# TYPE x_dropped_total counter\nx_dropped_total 4\n\
-             # HELP x_epoch Epoch.\n# TYPE x_epoch gauge\nx_epoch 7\n"
-        );
-        assert!(accepts_openmetrics(
-            b"GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0\r\n\r\n"
-        ));
-        assert!(!accepts_openmetrics(
-            b"GET /metrics HTTP/1.1\r\nAccept: */*\r\n\r\n"
-        ));
-    }
-
-    #[test]
-    fn requests_are_routed() {
-        assert_eq!(
-            route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Route::Metrics
-        );
-        assert_eq!(route(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"), Route::Metrics);
-        assert_eq!(route(b"GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
-        assert_eq!(route(b"POST /metrics HTTP/1.1\r\n\r\n"), Route::BadMethod);
-        assert_eq!(route(b"GET /metrics\r\n"), Route::Bad);
-        assert_eq!(route(&[0xff, 0xfe, b'\n']), Route::Bad);
-        assert_eq!(route(b""), Route::Bad);
-    }
-
-    fn snapshot() -> Snapshot {
-        let peer = PeerReport {
-            public_key: "cGVlcg==".into(),
-            endpoint: None,
-            state: "up".into(),
-            epoch: Some(7),
-            epoch_age_secs: Some(3),
-            sources: SourcesReport {
-                x25519: true,
-                mlkem: true,
-                qkd: false,
-            },
-            qkd_key_id: None,
-            last_handshake_secs: None,
-            rx_bytes: 100,
-            tx_bytes: 200,
-            last_kme_error: None,
-            keymix_exchanges: 7,
-            allowed_ips: Vec::new(),
-            persistent_keepalive: None,
-            tunnel_epochs: vec![7],
-            qkd_policy: "off".into(),
-            auth: None,
-            reason: None,
-            chain_epoch: 7,
-            classic: false,
-            installed_psk: None,
-        };
-        let mut dropped = std::collections::BTreeMap::new();
-        dropped.insert("no_route".to_owned(), 4);
-        Snapshot {
-            status: InterfaceStatus {
-                interface: "trdA".into(),
-                public_key: String::new(),
-                listen_port: 51820,
-                peers: vec![peer],
-                dropped,
-                dropped_total: 4,
-                keylog: None,
-                data_plane: "built-in".into(),
-                wireguard: None,
-            },
-            packets: vec![(5, 6)],
-        }
-    }
-
-    #[test]
-    fn render_has_every_family() {
-        let shared = Shared::default();
-        shared.observe_exchange(Duration::from_millis(12));
-        shared.kme_request("enc_keys");
-        shared.kme_error("enc_keys", "transport");
-        let text = render(&shared, &snapshot());
-        for want in [
-            "trident_peer_rx_bytes_total{interface=\"trdA\",peer=\"cGVlcg==\"} 100",
-            "trident_peer_tx_packets_total{interface=\"trdA\",peer=\"cGVlcg==\"} 5",
-            "trident_peer_epoch{interface=\"trdA\",peer=\"cGVlcg==\"} 7",
-            "trident_peer_epoch_age_seconds{interface=\"trdA\",peer=\"cGVlcg==\"} 3",
-            "state=\"up\"} 1",
-            "state=\"blocked\"} 0",
-            "source=\"qkd\"} 0",
-            "trident_dropped_total{interface=\"trdA\",reason=\"no_route\"} 4",
-            "trident_keymix_exchange_duration_seconds_count 1",
-            "trident_kme_requests_total{kind=\"enc_keys\"} 1",
-            "trident_kme_errors_total{kind=\"enc_keys\",error=\"transport\"} 1",
-            "# EOF",
-        ] {
-            assert!(text.contains(want), "{want} missing in\n{text}");
-        }
-    }
-}
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -20,7 +20,7 @@ use crate::control::{ControlReply, ControlRequest, ControlSocket};
 use crate::error::TunnelError;
 use crate::keylog::KeyLog;
 use crate::keymix_io;
-use crate::metrics::{self, SnapshotRequest};
+use crate::metrics;
 use crate::qkd_bridge::QkdBridge;
 use crate::settings::TunnelSettings;
 use crate::status::{self, ExternalReport, InterfaceStatus, PeerReport};
@@ -77,12 +77,8 @@ pub async fn run_with(
     let (control, listener) = ControlSocket::bind(&settings.control_dir, &settings.name)?;
     let (metrics_task, mut snapshot_rx, metrics) = match settings.metrics_listen {
         Some(addr) => {
-            let listener = metrics::bind(addr).await?;
-            let shared = Arc::new(metrics::Shared::default());
-            let (tx, rx) = mpsc::channel::<SnapshotRequest>(2);
-            let task = metrics::serve(listener, shared.clone(), tx);
-            tracing::info!(%addr, "metrics on http://{addr}/metrics");
-            (Some(task), Some(rx), Some(shared))
+            let m = metrics::start(addr).await?;
+            (Some(m.task), Some(m.snapshots), Some(m.shared))
         }
         None => (None, None, None),
     };
