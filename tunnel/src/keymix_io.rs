@@ -5,8 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use base64::Engine;
 use keymix::{Endpoint, EpochKey, PeerId};
 
+use crate::control::ControlReply;
 use crate::keylog::KeyLog;
 use crate::metrics;
 
@@ -42,4 +44,24 @@ pub(crate) fn record_epoch(
     if let Some(m) = metrics {
         m.observe_epoch(endpoint, peer, key);
     }
+}
+
+/// An operator's `trident reset` of the peer with public key `peer` (at index `id`, if this
+/// interface has it): forgets the chain, so the next exchange is a bootstrap. The caller
+/// drains keymix afterwards, since the reset may start an exchange at once.
+pub(crate) fn operator_reset(
+    endpoint: &mut Endpoint,
+    interface: &str,
+    id: Option<PeerId>,
+    peer: &[u8; 32],
+) -> ControlReply {
+    let key = base64::engine::general_purpose::STANDARD.encode(peer);
+    let Some(id) = id else {
+        return ControlReply::error(format!("interface {interface} has no peer {key}"));
+    };
+    tracing::warn!(interface = %interface, peer = %key, "operator reset: keymix chain with this peer forgotten; next exchange is a bootstrap (C_0)");
+    endpoint.reset_peer(id, Instant::now());
+    ControlReply::ok(format!(
+        "{interface}: chain with peer {key} reset; a bootstrap exchange starts now"
+    ))
 }

@@ -3,10 +3,9 @@
 
 use std::time::Instant;
 
-use base64::Engine;
-
 use super::{Driver, Io};
-use crate::control::{ControlReply, ControlRequest};
+use crate::control::ControlRequest;
+use crate::keymix_io;
 
 impl Driver {
     /// A control-socket request: the status, or an operator's `trident reset` of one peer.
@@ -18,23 +17,14 @@ impl Driver {
             }
             ControlRequest::Reset { peer, reply } => (peer, reply),
         };
-        let key = base64::engine::general_purpose::STANDARD.encode(peer);
-        let answer = match self
+        let id = self
             .peers
             .iter()
-            .position(|p| *p.public_key.as_bytes() == peer)
-        {
-            Some(id) => {
-                tracing::warn!(interface = %self.name, peer = %key, "operator reset: keymix chain with this peer forgotten; next exchange is a bootstrap (C_0)");
-                self.endpoint.reset_peer(id, Instant::now());
-                self.drain_keymix(io, out);
-                ControlReply::ok(format!(
-                    "{}: chain with peer {key} reset; a bootstrap exchange starts now",
-                    self.name
-                ))
-            }
-            None => ControlReply::error(format!("interface {} has no peer {key}", self.name)),
-        };
+            .position(|p| *p.public_key.as_bytes() == peer);
+        let answer = keymix_io::operator_reset(&mut self.endpoint, &self.name, id, &peer);
+        if id.is_some() {
+            self.drain_keymix(io, out);
+        }
         let _ = reply.send(answer);
     }
 }

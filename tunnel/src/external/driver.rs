@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::psk::{ExtPeer, Installed};
 use super::{uapi, DeviceInfo, WireGuard};
 use crate::chain_store::ChainStore;
-use crate::control::{ControlReply, ControlRequest, ControlSocket};
+use crate::control::{ControlRequest, ControlSocket};
 use crate::error::TunnelError;
 use crate::keylog::KeyLog;
 use crate::keymix_io;
@@ -311,23 +311,14 @@ impl Driver {
             }
             ControlRequest::Reset { peer, reply } => (peer, reply),
         };
-        let key = b64(&peer);
-        let answer = match self
+        let id = self
             .peers
             .iter()
-            .position(|p| *p.public_key.as_bytes() == peer)
-        {
-            Some(id) => {
-                tracing::warn!(interface = %self.name, peer = %key, "operator reset: keymix chain with this peer forgotten");
-                self.endpoint.reset_peer(id, Instant::now());
-                self.drain_keymix();
-                ControlReply::ok(format!(
-                    "{}: chain with peer {key} reset; a bootstrap exchange starts now",
-                    self.name
-                ))
-            }
-            None => ControlReply::error(format!("interface {} has no peer {key}", self.name)),
-        };
+            .position(|p| *p.public_key.as_bytes() == peer);
+        let answer = keymix_io::operator_reset(&mut self.endpoint, &self.name, id, &peer);
+        if id.is_some() {
+            self.drain_keymix();
+        }
         let _ = reply.send(answer);
     }
 
