@@ -10,13 +10,19 @@
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-/// File magic and format version.
-const MAGIC: &[u8; 16] = b"trident-chain-v1";
-/// Encoded length: magic, two public keys, epoch, chain, flags, previous chain,
-/// tentative epoch and chain, the two Init timestamps, checksum.
-pub const ENCODED_LEN: usize = 16 + 32 + 32 + 8 + 32 + 1 + 32 + 8 + 32 + 8 + 8 + 32;
+/// File magic and format version written today.
+const MAGIC: &[u8; 16] = b"trident-chain-v2";
+/// The first format (no WireGuard record, no flags beyond bit 1), still read.
+const MAGIC_V1: &[u8; 16] = b"trident-chain-v1";
+/// Encoded length of format 2: magic, two public keys, epoch, chain, flags, previous
+/// chain, tentative epoch and chain, the two Init timestamps, the WireGuard initiation
+/// record, the pinned protocol version, checksum.
+pub const ENCODED_LEN: usize = 16 + 32 + 32 + 8 + 32 + 1 + 32 + 8 + 32 + 8 + 8 + 12 + 1 + 32;
+/// Encoded length of format 1 (read only).
+pub const ENCODED_LEN_V1: usize = 16 + 32 + 32 + 8 + 32 + 1 + 32 + 8 + 32 + 8 + 8 + 32;
 const FLAG_PREV: u8 = 1;
 const FLAG_TENTATIVE: u8 = 2;
+const FLAG_STATIC_ONLY_RESET: u8 = 4;
 
 /// An exchange we answered as responder whose Confirm has not arrived yet.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -35,12 +41,24 @@ pub struct ChainState {
     pub chain: [u8; 32],
     pub prev_chain: Option<[u8; 32]>,
     pub tentative: Option<Tentative>,
-    /// The highest timestamp of an authenticated Init from this peer: an Init at or below
-    /// it is a replay, also after a restart.
+    /// The replay floor for Inits from this peer: an Init at or below it is a replay, also
+    /// after a restart. It is the highest timestamp of an accepted Init, raised at a
+    /// commit to the timestamp of any authenticated Init of the peer's that lost a tie.
     pub highest_init_ts: u64,
     /// The timestamp of our last Init to this peer: the next one is higher even if the
     /// wall clock went back, so the peer never mistakes it for a replay.
     pub last_init_sent_ts: u64,
+    /// TAI64N of the newest WireGuard handshake initiation from this peer whose session
+    /// the peer confirmed (a data packet under it decrypted, which needs the epoch's
+    /// PSK); all zero for none. The data plane refuses initiations at or below it.
+    pub wireguard_initiation: [u8; 12],
+    /// The operator acknowledged that the next first contact with this peer rests on the
+    /// static keys alone (`trident reset --static-only`); cleared once a chain-keyed epoch
+    /// completes.
+    pub static_only_reset: bool,
+    /// The keymix protocol version this peer has spoken (0: none recorded, i.e. version 1
+    /// only); a later version, once spoken, is never given up for an earlier one.
+    pub pinned_version: u8,
 }
 
 impl std::fmt::Debug for ChainState {
@@ -51,13 +69,17 @@ impl std::fmt::Debug for ChainState {
             .field("tentative_epoch", &self.tentative.as_ref().map(|t| t.epoch))
             .field("highest_init_ts", &self.highest_init_ts)
             .field("last_init_sent_ts", &self.last_init_sent_ts)
+            .field("static_only_reset", &self.static_only_reset)
+            .field("pinned_version", &self.pinned_version)
             .finish()
     }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ChainStateError {
-    #[error("chain state has {0} bytes, expected {ENCODED_LEN}")]
+    #[error(
+        "chain state has {0} bytes, expected {ENCODED_LEN} (or {ENCODED_LEN_V1} for format 1)"
+    )]
     Length(usize),
     #[error("chain state has an unknown format (bad magic)")]
     Magic,
@@ -79,6 +101,9 @@ impl ChainState {
             tentative: None,
             highest_init_ts: 0,
             last_init_sent_ts: 0,
+            wireguard_initiation: [0; 12],
+            static_only_reset: false,
+            pinned_version: 0,
         }
     }
 
@@ -86,8 +111,21 @@ impl ChainState {
         self.epoch != 0
     }
 
-    /// Fixed-length encoding, integers big-endian, with a SHA-256 checksum against
-    /// truncation and bit rot (the file's secrecy comes from its mode, not from this).
+    /// An operator reset: forgets the chain (epoch, C_m, C_{m-1}, tentative) and keeps the
+    /// replay records in both directions (keymix and WireGuard), so no recorded message
+    /// passes after the reset either. `static_only` records the operator's acknowledgement
+    /// that the next first contact rests on the static keys alone.
+    pub fn forget_chain(&mut self, static_only: bool) {
+        self.epoch = 0;
+        self.chain.zeroize();
+        self.prev_chain = None;
+        self.tentative = None;
+        self.static_only_reset = static_only;
+    }
+
+    /// Fixed-length encoding (format 2), integers big-endian, with a SHA-256 checksum
+    /// against truncation and bit rot (the file's secrecy comes from its mode, not from
+    /// this).
     pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
         let mut out = zeroize::Zeroizing::new(Vec::with_capacity(ENCODED_LEN));
         out.extend_from_slice(MAGIC);
@@ -102,6 +140,9 @@ impl ChainState {
         if self.tentative.is_some() {
             flags |= FLAG_TENTATIVE;
         }
+        if self.static_only_reset {
+            flags |= FLAG_STATIC_ONLY_RESET;
+        }
         out.push(flags);
         out.extend_from_slice(self.prev_chain.as_ref().unwrap_or(&[0; 32]));
         let (t_epoch, t_chain) = self
@@ -112,25 +153,31 @@ impl ChainState {
         out.extend_from_slice(&t_chain);
         out.extend_from_slice(&self.highest_init_ts.to_be_bytes());
         out.extend_from_slice(&self.last_init_sent_ts.to_be_bytes());
+        out.extend_from_slice(&self.wireguard_initiation);
+        out.push(self.pinned_version);
         let sum: [u8; 32] = Sha256::digest(&out[..]).into();
         out.extend_from_slice(&sum);
         out
     }
 
-    /// Parses a state file and checks that it belongs to this pair of static keys.
+    /// Parses a state file (format 2, or format 1 from an earlier release) and checks
+    /// that it belongs to this pair of static keys.
     pub fn from_bytes(
         bytes: &[u8],
         local_public: &[u8; 32],
         peer_public: &[u8; 32],
     ) -> Result<Self, ChainStateError> {
-        if bytes.len() != ENCODED_LEN {
-            return Err(ChainStateError::Length(bytes.len()));
-        }
+        let v1 = match bytes.len() {
+            ENCODED_LEN => false,
+            ENCODED_LEN_V1 => true,
+            n => return Err(ChainStateError::Length(n)),
+        };
         let mut r = Reader { bytes, pos: 0 };
-        if r.take::<16>() != *MAGIC {
+        let magic = r.take::<16>();
+        if magic != *(if v1 { MAGIC_V1 } else { MAGIC }) {
             return Err(ChainStateError::Magic);
         }
-        let body_len = ENCODED_LEN - 32;
+        let body_len = bytes.len() - 32;
         let sum: [u8; 32] = Sha256::digest(bytes.get(..body_len).unwrap_or(&[])).into();
         let stored = bytes.get(body_len..).unwrap_or(&[]);
         if !bool::from(subtle::ConstantTimeEq::ct_eq(&sum[..], stored)) {
@@ -149,6 +196,11 @@ impl ChainState {
         let t_chain = r.take::<32>();
         let highest_init_ts = u64::from_be_bytes(r.take::<8>());
         let last_init_sent_ts = u64::from_be_bytes(r.take::<8>());
+        let (wireguard_initiation, pinned_version) = if v1 {
+            ([0; 12], 0)
+        } else {
+            (r.take::<12>(), r.take::<1>()[0])
+        };
         Ok(Self {
             local_public: local,
             peer_public: peer,
@@ -161,6 +213,9 @@ impl ChainState {
             }),
             highest_init_ts,
             last_init_sent_ts,
+            wireguard_initiation,
+            static_only_reset: !v1 && flags & FLAG_STATIC_ONLY_RESET != 0,
+            pinned_version,
         })
     }
 }
@@ -197,6 +252,9 @@ mod tests {
         });
         s.highest_init_ts = 1_700_000_000_000_000_000;
         s.last_init_sent_ts = 1_700_000_000_000_000_001;
+        s.wireguard_initiation = [0x40, 0, 0, 0, 0x69, 0x8a, 0, 0, 0, 0, 0, 7];
+        s.static_only_reset = true;
+        s.pinned_version = 2;
         s
     }
 
@@ -215,6 +273,54 @@ mod tests {
         );
         assert_eq!(r.highest_init_ts, s.highest_init_ts);
         assert_eq!(r.last_init_sent_ts, s.last_init_sent_ts);
+        assert_eq!(r.wireguard_initiation, s.wireguard_initiation);
+        assert!(r.static_only_reset);
+        assert_eq!(r.pinned_version, 2);
+    }
+
+    /// A format-1 file from an earlier release (241 bytes) is still read: no WireGuard
+    /// record, no acknowledgement, no pinned version.
+    #[test]
+    fn reads_format_1() {
+        let s = sample();
+        let v2 = s.to_bytes();
+        let mut v1 = Vec::with_capacity(ENCODED_LEN_V1);
+        v1.extend_from_slice(MAGIC_V1);
+        v1.extend_from_slice(&v2[16..120]);
+        v1.push(v2[120] & (FLAG_PREV | FLAG_TENTATIVE));
+        v1.extend_from_slice(&v2[121..209]);
+        let sum: [u8; 32] = Sha256::digest(&v1).into();
+        v1.extend_from_slice(&sum);
+        assert_eq!(v1.len(), ENCODED_LEN_V1);
+        let r = ChainState::from_bytes(&v1, &[1; 32], &[2; 32]).unwrap();
+        assert_eq!(
+            (r.epoch, r.chain, r.prev_chain),
+            (7, [3; 32], Some([4; 32]))
+        );
+        assert_eq!(r.highest_init_ts, s.highest_init_ts);
+        assert_eq!(r.wireguard_initiation, [0; 12]);
+        assert!(!r.static_only_reset);
+        assert_eq!(r.pinned_version, 0);
+        // A v1 magic on a v2-sized file (or the reverse) is refused.
+        let mut bad = v2.to_vec();
+        bad[..16].copy_from_slice(MAGIC_V1);
+        assert_eq!(
+            ChainState::from_bytes(&bad, &[1; 32], &[2; 32]).err(),
+            Some(ChainStateError::Magic)
+        );
+    }
+
+    #[test]
+    fn forget_chain_keeps_the_replay_records() {
+        let mut s = sample();
+        s.forget_chain(false);
+        assert_eq!((s.epoch, s.chain, s.prev_chain), (0, [0; 32], None));
+        assert!(s.tentative.is_none() && !s.static_only_reset);
+        assert_eq!(s.highest_init_ts, 1_700_000_000_000_000_000);
+        assert_eq!(s.last_init_sent_ts, 1_700_000_000_000_000_001);
+        assert_ne!(s.wireguard_initiation, [0; 12]);
+        s.forget_chain(true);
+        assert!(s.static_only_reset);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub const PSK: &[u8] = b"trident keymix v1 psk";
 pub const CONFIRM_R2I: &[u8] = b"trident keymix v1 confirm r2i";
 pub const CONFIRM_I2R: &[u8] = b"trident keymix v1 confirm i2r";
 pub const PSK_FINGERPRINT: &[u8] = b"trident keymix v1 psk fingerprint";
-pub const STATE_MAGIC: &[u8] = b"trident-chain-v1";
+pub const STATE_MAGIC: &[u8] = b"trident-chain-v2";
 
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -175,14 +175,18 @@ pub struct State {
     pub chain: [u8; 32],
     pub prev: Option<[u8; 32]>,
     pub tentative: Option<(u64, [u8; 32])>,
+    pub highest_init_ts: u64,
     pub last_init_sent_ts: u64,
+    pub static_only_reset: bool,
+    pub wireguard_initiation: [u8; 12],
+    pub pinned_version: u8,
 }
 
 impl State {
     pub fn parse(b: &[u8], name: &str) -> Self {
-        assert_eq!(b.len(), 241, "{name}: state file length");
+        assert_eq!(b.len(), 254, "{name}: state file length");
         assert_eq!(&b[..16], STATE_MAGIC);
-        assert_eq!(&b[209..], &sha256(&[&b[..209]]), "{name}: state checksum");
+        assert_eq!(&b[222..], &sha256(&[&b[..222]]), "{name}: state checksum");
         let be = |o: usize| u64::from_be_bytes(b[o..o + 8].try_into().unwrap());
         let flags = b[120];
         Self {
@@ -191,7 +195,11 @@ impl State {
             chain: arr32(&b[88..120]),
             prev: (flags & 1 != 0).then(|| arr32(&b[121..153])),
             tentative: (flags & 2 != 0).then(|| (be(153), arr32(&b[161..193]))),
+            highest_init_ts: be(193),
             last_init_sent_ts: be(201),
+            static_only_reset: flags & 4 != 0,
+            wireguard_initiation: b[209..221].try_into().unwrap(),
+            pinned_version: b[221],
         }
     }
 }

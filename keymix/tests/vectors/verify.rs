@@ -281,6 +281,21 @@ pub fn verify(v: &mut Vector) {
             (st.keys, st.tentative, st.last_init_sent_ts),
             (pair, None, ts)
         );
+        // Nothing of this exchange touches the other records.
+        assert_eq!(
+            (
+                st.static_only_reset,
+                st.wireguard_initiation,
+                st.pinned_version
+            ),
+            (false, [0; 12], 0),
+            "{}",
+            v.name
+        );
+        if let Some(before) = v.input("state_before") {
+            let b = State::parse(&before, &v.name);
+            assert_eq!(st.highest_init_ts, b.highest_init_ts, "{}", v.name);
+        }
     }
     v.finish();
 }
