@@ -15,7 +15,7 @@ use crate::message::{self, Confirm, CookieReply, Init, Resp};
 use crate::qkd::{QkdError, QkdKey};
 use crate::rng::SecureRng;
 use crate::schedule;
-use crate::session::{PeerError, Session};
+use crate::session::{PeerError, ResetBasis, ResetRefused, Session};
 use crate::shared::Shared;
 use crate::status::PeerStatus;
 
@@ -94,11 +94,36 @@ impl Endpoint {
     }
 
     /// Applies a changed config to a live peer without touching its chain or current key:
-    /// policy (QKD, SAE ID), schedule and reachability take effect from the next exchange.
+    /// policy (QKD, SAE ID) and reachability take effect from the next exchange, new epoch
+    /// timings at once (the next exchange is due by the new epoch length), and a new
+    /// bootstrap PSK starts a rotation (both accepted until the peer uses the new one).
     /// The public key and saved state in `config` are ignored (a new key is a new peer).
-    pub fn update_peer(&mut self, peer: PeerId, config: PeerConfig) {
-        if let Some(s) = self.session_mut(peer) {
-            s.update_config(config);
+    /// Returns what changed that the operator should hear about.
+    pub fn update_peer(
+        &mut self,
+        peer: PeerId,
+        config: PeerConfig,
+        now: Instant,
+    ) -> Vec<&'static str> {
+        match self.session_mut(peer) {
+            Some(s) => s.update_config(now, config),
+            None => Vec::new(),
+        }
+    }
+
+    /// The wall clock, read by the driver whenever it hands keymix an input: Init
+    /// timestamps and the bootstrap clock window follow it, so a step of the system clock
+    /// (NTP after boot) is honoured from the next input on.
+    pub fn set_wall_clock(&mut self, now: Instant, wall_clock: SystemTime) {
+        self.shared.set_wall_clock(now, wall_clock);
+    }
+
+    /// The data plane confirmed a WireGuard session the peer initiated (a data packet under
+    /// it decrypted): persists its initiation's TAI64N as the peer's replay record, which
+    /// the data plane restores from [`crate::ChainState::wireguard_initiation`] after a restart.
+    pub fn record_wireguard_initiation(&mut self, peer: PeerId, tai64n: [u8; 12]) {
+        if let Some(s) = self.sessions.get_mut(peer).and_then(Option::as_mut) {
+            s.record_wireguard_initiation(&mut self.shared, tai64n);
         }
     }
 
@@ -111,10 +136,19 @@ impl Endpoint {
     }
 
     /// Operator re-bootstrap of one peer (`trident reset`): forgets its chain (persisted
-    /// through [`Event::PersistState`]), expires its key and starts a bootstrap exchange.
-    pub fn reset_peer(&mut self, peer: PeerId, now: Instant) {
-        if let Some(s) = self.sessions.get_mut(peer).and_then(Option::as_mut) {
-            s.reset(&mut self.shared, now);
+    /// through [`Event::PersistState`], keeping the replay records), expires its key and
+    /// starts a bootstrap exchange. Refused when the peer has no bootstrap PSK and the
+    /// operator did not acknowledge (`static_only`) that the next first contact then rests
+    /// on the static keys alone.
+    pub fn reset_peer(
+        &mut self,
+        peer: PeerId,
+        now: Instant,
+        static_only: bool,
+    ) -> Result<ResetBasis, ResetRefused> {
+        match self.sessions.get_mut(peer).and_then(Option::as_mut) {
+            Some(s) => s.reset(&mut self.shared, now, static_only),
+            None => Ok(ResetBasis::BootstrapPsk),
         }
     }
 
@@ -123,8 +157,9 @@ impl Endpoint {
         self.load.forced = forced;
     }
 
-    /// A keymix datagram from `src`. `Ok(Some(peer))`: an authenticated message from that
-    /// peer (the driver may update the peer's endpoint). `Ok(None)`: handled, not
+    /// A keymix datagram from `src`. `Ok(Some(peer))`: an authenticated message bound to an
+    /// exchange of ours (a Resp or Confirm), or the first Init of a peer whose endpoint is
+    /// unknown: the driver moves (or learns) the peer's endpoint to `src` (roaming). `Ok(None)`: handled, not
     /// attributable to a peer. `Err(reason)`: dropped and counted; nothing else changed.
     pub fn handle_datagram(
         &mut self,
@@ -138,6 +173,7 @@ impl Endpoint {
                 self.shared.counters.accepted += 1;
                 if let Some(s) = peer.and_then(|p| self.session_mut(p)) {
                     s.set_reachable();
+                    s.heard_from_peer(now);
                 }
             }
             Err(reason) => {
@@ -212,8 +248,12 @@ impl Endpoint {
             .get_mut(peer)
             .and_then(Option::as_mut)
             .ok_or(DropReason::UnknownPeer)?;
-        session.handle_init(&mut self.shared, now, init, datagram)?;
-        Ok(Some(peer))
+        // An accepted Init answers at its source but does not move a known endpoint: until
+        // its timestamp is recorded it can be replayed from anywhere. It teaches an address
+        // only to a side that has none (a hub without the spoke's endpoint).
+        let learn = !session.is_reachable();
+        session.handle_init(&mut self.shared, now, src, init, datagram)?;
+        Ok(learn.then_some(peer))
     }
 
     fn on_resp(&mut self, now: Instant, datagram: &[u8]) -> Result<Option<PeerId>, DropReason> {
@@ -325,6 +365,11 @@ impl Endpoint {
                 last_exchange: None,
                 auth: None,
                 reason: None,
+                hint: None,
+                unverified: 0,
+                last_unverified: None,
+                static_only_reset: false,
+                psk_rotation: false,
             },
         }
     }

@@ -32,6 +32,8 @@ pub use event::{
     Destination, EpochKey, Event, KmeRequest, KmeRequestId, KmeRequestKind, PeerId, Role, Transmit,
 };
 pub use message::is_keymix;
-pub use session::{PeerError, BOOTSTRAP_MAX_CLOCK_SKEW, QKD_KEY_BITS};
+pub use session::{
+    reset_basis, PeerError, ResetBasis, ResetRefused, BOOTSTRAP_MAX_CLOCK_SKEW, QKD_KEY_BITS,
+};
 pub use sources::SourceMask;
 pub use status::{AuthBasis, PeerState, PeerStatus};

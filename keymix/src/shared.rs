@@ -76,6 +76,12 @@ impl Shared {
         KmeRequestId(self.next_request)
     }
 
+    /// A new reading of the wall clock (see [`crate::Endpoint::set_wall_clock`]).
+    pub fn set_wall_clock(&mut self, now: Instant, wall_clock: SystemTime) {
+        self.base_instant = now;
+        self.base_unix = wall_clock.duration_since(UNIX_EPOCH).unwrap_or_default();
+    }
+
     /// Wall-clock nanoseconds now, as the Init timestamps count them.
     pub fn timestamp_now(&self, now: Instant) -> u64 {
         let since = now.saturating_duration_since(self.base_instant);

@@ -69,6 +69,19 @@ pub struct PeerStatus {
     pub last_exchange: Option<Duration>,
     /// What authenticated the current epoch.
     pub auth: Option<AuthBasis>,
-    /// Why the peer is blocked, and the fix when there is one.
+    /// Why the peer is blocked (local facts only: an expired key, a policy not met).
     pub reason: Option<String>,
+    /// What the operator can do, from local facts or authenticated messages only (never
+    /// from a datagram that did not authenticate).
+    pub hint: Option<String>,
+    /// Datagrams claiming to be this peer that did not authenticate (or only by a static
+    /// key): counted, never acted on.
+    pub unverified: u64,
+    /// The last of them, described as a fact (no advice).
+    pub last_unverified: Option<String>,
+    /// The operator acknowledged that the next first contact rests on the static keys
+    /// alone (`trident reset --static-only`); shown until a chain-keyed epoch completes.
+    pub static_only_reset: bool,
+    /// A new bootstrap PSK was loaded and the peer has not used it yet: both are accepted.
+    pub psk_rotation: bool,
 }

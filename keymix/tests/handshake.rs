@@ -136,18 +136,38 @@ fn a_peer_that_lost_its_state_needs_the_operator_without_bootstrap_psk() {
         before,
         "B must not accept a C_0 exchange over its chain"
     );
+    // B counts A's bootstraps as unverified (a static key alone proves nothing) and gives
+    // no advice; A, which knows it holds no chain, says what the operator can do.
     let st = net.status(false, net.now);
-    assert_eq!(st.state, keymix::PeerState::Blocked);
-    assert!(st.reason.unwrap_or_default().contains("trident reset"));
-    assert!(net.b.ep.counters().get(keymix::DropReason::ChainMismatch) > 0);
-    // The operator resets B's chain: a fresh bootstrap follows.
-    let now = net.now;
-    net.b.ep.reset_peer(net.b.peer, now);
-    assert_eq!(agree_within_10s(&mut net), 1);
-    assert_eq!(
-        net.status(false, net.now).auth,
-        Some(keymix::AuthBasis::StaticOnly)
+    assert!(st.unverified > 0, "{st:?}");
+    assert!(
+        !format!("{:?} {:?}", st.reason, st.hint).contains("reset"),
+        "{st:?}"
     );
+    assert!(net.b.ep.counters().get(keymix::DropReason::ChainMismatch) > 0);
+    net.run_for(Duration::from_secs(15), |_| 1);
+    let hint = net.status(true, net.now).hint.unwrap_or_default();
+    assert!(hint.contains("--static-only"), "{hint}");
+    // A plain reset of B would let the static keys alone re-bootstrap: refused.
+    let now = net.now;
+    assert_eq!(
+        net.b.ep.reset_peer(net.b.peer, now, false),
+        Err(keymix::ResetRefused::NeedsPskOrAcknowledgement)
+    );
+    // The operator acknowledges it: a fresh bootstrap follows, and status says so until the
+    // chain has grown again.
+    assert_eq!(
+        net.b.ep.reset_peer(net.b.peer, now, true),
+        Ok(keymix::ResetBasis::StaticOnlyAcknowledged)
+    );
+    assert_eq!(agree_within_10s(&mut net), 1);
+    let st = net.status(false, net.now);
+    assert_eq!(st.auth, Some(keymix::AuthBasis::StaticOnly));
+    assert!(st.static_only_reset);
+    net.run_for(Duration::from_secs(25), |_| 1);
+    let st = net.status(false, net.now);
+    assert_eq!(st.auth, Some(keymix::AuthBasis::Chain));
+    assert!(!st.static_only_reset, "cleared once the chain grew");
 }
 
 #[test]
@@ -182,18 +202,18 @@ fn a_peer_restarted_with_a_stale_state_is_named_and_reset_heals_it() {
     net.b.saved = Some(stale);
     net.restart(false, true, &opt);
     net.run_for(Duration::from_secs(40), |_| 1);
+    // Neither side can verify the other's Inits: status counts them and states the epochs
+    // as facts (the operator compares `chain epoch` on both sides); it advises nothing.
     let st = net.status(false, net.now);
-    assert_eq!(st.state, keymix::PeerState::Blocked);
-    assert!(
-        st.reason
-            .as_deref()
-            .unwrap_or_default()
-            .contains("both sides"),
-        "{st:?}"
-    );
+    assert_eq!(st.state, keymix::PeerState::Connecting);
+    assert!(st.unverified > 0, "{st:?}");
+    let seen = st.last_unverified.as_deref().unwrap_or_default();
+    assert!(seen.contains("epoch"), "{st:?}");
+    assert!(!seen.contains("reset"), "{st:?}");
     let now = net.now;
-    net.a.ep.reset_peer(net.a.peer, now);
-    net.b.ep.reset_peer(net.b.peer, now);
+    for (ep, peer) in [(&mut net.a.ep, net.a.peer), (&mut net.b.ep, net.b.peer)] {
+        assert!(ep.reset_peer(peer, now, true).is_ok());
+    }
     agree_within_10s(&mut net);
 }
 

@@ -133,6 +133,9 @@ fn state_file_layout_matches_the_code() {
     });
     s.highest_init_ts = 0x2122_2324_2526_2728;
     s.last_init_sent_ts = 0x3132_3334_3536_3738;
+    s.wireguard_initiation = [0x66; 12];
+    s.static_only_reset = true;
+    s.pinned_version = 2;
     let bytes = s.to_bytes();
     assert_eq!(bytes.len(), ENCODED_LEN);
     let mut next = 0;
@@ -153,7 +156,7 @@ fn state_file_layout_matches_the_code() {
         } else if f.starts_with("C_m ") {
             vec![0x33; 32]
         } else if f.starts_with("flags") {
-            vec![3]
+            vec![7]
         } else if f.starts_with("C_{m-1}") {
             vec![0x44; 32]
         } else if f.starts_with("tentative epoch") {
@@ -164,6 +167,10 @@ fn state_file_layout_matches_the_code() {
             s.highest_init_ts.to_be_bytes().to_vec()
         } else if f.starts_with("timestamp of our last") {
             s.last_init_sent_ts.to_be_bytes().to_vec()
+        } else if f.starts_with("WireGuard initiation record") {
+            vec![0x66; 12]
+        } else if f.starts_with("pinned protocol version") {
+            vec![2]
         } else if f.starts_with(&format!("SHA-256 of bytes 0..{off}")) {
             use sha2::Digest;
             sha2::Sha256::digest(&bytes[..off]).to_vec()

@@ -20,9 +20,10 @@ fn update_keeps_the_chain_and_changes_the_policy() {
         let mut cfg = PeerConfig::new(PublicKey::from(other));
         cfg.qkd = QkdPolicy::Off;
         cfg.epoch = Duration::from_secs(20);
+        let now = net.now;
         let side = net.side(a);
         let peer = side.peer;
-        side.ep.update_peer(peer, cfg);
+        side.ep.update_peer(peer, cfg, now);
     }
     assert_eq!(net.status(true, net.now).epoch, epoch, "key kept");
     let requests = net.a.kme_requests + net.b.kme_requests;
@@ -52,7 +53,7 @@ fn removed_peer_is_unknown_and_ids_stay_stable() {
     assert_ne!(added, first);
     net.a.ep.remove_peer(first);
     // B's next Init reaches an endpoint that no longer knows B.
-    net.b.ep.reset_peer(net.b.peer, net.now);
+    let _ = net.b.ep.reset_peer(net.b.peer, net.now, true);
     net.run_for(Duration::from_secs(10), |_| 1);
     assert!(net.a.ep.counters().get(DropReason::UnknownPeer) >= 1);
     assert_eq!(net.a.keys.len(), keys, "no key for a removed peer");

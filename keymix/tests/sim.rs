@@ -22,8 +22,12 @@ mod run;
 mod scenarios;
 #[path = "sim/scenarios_hub.rs"]
 mod scenarios_hub;
+#[path = "sim/scenarios_static_key.rs"]
+mod scenarios_static_key;
 #[path = "sim/script.rs"]
 mod script;
+#[path = "sim/side.rs"]
+mod side;
 #[path = "sim/world.rs"]
 mod world;
 

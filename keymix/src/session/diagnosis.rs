@@ -1,6 +1,11 @@
-//! What status says about a peer, and the hints behind a "blocked" reason: chains that
-//! cannot be reconciled without the operator, clocks too far apart for a bootstrap. Hints
-//! from unauthenticated input only show while the peer is not up.
+//! What status says about a peer. The rule: what arrives unauthenticated may be counted,
+//! never believed. A datagram that did not authenticate (or authenticated by a static key
+//! alone, which a thief or a quantum attacker holds) is an *unverified* observation: it is
+//! counted, its last description shown as a fact, logged at most once a minute, and it
+//! never sets `blocked` or advises the operator to do anything. Advice (`hint`) comes only
+//! from local facts (this side holds no chain and its bootstrap goes unanswered) or from
+//! authenticated messages (a bootstrap Init authenticated by the bootstrap PSK whose clock
+//! is off).
 
 use std::time::{Duration, Instant};
 
@@ -9,77 +14,149 @@ use crate::config::QkdPolicy;
 use crate::sources::SourceMask;
 use crate::status::{PeerState, PeerStatus};
 
+/// At most one warning a minute per peer about unverified datagrams.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+/// This side holds no chain and nothing authenticated came from the peer for this long (one
+/// exchange lifetime): status explains what the operator can do. A local fact, not the
+/// peer's word.
+pub(super) const BOOTSTRAP_HINT_AFTER: Duration = super::EXCHANGE_LIFETIME;
+
+#[derive(Default)]
+pub(super) struct Observations {
+    unverified: u64,
+    last_unverified: Option<(Instant, String)>,
+    logged_at: Option<Instant>,
+    suppressed: u64,
+    /// A note from an authenticated message (e.g. a PSK-authenticated bootstrap Init whose
+    /// clock is too far off).
+    verified: Option<(Instant, String)>,
+    /// The last sign of life of the pair: the session started, the chain was forgotten, or
+    /// an authenticated message arrived. `None` until the session sets it.
+    pub progress_at: Option<Instant>,
+}
+
+impl Observations {
+    pub fn new(now: Instant) -> Self {
+        Self {
+            progress_at: Some(now),
+            ..Self::default()
+        }
+    }
+}
+
 /// A bootstrap Init too far from our clock.
 pub(super) fn clock_skew(skew: Duration) -> String {
     format!(
-        "bootstrap Init {} s off our clock (limit {} s): check both clocks",
+        "a bootstrap Init {} s off this side's clock (limit {} s)",
         skew.as_secs(),
         super::BOOTSTRAP_MAX_CLOCK_SKEW.as_secs()
     )
 }
 
-/// A C_0 Init over our chain, without a bootstrap PSK.
-pub(super) fn bootstrap_refused(our_epoch: u64) -> String {
-    format!(
-        "the peer restarted its chain (lost its state?) but this side holds epoch \
-         {our_epoch}; with no bootstrap PSK only the operator may re-bootstrap: \
-         `trident reset` for this peer on this side"
-    )
-}
-
-fn peer_chain_unknown(epoch: u64) -> String {
-    format!(
-        "the peer continues a chain at epoch {} that this side does not have (state \
-         lost?): run `trident reset` for this peer on the peer's side",
-        epoch.saturating_sub(1)
-    )
+/// Why an Init claiming to be the peer was dropped before it authenticated (or because it
+/// authenticated by a static key alone).
+pub(super) enum Unverified {
+    /// The auth tag did not verify under any chain key we hold.
+    BadAuth { epoch: u64 },
+    /// An epoch no chain key of ours can key.
+    UnknownEpoch { epoch: u64 },
+    /// A C_0 Init (static keys only, no bootstrap PSK) while we hold a chain.
+    BootstrapRefused,
+    /// A static-key-only bootstrap Init too far from our clock.
+    ClockSkew(Duration),
 }
 
 impl Session {
-    pub(super) fn note_mismatch(&mut self, now: Instant, why: String) {
-        tracing::warn!(peer = self.id, %why, "keymix chain mismatch");
-        self.mismatch = Some((now, why));
+    /// Counts an unverified observation; logs it at most once a minute.
+    pub(super) fn observe_unverified(&mut self, now: Instant, what: Unverified) {
+        let ours = self.state.epoch;
+        let text = match what {
+            Unverified::BadAuth { epoch } => format!(
+                "an Init for epoch {epoch} that does not authenticate under this side's \
+                 chain (epoch {ours})"
+            ),
+            Unverified::UnknownEpoch { epoch } => format!(
+                "an Init for epoch {epoch}, which no chain key of this side (epoch {ours}) \
+                 can check"
+            ),
+            Unverified::BootstrapRefused => format!(
+                "a bootstrap (C_0) Init refused: this side holds a chain at epoch {ours}, \
+                 and a static key alone does not prove it comes from the peer"
+            ),
+            Unverified::ClockSkew(skew) => clock_skew(skew),
+        };
+        let obs = &mut self.observations;
+        obs.unverified = obs.unverified.saturating_add(1);
+        let quiet = obs
+            .logged_at
+            .is_some_and(|at| now.saturating_duration_since(at) < LOG_EVERY);
+        if quiet {
+            obs.suppressed = obs.suppressed.saturating_add(1);
+        } else {
+            tracing::warn!(
+                peer = self.id,
+                unverified = obs.unverified,
+                suppressed = obs.suppressed,
+                "keymix: unverified datagram claiming to be this peer ({text}); counted, \
+                 not acted on"
+            );
+            obs.logged_at = Some(now);
+            obs.suppressed = 0;
+        }
+        obs.last_unverified = Some((now, text));
     }
 
-    /// An Init for an epoch no chain of ours can key: the peer holds a chain we lack, or
-    /// the two chains are epochs apart (a stale or restored state file). Unverifiable, so
-    /// only a hint.
-    pub(super) fn unverifiable_epoch_hint(&self, epoch: u64) -> Option<String> {
-        let ours = self.state.epoch;
-        if !self.state.has_chain() {
-            return (epoch > 1).then(|| peer_chain_unknown(epoch));
+    /// A note from an authenticated message.
+    pub(super) fn observe_verified(&mut self, now: Instant, text: String) {
+        tracing::warn!(peer = self.id, "keymix: {text}");
+        self.observations.verified = Some((now, text));
+    }
+
+    /// A message from the peer authenticated (or the session began or was reset): the
+    /// clock of the bootstrap hint starts again.
+    pub(crate) fn heard_from_peer(&mut self, now: Instant) {
+        self.observations.progress_at = Some(now);
+    }
+
+    /// Advice from local facts and authenticated notes only.
+    fn hint(&self, now: Instant) -> Option<String> {
+        if let Some((at, text)) = &self.observations.verified {
+            if now.saturating_duration_since(*at) < MISMATCH_MEMORY {
+                return Some(format!("{text}: check both clocks (NTP)"));
+            }
         }
-        (epoch > ours + 1 || epoch + 1 < ours).then(|| {
-            format!(
-                "the peer's chain is at epoch {}, ours at {ours} (a stale or restored state \
-                 file?): run `trident reset` for this peer on both sides",
-                epoch.saturating_sub(1)
-            )
+        let since = self.observations.progress_at?;
+        let waited = now.saturating_duration_since(since);
+        if self.state.has_chain() || waited < BOOTSTRAP_HINT_AFTER {
+            return None;
+        }
+        let secs = waited.as_secs();
+        let fact = format!(
+            "this side holds no chain with the peer (first contact, or its state was lost) and \
+             nothing authenticated came from the peer for {secs} s"
+        );
+        Some(match (self.reachable, self.psks.configured()) {
+            (true, true) => format!(
+                "{fact}: check that the peer runs, is reachable, and holds the same bootstrap \
+                 PSK for this side"
+            ),
+            (true, false) => format!(
+                "{fact}. If the peer still holds a chain with this side it refuses a bootstrap \
+                 by the static keys alone: give both sides a new bootstrap PSK (`trident \
+                 genpsk`, `bootstrap_psk_file`, `trident reload`) and the pair re-bootstraps by \
+                 itself, or accept a static-key-only first contact with `trident reset \
+                 --static-only` for this side on the peer"
+            ),
+            (false, _) => format!(
+                "{fact}, and it cannot start an exchange (no endpoint for the peer). If the \
+                 peer still holds a chain with this side, run `trident reset` for this side on \
+                 the peer (with a shared bootstrap PSK; without one give both sides a new \
+                 bootstrap PSK first, or add `--static-only`)"
+            ),
         })
     }
 
-    /// An Init whose epoch we expected failed authentication: forged, or keyed with a
-    /// chain that diverged from ours (e.g. we answered a recorded bootstrap Init after
-    /// losing our state).
-    pub(super) fn note_unverified_init(&mut self, now: Instant, epoch: u64) {
-        let why = if self.state.has_chain() {
-            format!(
-                "the peer's Init for epoch {epoch} does not authenticate against our chain \
-                 (diverged chains, or forged): if this persists, run `trident reset` for this \
-                 peer on both sides"
-            )
-        } else {
-            peer_chain_unknown(epoch)
-        };
-        self.note_mismatch(now, why);
-    }
-
     pub(crate) fn status(&self, now: Instant) -> PeerStatus {
-        let mismatch = self
-            .mismatch
-            .as_ref()
-            .filter(|(at, _)| now.saturating_duration_since(*at) < MISMATCH_MEMORY)
-            .map(|(_, why)| why.clone());
         let mut st = PeerStatus {
             state: PeerState::Connecting,
             epoch: None,
@@ -93,6 +170,20 @@ impl Session {
             last_exchange: self.last_exchange,
             auth: None,
             reason: None,
+            hint: self.hint(now),
+            unverified: self.observations.unverified,
+            last_unverified: self
+                .observations
+                .last_unverified
+                .as_ref()
+                .map(|(at, text)| {
+                    format!(
+                        "{text}, {} s ago",
+                        now.saturating_duration_since(*at).as_secs()
+                    )
+                }),
+            static_only_reset: self.state.static_only_reset,
+            psk_rotation: self.psks.rotating(),
         };
         match &self.committed {
             None => {
@@ -121,12 +212,6 @@ impl Session {
                 st.sources = c.sources;
                 st.qkd_key_ids = c.key_ids.clone();
                 st.auth = Some(c.auth);
-            }
-        }
-        if let Some(why) = mismatch {
-            if matches!(st.state, PeerState::Connecting | PeerState::Blocked) {
-                st.state = PeerState::Blocked;
-                st.reason = Some(why);
             }
         }
         st

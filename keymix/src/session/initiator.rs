@@ -1,6 +1,7 @@
 //! Our side of an exchange as initiator: ask the KME (master SAE), send Init, check the
 //! Resp, commit and send Confirm (docs/PROTOCOL.md, "State machine").
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use boringtun::x25519::{PublicKey, StaticSecret};
@@ -8,6 +9,7 @@ use ml_kem::array::Array;
 use ml_kem::{Decapsulate, DecapsulationKey, KeyExport, MlKem768};
 use zeroize::Zeroizing;
 
+use super::bootstrap_psk::PskChoice;
 use super::material::{check_keys, keylog_entry};
 use super::retransmit::Retransmit;
 use super::{LastConfirm, Session, RETRY_PAUSE};
@@ -21,6 +23,10 @@ use crate::qkd::{QkdError, QkdKey};
 use crate::schedule::{self, AuthKeys, Secret32, SourceSecrets, Transcript};
 use crate::shared::Shared;
 use crate::sources::SourceMask;
+
+/// During a bootstrap PSK rotation, an Init unanswered this long is replaced by one keyed
+/// with the other PSK (after two retransmissions: a slow answer to the first is unlikely).
+const PSK_SWITCH_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Our exchange as initiator.
 pub(super) enum Initiation {
@@ -60,6 +66,11 @@ pub(super) struct SentInit {
     chain: Secret32,
     /// Keyed with C_0: a bootstrap exchange.
     bootstrap: bool,
+    /// The bootstrap PSK its auth key includes.
+    psk: PskChoice,
+    /// During a bootstrap PSK rotation: this Init already replaced one keyed with the
+    /// other PSK that went unanswered (one switch per attempt).
+    psk_switched: bool,
     auth: AuthKeys,
     pub(super) init: Init,
     bytes: Vec<u8>,
@@ -94,6 +105,11 @@ impl Session {
                     );
                     self.initiating = None;
                     self.next_initiation_at = now + RETRY_PAUSE;
+                } else if self.psks.rotating()
+                    && !s.psk_switched
+                    && now.saturating_duration_since(s.started) >= PSK_SWITCH_AFTER
+                {
+                    self.switch_psk(sh, now);
                 } else if now >= s.retransmit.next {
                     let word = sh.rng_word();
                     s.retransmit.schedule_next(now, word);
@@ -110,6 +126,25 @@ impl Session {
                     sh.send(Destination::Peer(self.id), payload);
                 }
             }
+        }
+    }
+
+    /// A rotation is under way and our Init has gone unanswered: the peer may hold only the
+    /// other bootstrap PSK. Send the same QKD key IDs in a fresh Init keyed with it.
+    fn switch_psk(&mut self, sh: &mut Shared, now: Instant) {
+        let Some(Initiation::Sent(s)) = self.initiating.take() else {
+            return;
+        };
+        self.psks.unanswered(s.psk);
+        let qkd = (!s.init.key_ids.is_empty()).then(|| (s.init.key_ids.clone(), s.k_q.clone()));
+        tracing::debug!(
+            peer = self.id,
+            "keymix Init unanswered during a PSK rotation: trying the other PSK"
+        );
+        self.send_init(sh, now, qkd);
+        if let Some(Initiation::Sent(n)) = &mut self.initiating {
+            n.psk_switched = true;
+            n.started = s.started;
         }
     }
 
@@ -173,12 +208,13 @@ impl Session {
     ) {
         let bootstrap = !self.state.has_chain();
         let epoch = self.state.epoch + 1;
-        let chain = Zeroizing::new(*self.current_chain());
+        let psk = self.psks.for_init();
+        let chain = Zeroizing::new(*self.current_chain(psk));
         let s_init = sh.static_public;
         let auth = schedule::auth_keys(
             &chain,
             &self.ss_static,
-            self.bootstrap_psk(),
+            self.bootstrap_psk(psk),
             &s_init,
             &self.peer_public,
         );
@@ -225,6 +261,8 @@ impl Session {
         self.initiating = Some(Initiation::Sent(Box::new(SentInit {
             chain,
             bootstrap,
+            psk,
+            psk_switched: false,
             auth,
             init,
             bytes,
@@ -324,6 +362,7 @@ impl Session {
             return Err(DropReason::BadConfirm);
         }
         let epoch = sent.init.epoch;
+        let psk = sent.psk;
         let keyed_with = (!sent.bootstrap).then(|| sent.chain.clone());
         let key_ids = if resp.sources.has_qkd() {
             sent.init.key_ids.clone()
@@ -362,6 +401,7 @@ impl Session {
             key_ids,
             Role::Initiator,
             keyed_with.as_deref(),
+            psk,
             keylog,
         );
         sh.send(Destination::Peer(self.id), cbytes);
@@ -383,10 +423,11 @@ impl Session {
     /// and start the next exchange now: the peer accepts it through the exchange it still
     /// holds (persisted), which also heals a peer that restarted and can no longer match
     /// the Confirm. Only called for an authenticated, fresh Init.
-    pub(super) fn help_peer_behind(&mut self, sh: &mut Shared, now: Instant) {
+    pub(super) fn help_peer_behind(&mut self, sh: &mut Shared, now: Instant, src: SocketAddr) {
         if let Some(c) = &self.last_confirm {
             if c.epoch == self.state.epoch {
-                sh.send(Destination::Peer(self.id), c.bytes.clone());
+                // To the Init's source: a Confirm is smaller than an Init.
+                sh.send(Destination::Addr(src), c.bytes.clone());
             }
         }
         if self.initiating.is_none() {

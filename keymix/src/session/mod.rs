@@ -3,9 +3,13 @@
 //! one as responder. It never does I/O: it queues datagrams, events (including the state
 //! the driver must persist) and KME requests in [`Shared`].
 
+mod bootstrap_psk;
+mod candidates;
+mod commit;
 mod diagnosis;
 mod initiator;
 mod material;
+mod operator;
 mod responder;
 mod retransmit;
 
@@ -13,20 +17,21 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use crate::chain_state::{ChainState, Tentative};
+use crate::chain_state::ChainState;
 use crate::config::PeerConfig;
-use crate::event::{EpochKey, Event, KmeRequest, KmeRequestId, KmeRequestKind, PeerId, Role};
-use crate::keylog::KeyLogEntry;
+use crate::event::{Event, KmeRequest, KmeRequestId, KmeRequestKind, PeerId};
 use crate::qkd::{QkdError, QkdKey};
-use crate::schedule::{self, EpochSecrets, Secret32};
+use crate::schedule::{self, Secret32};
 use crate::shared::Shared;
 use crate::sources::SourceMask;
 use crate::status::AuthBasis;
 
+use bootstrap_psk::{BootstrapPsks, PskChoice};
+use diagnosis::Observations;
 use initiator::Initiation;
+pub use operator::{reset_basis, ResetBasis, ResetRefused};
 use responder::Responding;
 pub use responder::BOOTSTRAP_MAX_CLOCK_SKEW;
-use retransmit::jitter;
 
 /// QKD key length requested from the KME, in bits (one 256-bit key per epoch).
 pub const QKD_KEY_BITS: u32 = 256;
@@ -39,7 +44,7 @@ const RETRY_PAUSE: Duration = Duration::from_secs(2);
 /// Without an epoch, the side that is not the preferred initiator waits this long first,
 /// so that both sides rarely initiate at once.
 const SECONDARY_START_DELAY: Duration = Duration::from_secs(1);
-/// How long a chain-mismatch observation stays in status.
+/// How long an authenticated note (e.g. a clock too far off) stays in status.
 const MISMATCH_MEMORY: Duration = Duration::from_secs(600);
 
 /// `now + d` for a configured duration; a duration too large to represent means "never"
@@ -82,7 +87,8 @@ pub(crate) struct Session {
     /// authenticated message arrived. An unreachable side never initiates, and never wins
     /// a simultaneous initiation it could not have sent.
     reachable: bool,
-    chain0: Secret32,
+    /// The bootstrap PSK (and C_0), with the previous one during a rotation.
+    psks: BootstrapPsks,
     state: ChainState,
     committed: Option<Committed>,
     initiating: Option<Initiation>,
@@ -90,7 +96,12 @@ pub(crate) struct Session {
     last_confirm: Option<LastConfirm>,
     next_initiation_at: Instant,
     kme_error: Option<String>,
-    mismatch: Option<(Instant, String)>,
+    observations: Observations,
+    /// The highest timestamp of an authenticated Init of the peer's that we dropped in a
+    /// simultaneous initiation (not recorded then: its retransmission must still pass
+    /// while ours goes unanswered). Only a *current* Init may be at or below it; at our
+    /// next commit it is folded into the persisted replay floor.
+    tie_floor: u64,
     exchanges: u64,
     /// How long our last completed initiation took (Init sent to Resp accepted).
     last_exchange: Option<Duration>,
@@ -131,7 +142,7 @@ impl Session {
             None => ChainState::empty(sh.static_public, peer_public),
         };
         let preferred_initiator = sh.static_public < peer_public;
-        let chain0 = schedule::chain0(cfg.bootstrap_psk.as_deref());
+        let psks = BootstrapPsks::new(cfg.bootstrap_psk.clone());
         Ok(Session {
             id,
             peer_public,
@@ -140,7 +151,7 @@ impl Session {
             cookie_key_peer: schedule::cookie_key(&peer_public),
             preferred_initiator,
             reachable: cfg.endpoint_known,
-            chain0,
+            psks,
             state,
             committed: None,
             initiating: None,
@@ -152,7 +163,8 @@ impl Session {
                 now + SECONDARY_START_DELAY
             },
             kme_error: None,
-            mismatch: None,
+            observations: Observations::new(now),
+            tie_floor: 0,
             exchanges: 0,
             last_exchange: None,
             cfg,
@@ -163,34 +175,78 @@ impl Session {
         &self.peer_public
     }
 
+    /// See [`crate::Endpoint::record_wireguard_initiation`]; only a newer record is kept.
+    pub(crate) fn record_wireguard_initiation(&mut self, sh: &mut Shared, tai64n: [u8; 12]) {
+        if tai64n > self.state.wireguard_initiation {
+            self.state.wireguard_initiation = tai64n;
+            self.persist(sh);
+        }
+    }
+
+    pub(crate) fn is_reachable(&self) -> bool {
+        self.reachable
+    }
+
     /// The driver knows where the peer is (an authenticated message arrived from it).
     pub(crate) fn set_reachable(&mut self) {
         self.reachable = true;
     }
 
     /// A reloaded config for this peer ([`crate::Endpoint::update_peer`]). Keeps the
-    /// public key (the session's identity) and the chain; a changed bootstrap PSK only
-    /// matters to a bootstrap exchange, so C_0 is derived again.
-    pub(crate) fn update_config(&mut self, mut cfg: PeerConfig) {
+    /// public key (the session's identity) and the chain. A changed bootstrap PSK starts a
+    /// rotation: both are accepted until the peer uses the new one. Returns what changed
+    /// that the operator should hear about.
+    pub(crate) fn update_config(&mut self, now: Instant, mut cfg: PeerConfig) -> Vec<&'static str> {
+        let mut changed = Vec::new();
         cfg.public_key = self.cfg.public_key;
         cfg.state = None;
         if cfg.endpoint_known {
             self.reachable = true;
         }
-        self.chain0 = schedule::chain0(cfg.bootstrap_psk.as_deref());
+        if self.psks.update(cfg.bootstrap_psk.clone()) {
+            tracing::info!(
+                peer = self.id,
+                "bootstrap PSK changed: the old one is accepted until the peer uses the new one"
+            );
+            changed.push("bootstrap PSK (both accepted until the peer uses the new one)");
+        }
+        if cfg.epoch != self.cfg.epoch || cfg.reject_after != self.cfg.reject_after {
+            changed.push("epoch timings");
+        }
+        let old_epoch = self.cfg.epoch;
         self.cfg = cfg;
+        // New timings apply to the schedule at once: the next exchange is due by the new
+        // epoch length, so no key expires before its replacement is due.
+        if self.cfg.epoch < old_epoch {
+            if let Some(c) = &self.committed {
+                let due = c.established + self.rekey_after();
+                self.next_initiation_at = self.next_initiation_at.min(due.max(now));
+            }
+        }
+        changed
     }
 
-    fn bootstrap_psk(&self) -> Option<&[u8; 32]> {
-        self.cfg.bootstrap_psk.as_deref()
+    /// How long after a commit this side starts the next exchange (before jitter): the
+    /// preferred initiator at one epoch, the other side only when the epoch is overdue.
+    fn rekey_after(&self) -> Duration {
+        if self.preferred_initiator {
+            self.cfg.epoch
+        } else {
+            self.cfg.epoch.saturating_add(self.cfg.epoch / 8)
+        }
     }
 
-    /// The chain key the next exchange is keyed with: C_n, or C_0 without a chain.
-    fn current_chain(&self) -> &[u8; 32] {
+    fn bootstrap_psk(&self, which: PskChoice) -> Option<&[u8; 32]> {
+        self.psks.get(which).psk.as_deref()
+    }
+
+    /// The chain key the next exchange is keyed with: C_n, or C_0 (of the bootstrap PSK
+    /// `which`) without a chain.
+    fn current_chain(&self, which: PskChoice) -> &[u8; 32] {
         if self.state.has_chain() {
             &self.state.chain
         } else {
-            &self.chain0
+            &self.psks.get(which).chain0
         }
     }
 
@@ -210,33 +266,6 @@ impl Session {
             kind,
         }));
         id
-    }
-
-    /// Operator re-bootstrap (`trident reset`): forget the chain, keep the replay
-    /// timestamps (so no recorded Init passes after the reset either), stop using the
-    /// current key, and start a bootstrap exchange.
-    pub(crate) fn reset(&mut self, sh: &mut Shared, now: Instant) {
-        tracing::warn!(
-            peer = self.id,
-            epoch = self.state.epoch,
-            "chain reset by the operator"
-        );
-        self.state.epoch = 0;
-        self.state.chain = [0; 32];
-        self.state.prev_chain = None;
-        self.state.tentative = None;
-        self.initiating = None;
-        self.responding = None;
-        self.last_confirm = None;
-        self.mismatch = None;
-        self.persist(sh);
-        if let Some(c) = self.committed.take() {
-            sh.events.push_back(Event::Expired {
-                peer: self.id,
-                epoch: c.epoch,
-            });
-        }
-        self.next_initiation_at = now;
     }
 
     // ---- timers -------------------------------------------------------------------------
@@ -328,112 +357,5 @@ impl Session {
             return true;
         }
         false
-    }
-
-    // ---- commit and status --------------------------------------------------------------
-
-    /// Moves the chain to `epoch` / `chain` and persists it; called before the epoch's PSK
-    /// is handed out, so a restart continues from here. `keyed_with` is the chain key that
-    /// authenticated the exchange (None for a bootstrap): a peer still holding only that
-    /// one may re-run this epoch with it.
-    fn advance_chain(
-        &mut self,
-        sh: &mut Shared,
-        epoch: u64,
-        chain: &[u8; 32],
-        keyed_with: Option<&[u8; 32]>,
-    ) {
-        self.state.prev_chain = keyed_with.copied();
-        self.state.epoch = epoch;
-        self.state.chain = *chain;
-        if self
-            .state
-            .tentative
-            .as_ref()
-            .is_some_and(|t| t.epoch <= epoch)
-        {
-            self.state.tentative = None;
-        }
-        self.persist(sh);
-    }
-
-    /// Records the responder's answered exchange so that a restart can still accept the
-    /// peer's next Init keyed with it (implicit confirmation).
-    fn record_tentative(&mut self, sh: &mut Shared, epoch: u64, chain: &[u8; 32]) {
-        self.state.tentative = Some(Tentative {
-            epoch,
-            chain: *chain,
-        });
-        self.persist(sh);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn commit(
-        &mut self,
-        sh: &mut Shared,
-        now: Instant,
-        epoch: u64,
-        derived: &EpochSecrets,
-        sources: SourceMask,
-        key_ids: Vec<String>,
-        role: Role,
-        keyed_with: Option<&[u8; 32]>,
-        keylog: Option<Box<KeyLogEntry>>,
-    ) {
-        self.advance_chain(sh, epoch, &derived.chain, keyed_with);
-        let auth = if keyed_with.is_some() {
-            AuthBasis::Chain
-        } else if self.cfg.bootstrap_psk.is_some() {
-            AuthBasis::BootstrapPsk
-        } else {
-            AuthBasis::StaticOnly
-        };
-        if auth == AuthBasis::StaticOnly {
-            tracing::warn!(
-                peer = self.id,
-                "first contact authenticated by the static keys alone (no bootstrap PSK)"
-            );
-        }
-        self.committed = Some(Committed {
-            epoch,
-            sources,
-            key_ids: key_ids.clone(),
-            established: now,
-            expired: false,
-            auth,
-        });
-        self.mismatch = None;
-        self.exchanges += 1;
-        if sources.has_qkd() {
-            self.kme_error = None;
-        }
-        // Whatever exchange of ours or the peer's is for this epoch or older is superseded.
-        if self.initiating.as_ref().is_some_and(|i| i.epoch() <= epoch) {
-            self.initiating = None;
-        }
-        if self.responding.as_ref().is_some_and(|r| r.epoch() <= epoch) {
-            self.responding = None;
-        }
-        // The preferred initiator rekeys on time; the other side only if it is overdue.
-        let base = if self.preferred_initiator {
-            self.cfg.epoch
-        } else {
-            self.cfg.epoch.saturating_add(self.cfg.epoch / 8)
-        };
-        self.next_initiation_at = later(now, jitter(base, sh.rng_word()).min(base));
-        // Debug: the data plane logs the commit at info, naming the peer by its key.
-        tracing::debug!(peer = self.id, epoch, %sources, ?role, auth = auth.as_str(), "new epoch key");
-        sh.events.push_back(Event::EpochKey {
-            peer: self.id,
-            key: EpochKey {
-                epoch,
-                psk: Zeroizing::new(derived.psk),
-                sources,
-                qkd_key_ids: key_ids,
-                established: now,
-                role,
-                keylog,
-            },
-        });
     }
 }

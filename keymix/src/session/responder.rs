@@ -2,6 +2,7 @@
 //! may be keyed with, check freshness, ask the KME (slave SAE), send Resp, commit on
 //! Confirm or on the peer's next Init (docs/PROTOCOL.md, "State machine" and "Security").
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use boringtun::x25519::{PublicKey, StaticSecret};
@@ -9,6 +10,8 @@ use ml_kem::array::Array;
 use ml_kem::{EncapsulationKey, MlKem768};
 use zeroize::Zeroizing;
 
+use super::bootstrap_psk::PskChoice;
+use super::candidates::ChainChoice;
 use super::material::{check_keys, keylog_entry, sha256};
 use super::retransmit::Retransmit;
 use super::Session;
@@ -49,10 +52,14 @@ impl Responding {
 /// What an authenticated Init was accepted as.
 struct Accepted {
     init: Init,
+    /// Where the Init came from: the Resp goes there (an accepted Init does not move the
+    /// peer's endpoint; see docs/PROTOCOL.md, "Roaming").
+    src: SocketAddr,
     init_hash: [u8; 32],
     chain: Secret32,
     auth: AuthKeys,
     bootstrap: bool,
+    psk: PskChoice,
 }
 
 pub(super) struct ResponderWaiting {
@@ -63,8 +70,12 @@ pub(super) struct ResponderWaiting {
 
 pub(super) struct SentResp {
     epoch: u64,
+    /// The source of the Init we answered: a copy of that Init gets the cached Resp there.
+    src: SocketAddr,
     /// The chain key that authenticated the Init (None: a bootstrap).
     keyed_with: Option<Secret32>,
+    /// The bootstrap PSK the Init was keyed with.
+    psk: PskChoice,
     resp_index: u32,
     init_hash: [u8; 32],
     bytes: Vec<u8>,
@@ -74,19 +85,6 @@ pub(super) struct SentResp {
     key_ids: Vec<String>,
     keylog: Option<Box<KeyLogEntry>>,
     pub(super) retransmit: Retransmit,
-}
-
-/// Which chain key authenticated an Init.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum ChainChoice {
-    /// C_n for epoch n+1 (C_0 for epoch 1 while we hold no chain).
-    Current,
-    /// The chain of the exchange we answered and still hold: the peer completed it.
-    Tentative,
-    /// Our previous chain for our current epoch: the peer missed our Confirm.
-    Previous,
-    /// C_0 while we hold a chain: the peer lost its state.
-    Bootstrap,
 }
 
 impl Session {
@@ -113,32 +111,11 @@ impl Session {
         self.persist(sh);
     }
 
-    /// Candidate chain keys for an Init of `epoch`, most likely first.
-    fn candidates(&self, epoch: u64) -> Vec<(ChainChoice, Secret32)> {
-        let mut out = Vec::with_capacity(3);
-        if epoch == self.state.epoch + 1 {
-            out.push((ChainChoice::Current, Zeroizing::new(*self.current_chain())));
-        }
-        if let Some(t) = &self.state.tentative {
-            if epoch == t.epoch + 1 {
-                out.push((ChainChoice::Tentative, Zeroizing::new(t.chain)));
-            }
-        }
-        if let Some(prev) = &self.state.prev_chain {
-            if self.state.has_chain() && epoch == self.state.epoch {
-                out.push((ChainChoice::Previous, Zeroizing::new(*prev)));
-            }
-        }
-        if epoch == 1 && self.state.has_chain() {
-            out.push((ChainChoice::Bootstrap, self.chain0.clone()));
-        }
-        out
-    }
-
     pub(crate) fn handle_init(
         &mut self,
         sh: &mut Shared,
         now: Instant,
+        src: SocketAddr,
         init: Init,
         bytes: &[u8],
     ) -> Result<(), DropReason> {
@@ -148,9 +125,10 @@ impl Session {
         match &self.responding {
             Some(Responding::Sent(s)) if s.init_hash == init_hash => {
                 // A retransmission of the Init we answered: answer again while the
-                // exchange is young (a Resp is smaller than an Init: no amplification).
+                // exchange is young, where the answered Init came from (a Resp is smaller
+                // than an Init: no amplification, and no redirection by a copy).
                 if now < s.retransmit.give_up {
-                    sh.send(Destination::Peer(self.id), s.bytes.clone());
+                    sh.send(Destination::Addr(s.src), s.bytes.clone());
                 }
                 return Err(DropReason::Duplicate);
             }
@@ -162,61 +140,25 @@ impl Session {
         if init.timestamp <= self.state.highest_init_ts {
             return Err(DropReason::Replay);
         }
-        let candidates = self.candidates(init.epoch);
-        if candidates.is_empty() {
-            if let Some(hint) = self.unverifiable_epoch_hint(init.epoch) {
-                self.note_mismatch(now, hint);
-                if !self.state.has_chain() {
-                    return Err(DropReason::ChainMismatch);
-                }
-            }
-            return Err(DropReason::StaleEpoch);
+        let m = self.authenticate_init(sh, now, &init, bytes.get(..auth_off))?;
+        // Authenticated from here on; nothing has changed yet, and every check that can
+        // still refuse the Init comes before the first change (an `Err` changes nothing).
+        let bootstrap = m.is_bootstrap(self.state.has_chain());
+        if m.choice != ChainChoice::Current && init.timestamp <= self.tie_floor {
+            // An Init of the peer's that lost a tie here, replayed after the epoch moved
+            // on: only as a *current* Init (its retransmission) could it still be genuine.
+            return Err(DropReason::Replay);
         }
-        let data = &bytes[..auth_off];
-        let mut found = None;
-        for (choice, chain) in candidates {
-            let keys = schedule::auth_keys(
-                &chain,
-                &self.ss_static,
-                self.bootstrap_psk(),
-                &self.peer_public,
-                &sh.static_public,
-            );
-            if mac::verify(&keys.i2r, data, &init.auth) {
-                found = Some((choice, chain, keys));
-                break;
-            }
-        }
-        let Some((choice, chain, auth)) = found else {
-            self.note_unverified_init(now, init.epoch);
-            return Err(DropReason::BadAuth);
-        };
-        // Authenticated from here on.
-        let bootstrap = match choice {
-            ChainChoice::Bootstrap => true,
-            ChainChoice::Current => !self.state.has_chain(),
-            ChainChoice::Tentative | ChainChoice::Previous => false,
-        };
         if bootstrap {
-            let wall = sh.timestamp_now(now);
-            let skew = Duration::from_nanos(wall.abs_diff(init.timestamp));
-            if skew > BOOTSTRAP_MAX_CLOCK_SKEW {
-                self.note_mismatch(now, super::diagnosis::clock_skew(skew));
-                return Err(DropReason::ClockSkew);
-            }
+            self.check_bootstrap(sh, now, &init, &m)?;
         }
-        if choice == ChainChoice::Bootstrap && self.cfg.bootstrap_psk.is_none() {
-            // C_0 is public without a bootstrap PSK: accepting it while we hold a chain
-            // would let whoever holds (or computes) a static key reset the chain.
-            let hint = super::diagnosis::bootstrap_refused(self.state.epoch);
-            self.note_mismatch(now, hint);
-            return Err(DropReason::ChainMismatch);
-        }
-        if choice == ChainChoice::Previous {
+        if m.choice == ChainChoice::Previous {
             // Never a second PSK under one epoch number: the peer moves forward through
             // the exchange it still holds, or (epochs apart) status names the fix.
             self.accept_timestamp(sh, init.timestamp);
-            self.help_peer_behind(sh, now);
+            self.psks.authenticated(m.psk);
+            self.heard_from_peer(now);
+            self.help_peer_behind(sh, now, src);
             return Ok(());
         }
         if let Some(ours) = &self.initiating {
@@ -226,39 +168,51 @@ impl Session {
             // must not block the peer's for good; nor does a tie count when the peer's Init
             // was keyed with another chain (ours is then stale).
             let tie_won = ours.epoch() == init.epoch
-                && choice == ChainChoice::Current
+                && m.choice == ChainChoice::Current
                 && self.preferred_initiator
                 && self.reachable
                 && ours.is_young(now);
             if tie_won {
                 // Not recorded as seen: if ours goes unanswered, the peer's retransmission
                 // of this very Init must still be accepted once ours is no longer young.
+                // But it may pass only as a current Init (see tie_floor).
+                self.tie_floor = self.tie_floor.max(init.timestamp);
                 return Err(DropReason::SimultaneousInitiation);
             }
+        }
+        if !init.proposed.has_qkd() && self.cfg.qkd == QkdPolicy::Required {
+            // Authenticated, so the operator may hear of it; nothing else changes.
+            self.kme_error = Some("peer offered no QKD key and policy is required".into());
+            return Err(DropReason::Policy);
+        }
+        let ek_array = Array::from(*init.ek);
+        if EncapsulationKey::<MlKem768>::new(&ek_array).is_err() || low_order(&init.e_init) {
+            return Err(DropReason::BadKey);
+        }
+        // Accepted: every change happens from here on.
+        if self.initiating.take().is_some() {
             tracing::debug!(
                 peer = self.id,
                 "yielding our keymix initiation to the peer's"
             );
-            self.initiating = None;
         }
         self.accept_timestamp(sh, init.timestamp);
-        if choice == ChainChoice::Tentative {
+        self.psks.authenticated(m.psk);
+        self.heard_from_peer(now);
+        if m.choice == ChainChoice::Tentative {
             // The peer keyed this Init with the chain of the exchange we answered: it
             // holds C_n, so it completed that exchange (its Confirm was lost).
             self.commit_tentative(sh, now);
         }
-
         let accepted = Accepted {
             init,
+            src,
             init_hash,
-            chain,
-            auth,
+            chain: m.chain,
+            auth: m.auth,
             bootstrap,
+            psk: m.psk,
         };
-        if !accepted.init.proposed.has_qkd() && self.cfg.qkd == QkdPolicy::Required {
-            self.kme_error = Some("peer offered no QKD key and policy is required".into());
-            return Err(DropReason::Policy);
-        }
         if accepted.init.proposed.has_qkd() && self.cfg.qkd != QkdPolicy::Off {
             let Some(master) = self.cfg.peer_sae_id.clone() else {
                 let error = "no SAE ID configured for this peer".to_string();
@@ -397,10 +351,12 @@ impl Session {
         // with this exchange's chain, still confirms it.
         self.record_tentative(sh, init.epoch, &derived.chain);
         tracing::debug!(peer = self.id, epoch = init.epoch, %sources, "sending keymix response");
-        sh.send(Destination::Peer(self.id), bytes.clone());
+        sh.send(Destination::Addr(a.src), bytes.clone());
         self.responding = Some(Responding::Sent(Box::new(SentResp {
             epoch: init.epoch,
+            src: a.src,
             keyed_with: (!a.bootstrap).then(|| a.chain.clone()),
+            psk: a.psk,
             resp_index,
             init_hash: a.init_hash,
             bytes,
@@ -454,6 +410,7 @@ impl Session {
                 s.key_ids.clone(),
                 Role::Responder,
                 s.keyed_with.as_deref(),
+                s.psk,
                 s.keylog.clone(),
             );
         } else if let Some(t) = self.state.tentative.clone() {
@@ -467,4 +424,13 @@ impl Session {
             self.advance_chain(sh, t.epoch, &t.chain, keyed_with.as_ref());
         }
     }
+}
+
+/// Whether an X25519 public key gives an all-zero shared secret with every private key
+/// (a low-order point): such an ephemeral is refused before anything changes.
+fn low_order(public: &[u8; 32]) -> bool {
+    let probe = StaticSecret::from([0x5a; 32]);
+    !probe
+        .diffie_hellman(&PublicKey::from(*public))
+        .was_contributory()
 }

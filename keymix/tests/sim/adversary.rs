@@ -20,7 +20,9 @@ use super::world::{addr, name, Origin, Packet, World, A, B, ROGUE_ADDR};
 pub struct Rogue {
     pub ep: Endpoint,
     pub impersonates: usize,
-    pub has_psk: bool,
+    /// The bootstrap PSK the adversary stole along with the static key (the one in force
+    /// when the rogue started), if any.
+    pub psk: Option<[u8; 32]>,
     pub outbox: VecDeque<Vec<u8>>,
     fake_key_id: u64,
 }
@@ -36,6 +38,7 @@ impl Rogue {
         if !has_psk {
             pc.bootstrap_psk = None;
         }
+        let psk = pc.bootstrap_psk.as_ref().map(|p| **p);
         pc.endpoint_known = true;
         if pc.qkd != QkdPolicy::Off {
             pc.qkd = QkdPolicy::Preferred;
@@ -46,7 +49,7 @@ impl Rogue {
         Self {
             ep,
             impersonates,
-            has_psk,
+            psk,
             outbox: VecDeque::new(),
             fake_key_id: 1,
         }
@@ -194,12 +197,13 @@ impl World {
             self.note(|| format!("KME of {} now {mode:?}", name(x)));
             self.sides[x].kme_mode = mode;
         } else {
-            // A wall-clock step, seen by the side at its next start. Kept within +-290 s
+            // A wall-clock step (NTP), seen by the side's next input. Kept within +-290 s
             // of true time so that two clocks stay within the 600 s bootstrap window.
             let x = self.rng.index(2);
             let off = self.rng.range(0, 580) as i64 - 290;
             self.note(|| format!("wall clock of {} now {off:+} s", name(x)));
-            self.sides[x].next_wall_offset = Some(off);
+            self.sides[x].wall_offset = off;
+            self.set_clock(x);
         }
     }
 

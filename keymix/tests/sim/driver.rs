@@ -80,6 +80,12 @@ impl World {
                 if key.role == Role::Initiator {
                     self.exchanges += 1;
                 }
+                // The side will never send its Inits for this epoch or older again.
+                for (h, e) in &self.sent_inits[x] {
+                    if *e <= key.epoch {
+                        self.superseded.insert(*h);
+                    }
+                }
                 let exchange_id = key
                     .keylog
                     .as_ref()
@@ -149,14 +155,23 @@ impl World {
     ) {
         let rogue_known = self.monitor.rogue_psks.contains(&psk);
         if rogue_known {
-            let rogue_psk = self.rogues.iter().any(|r| r.impersonates != x && r.has_psk);
+            // Judged by what the victim accepted before this commit (its chain has moved).
+            let accepted = self.sides[x].accepted_psks();
+            let rogue_psk = self
+                .rogues
+                .iter()
+                .any(|r| r.impersonates != x && r.psk.is_some() && accepted.contains(&r.psk));
+            let static_ok = self.sides[x].no_chain
+                != super::world::NoChain::Reset { static_only: false }
+                && accepted.contains(&None);
             let entitled = self.sides[x].tainted
-                || auth == Some(AuthBasis::StaticOnly)
+                || (auth == Some(AuthBasis::StaticOnly) && static_ok)
                 || (auth == Some(AuthBasis::BootstrapPsk) && rogue_psk);
             if !entitled {
                 self.fail(format!(
                     "invariant 2: {} committed epoch {epoch} with a PSK the adversary \
-                     derived (auth {auth:?}, adversary holds the bootstrap PSK: {rogue_psk})",
+                     derived (auth {auth:?}, adversary holds an accepted bootstrap PSK: \
+                     {rogue_psk}, static-only allowed: {static_ok})",
                     name(x)
                 ));
             }

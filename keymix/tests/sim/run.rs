@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use keymix::{PeerState, QkdPolicy};
+use keymix::QkdPolicy;
 
 use super::adversary::Profile;
 use super::prng::Prng;
@@ -70,8 +70,11 @@ pub fn run_seed(seed: u64, steps: u64) -> Result<Outcome, Failure> {
         let mut r = Prng::new(seed);
         let cfg = draw_config(&mut r);
         let profile = Profile::draw(&mut r);
-        let world = world_slot.insert(World::new(r.next_u64(), cfg));
+        let world_seed = r.next_u64();
+        let prefers_psk = !r.chance(250);
+        let world = world_slot.insert(World::new(world_seed, cfg));
         world.seed = seed;
+        world.operator_prefers_psk = prefers_psk;
         let line = format!("config {} profile {profile:?}", summary(&world.cfg));
         world.note(|| line);
         run_world(world, &profile, steps)
@@ -150,17 +153,20 @@ fn quiet_phase(w: &mut World) -> Result<u32, String> {
     w.heal_kmes();
     let mut resets = 0;
     // A side whose chain descends from a rogue the policy let in (a stolen static key at
-    // first contact, or with the bootstrap PSK) is compromised: the operator who learns
-    // of the theft resets it. Nothing in status points at it (see SIMULATION.md).
-    for x in [A, B] {
-        if w.sides[x].tainted || w.sides[x].rogue_entered {
-            w.note(|| format!("operator: reset compromised {}", name(x)));
-            let (peer, now) = (w.sides[x].peer, w.now);
-            w.sides[x].ep.reset_peer(peer, now);
-            w.monitor.lineage_break();
-            w.drain(x, super::driver::Cause::Operator);
-            resets += 1;
-        }
+    // first contact, or with the bootstrap PSK) is compromised: the operator who learns of
+    // the theft gives both sides a new bootstrap PSK (the thief lacks it) and resets that
+    // side. Nothing in status points at it (see SIMULATION.md).
+    let compromised: Vec<usize> = [A, B]
+        .into_iter()
+        .filter(|&x| w.sides[x].tainted || w.sides[x].rogue_entered)
+        .collect();
+    if !compromised.is_empty() {
+        w.new_bootstrap_psk();
+    }
+    for x in compromised {
+        w.note(|| format!("operator: reset compromised {}", name(x)));
+        w.operator_reset(x, false);
+        resets += 1;
     }
     let mut t0 = w.now;
     let mut debt = clock_debt(w);
@@ -245,38 +251,110 @@ fn agreed_since(w: &World, t0: Instant) -> bool {
 }
 
 impl World {
-    /// The operator runs `trident reset` where a status has asked for it for `patience`.
-    /// Returns how many resets were done (at most `budget`).
+    /// The operator follows whatever status advises (`hint`, or a `reason` naming a
+    /// reset), including advice an attacker provoked, once it has shown for `patience`:
+    /// a careful operator gives both sides a new bootstrap PSK, another acknowledges a
+    /// static-key-only re-bootstrap (`trident reset --static-only`) where the advice says.
+    /// Returns how many actions it took (at most `budget`).
     pub fn operator(&mut self, patience: Duration, budget: u32) -> u32 {
         let mut done = 0;
         for x in [A, B] {
             let st = self.sides[x].ep.peer_status(self.sides[x].peer, self.now);
-            let reason = st.reason.unwrap_or_default();
-            if st.state != PeerState::Blocked || !reason.contains("trident reset") {
+            let advice = [st.hint.clone(), st.reason.clone()]
+                .into_iter()
+                .flatten()
+                .find(|t| t.contains("trident reset"));
+            let Some(advice) = advice else {
                 self.sides[x].reset_asked_since = None;
                 continue;
-            }
-            if self.sides[x].last_acted_reason.as_deref() == Some(reason.as_str()) {
+            };
+            // A human reads the message, not its running counters.
+            let message: String = advice.chars().filter(|c| !c.is_ascii_digit()).collect();
+            if self.sides[x].last_acted_reason.as_deref() == Some(message.as_str()) {
                 continue;
             }
             let since = *self.sides[x].reset_asked_since.get_or_insert(self.now);
             if self.now.saturating_duration_since(since) < patience || done >= budget {
                 continue;
             }
-            self.sides[x].last_acted_reason = Some(reason.clone());
-            let target = if reason.contains("on the peer's side") {
+            self.sides[x].last_acted_reason = Some(message);
+            self.sides[x].reset_asked_since = None;
+            // Invariant 6: advice rests on local facts only. Every reset advice says this
+            // side holds no chain; advice while it holds one was provoked from outside.
+            let warranted = !self.sides[x].has_chain();
+            if !warranted {
+                self.fail(format!(
+                    "invariant 6: {} advises a reset while it holds a chain: {advice}",
+                    name(x)
+                ));
+            }
+            let target = if advice.contains("on the peer") {
                 1 - x
             } else {
                 x
             };
-            self.note(|| format!("operator: reset on {} ({reason})", name(target)));
-            self.sides[x].reset_asked_since = None;
-            let (peer, now) = (self.sides[target].peer, self.now);
-            self.sides[target].ep.reset_peer(peer, now);
-            self.monitor.lineage_break();
-            self.drain(target, super::driver::Cause::Operator);
+            // "give both sides a new bootstrap PSK ... and the pair re-bootstraps by itself":
+            // no reset needed; otherwise the reset the advice names.
+            let psk_suffices = advice.contains("re-bootstraps by itself");
+            if self.operator_prefers_psk {
+                self.note(|| format!("operator: new bootstrap PSK on both sides ({advice})"));
+                self.new_bootstrap_psk();
+                if !psk_suffices {
+                    self.operator_reset(target, false);
+                }
+            } else {
+                self.note(|| {
+                    format!(
+                        "operator: reset --static-only on {} ({advice})",
+                        name(target)
+                    )
+                });
+                // An acknowledgement given on provoked advice does not lower the bar.
+                self.operator_reset(target, warranted);
+            }
             done += 1;
         }
         done
+    }
+
+    /// `trident genpsk`, written into both configs, `trident reload` on both sides.
+    pub fn new_bootstrap_psk(&mut self) {
+        let psk = self.rng.bytes32();
+        self.cfg.bootstrap_psk = Some(psk);
+        for x in [A, B] {
+            let old = self.sides[x].psk;
+            if self.sides[x].prev_psk.is_none()
+                || !self.sides[x]
+                    .ep
+                    .peer_status(self.sides[x].peer, self.now)
+                    .psk_rotation
+            {
+                self.sides[x].prev_psk = Some(old);
+            }
+            self.sides[x].psk = Some(psk);
+            let (peer, now) = (self.sides[x].peer, self.now);
+            let pc = self.peer_config(x, None);
+            self.set_clock(x);
+            self.sides[x].ep.update_peer(peer, pc, now);
+            self.drain(x, super::driver::Cause::Operator);
+        }
+    }
+
+    /// `trident reset` on side `x` (with `--static-only` when `static_only`); a refusal
+    /// is what a real operator would see, and changes nothing.
+    pub fn operator_reset(&mut self, x: usize, static_only: bool) {
+        let (peer, now) = (self.sides[x].peer, self.now);
+        self.set_clock(x);
+        match self.sides[x].ep.reset_peer(peer, now, static_only) {
+            Ok(basis) => {
+                self.note(|| format!("{} reset ({basis:?})", name(x)));
+                self.sides[x].no_chain = super::world::NoChain::Reset {
+                    static_only: basis == keymix::ResetBasis::StaticOnlyAcknowledged,
+                };
+                self.monitor.lineage_break();
+                self.drain(x, super::driver::Cause::Operator);
+            }
+            Err(e) => self.note(|| format!("{} reset refused: {e}", name(x))),
+        }
     }
 }

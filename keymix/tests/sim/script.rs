@@ -96,3 +96,32 @@ impl World {
         i
     }
 }
+
+impl World {
+    /// Restarts side `x` (keeping its state file) with its wall clock `offset` seconds off
+    /// true time, as a gateway booted before NTP sync.
+    pub fn restart_with_clock(&mut self, x: usize, offset: i64) {
+        self.sides[x].wall_offset = offset;
+        self.restart(x, true);
+    }
+
+    /// Steps side `x`'s wall clock to `offset` seconds off true time while it runs (NTP).
+    pub fn step_clock(&mut self, x: usize, offset: i64) {
+        self.sides[x].wall_offset = offset;
+        self.set_clock(x);
+    }
+
+    /// The operator writes bootstrap PSK `psk` into side `x`'s config and reloads it.
+    pub fn reload_psk(&mut self, x: usize, psk: [u8; 32]) {
+        if !self.status(x).psk_rotation {
+            self.sides[x].prev_psk = Some(self.sides[x].psk);
+        }
+        self.sides[x].psk = Some(psk);
+        let mut pc = self.peer_config(x, None);
+        pc.bootstrap_psk = Some(zeroize::Zeroizing::new(psk));
+        let (peer, now) = (self.sides[x].peer, self.now);
+        self.set_clock(x);
+        self.sides[x].ep.update_peer(peer, pc, now);
+        self.drain(x, super::driver::Cause::Operator);
+    }
+}

@@ -3,21 +3,18 @@
 //! wall clocks. Everything is driven by the run's [`Prng`]: no real time, no threads, no
 //! hash-map iteration.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use keymix::qkd::InMemoryKme;
-use keymix::rng::SeededRng;
-use keymix::{
-    ChainState, DropReason, Endpoint, EndpointConfig, PeerConfig, PeerId, PublicKey, QkdPolicy,
-    StaticSecret,
-};
+use keymix::{ChainState, DropReason, PeerConfig, PeerId, PublicKey, QkdPolicy, StaticSecret};
 use sha2::{Digest, Sha256};
 
 use super::adversary::Rogue;
-use super::kme::{KmeMode, PendingKme};
+use super::kme::PendingKme;
 use super::prng::Prng;
+pub use super::side::{NoChain, Side};
 
 pub const A: usize = 0;
 pub const B: usize = 1;
@@ -84,46 +81,6 @@ pub struct LastCommit {
     pub at: Instant,
 }
 
-pub struct Side {
-    pub ep: Endpoint,
-    pub peer: PeerId,
-    pub public: [u8; 32],
-    /// Where the driver sends Destination::Peer datagrams (configured or learned).
-    pub peer_addr: Option<SocketAddr>,
-    /// The state file: the last PersistState, as a driver writes it.
-    pub saved: Option<ChainState>,
-    /// Offset of this side's wall clock from true time, in seconds (read at start).
-    pub wall_offset: i64,
-    /// A clock step the side sees at its next start (the live endpoint keeps its clock).
-    pub next_wall_offset: Option<i64>,
-    pub incarnation: u64,
-    /// Our own count of this incarnation's drops, to check the endpoint counted each one.
-    pub drops: BTreeMap<&'static str, u64>,
-    pub accepted_count: u64,
-    /// Hashes of datagrams accepted since this side last lost its state: replays.
-    pub accepted: BTreeSet<[u8; 32]>,
-    /// The chain descends from an exchange with a rogue the policy let in.
-    pub tainted: bool,
-    /// A rogue's datagram was accepted as authenticated (the policy let it in) since
-    /// this side last lost its chain: the operator resets it once the attack stops.
-    pub rogue_entered: bool,
-    /// Highest chain epoch since the last allowed decrease.
-    pub floor: u64,
-    pub kme_mode: KmeMode,
-    pub last_commit: Option<LastCommit>,
-    pub reset_asked_since: Option<Instant>,
-    /// The status reason the operator last acted on for this side: a human does not run
-    /// the same reset again for the same, unchanged message.
-    pub last_acted_reason: Option<String>,
-    pub no_endpoint_drops: u64,
-}
-
-impl Side {
-    pub fn has_chain(&self) -> bool {
-        self.saved.as_ref().is_some_and(|s| s.epoch != 0)
-    }
-}
-
 pub struct World {
     pub seed: u64,
     pub rng: Prng,
@@ -149,6 +106,14 @@ pub struct World {
     pub quiet: bool,
     /// Commits judged at the end of the drain (driver.rs).
     pub pending_commits: Vec<PendingCommit>,
+    /// Inits each honest side sent (hash, epoch): an Init is *superseded* once its sender
+    /// committed its epoch, sent another Init or restarted; a copy of a superseded Init
+    /// delivered again is a replay, whatever the receiver made of the first copy.
+    pub sent_inits: [Vec<([u8; 32], u64)>; 2],
+    pub superseded: BTreeSet<[u8; 32]>,
+    /// The operator installs new bootstrap PSKs (a careful one) or acknowledges a
+    /// static-key-only re-bootstrap when status advises a reset: drawn per seed.
+    pub operator_prefers_psk: bool,
 }
 
 pub type PendingCommit = (
@@ -191,6 +156,9 @@ impl World {
             bytes_sent: [0; 2],
             quiet: false,
             pending_commits: Vec::new(),
+            sent_inits: [Vec::new(), Vec::new()],
+            superseded: BTreeSet::new(),
+            operator_prefers_psk: true,
         };
         for x in [A, B] {
             let side = w.make_side(x, None, 0, 0);
@@ -236,79 +204,6 @@ impl World {
         pc
     }
 
-    fn make_side(&mut self, x: usize, state: Option<ChainState>, inc: u64, offset: i64) -> Side {
-        let secret = StaticSecret::from(self.cfg.secrets[x]);
-        let public = *PublicKey::from(&secret).as_bytes();
-        let mut ec = EndpointConfig::new(secret);
-        ec.keylog = true;
-        ec.local_sae_id = Some(SAE[x].to_owned());
-        let rng_seed = self.rng.bytes32();
-        let mut ep = Endpoint::new(
-            ec,
-            self.now,
-            self.wall(x, offset),
-            Box::new(SeededRng::new(rng_seed)),
-        );
-        let saved = state.clone();
-        let pc = self.peer_config(x, state);
-        let peer = match ep.add_peer(pc, self.now) {
-            Ok(p) => p,
-            Err(e) => panic!("add_peer refused our own state file: {e}"),
-        };
-        Side {
-            ep,
-            peer,
-            public,
-            peer_addr: self.cfg.endpoint_known[x].then(|| addr(1 - x)),
-            saved,
-            wall_offset: offset,
-            next_wall_offset: None,
-            incarnation: inc,
-            drops: BTreeMap::new(),
-            accepted_count: 0,
-            accepted: BTreeSet::new(),
-            tainted: false,
-            rogue_entered: false,
-            floor: 0,
-            kme_mode: KmeMode::Healthy,
-            last_commit: None,
-            reset_asked_since: None,
-            last_acted_reason: None,
-            no_endpoint_drops: 0,
-        }
-    }
-
-    /// Restarts side `x` (a new process): with its state file or without (lost). The
-    /// learned peer endpoint and pending KME requests die with the old process.
-    pub fn restart(&mut self, x: usize, keep_state: bool) {
-        let old = &self.sides[x];
-        let (inc, offset) = (
-            old.incarnation + 1,
-            old.next_wall_offset.unwrap_or(old.wall_offset),
-        );
-        let state = if keep_state { old.saved.clone() } else { None };
-        let (accepted, tainted, rogue_entered, floor, mode) = (
-            old.accepted.clone(),
-            old.tainted,
-            old.rogue_entered,
-            old.floor,
-            old.kme_mode.clone(),
-        );
-        self.note(|| format!("restart {} keep_state={keep_state}", name(x)));
-        let mut side = self.make_side(x, state, inc, offset);
-        side.kme_mode = mode;
-        if keep_state {
-            side.accepted = accepted;
-            side.tainted = tainted;
-            side.rogue_entered = rogue_entered;
-            side.floor = floor;
-        } else {
-            self.monitor.lineage_break();
-        }
-        self.sides[x] = side;
-        self.pending_kme.retain(|p| p.side != x);
-    }
-
     /// Queues a datagram sent by honest side `x`; the adversary sees a copy.
     pub fn send_from(&mut self, x: usize, dst: Option<SocketAddr>, payload: Vec<u8>) {
         let Some(dst) = dst else {
@@ -316,6 +211,16 @@ impl World {
             return;
         };
         self.bytes_sent[x] += payload.len() as u64;
+        if payload.first() == Some(&keymix::message::TYPE_INIT) {
+            let h = sha(&payload);
+            if !self.sent_inits[x].iter().any(|(s, _)| *s == h) {
+                for (old, _) in &self.sent_inits[x] {
+                    self.superseded.insert(*old);
+                }
+                let epoch = keymix::message::Init::parse(&payload).map_or(0, |i| i.epoch);
+                self.sent_inits[x].push((h, epoch));
+            }
+        }
         let p = Packet {
             src: addr(x),
             dst,
@@ -347,7 +252,16 @@ impl World {
     pub fn deliver(&mut self, p: &Packet) -> Option<Result<Option<PeerId>, DropReason>> {
         let y = self.side_at(p.dst)?;
         let hash = sha(&p.payload);
-        let replay = self.sides[y].accepted.contains(&hash);
+        // A replay: a copy of a datagram this side accepted, or of an Init it was handed
+        // before whose sender has moved past it (committed its epoch, sent another Init or
+        // restarted) while this side's chain already reached that epoch.
+        let stale_init = self.superseded.contains(&hash)
+            && self.sides[y].delivered.contains(&hash)
+            && keymix::message::Init::parse(&p.payload)
+                .is_ok_and(|i| i.epoch <= self.sides[y].saved.as_ref().map_or(0, |s| s.epoch));
+        let replay = self.sides[y].accepted.contains(&hash) || stale_init;
+        self.sides[y].delivered.insert(hash);
+        self.set_clock(y);
         let legit = !replay
             && match p.origin {
                 Origin::Honest(o) => o != y,
@@ -375,12 +289,13 @@ impl World {
                 side.accepted.insert(hash);
                 if peer.is_some() {
                     side.peer_addr = Some(p.src);
-                    if let Origin::Rogue { .. } = p.origin {
-                        // What the victim holds may now descend from the rogue (an
-                        // answered exchange survives a restart as its tentative chain).
-                        side.rogue_entered = true;
-                        side.tainted = true;
-                    }
+                }
+                if let Origin::Rogue { .. } = p.origin {
+                    // Accepted (an Init is answered at its source without moving the
+                    // endpoint): what the victim holds may now descend from the rogue (an
+                    // answered exchange survives a restart as its tentative chain).
+                    side.rogue_entered = true;
+                    side.tainted = true;
                 }
             }
             Err(reason) => *side.drops.entry(reason.as_str()).or_default() += 1,
@@ -404,15 +319,24 @@ impl World {
     }
 
     /// Whether the policy lets the rogue holding `impersonates`' static key in at the
-    /// other side right now.
+    /// other side right now: only when the adversary holds every secret the policy relies
+    /// on there (the victim's chain descends from the rogue; or a bootstrap PSK the victim
+    /// accepts; or, with no chain, a static-key-only bootstrap the policy allows: first
+    /// contact, a lost state file, or an operator's acknowledged static-only reset).
     pub fn rogue_entitled(&self, impersonates: usize) -> bool {
         let victim = &self.sides[1 - impersonates];
-        let psk = self
-            .rogues
-            .iter()
-            .any(|r| r.impersonates == impersonates && r.has_psk)
-            && self.cfg.bootstrap_psk.is_some();
-        !victim.has_chain() || psk || victim.tainted
+        let accepted = victim.accepted_psks();
+        let holds_psk = self.rogues.iter().any(|r| {
+            r.impersonates == impersonates && r.psk.is_some() && accepted.contains(&r.psk)
+        });
+        victim.tainted || holds_psk || victim.static_only_allowed()
+    }
+
+    /// Hands side `x`'s endpoint its wall clock, as a driver does with every input.
+    pub fn set_clock(&mut self, x: usize) {
+        let wall = self.wall(x, self.sides[x].wall_offset);
+        let now = self.now;
+        self.sides[x].ep.set_wall_clock(now, wall);
     }
 
     /// Invariant 5: every drop was counted under its reason.
@@ -458,6 +382,7 @@ impl World {
             // frees the way for an initiation); a driver calls again. More than a few
             // rounds at one instant is a busy loop.
             let now = self.now;
+            self.set_clock(x);
             for round in 0.. {
                 self.sides[x].ep.handle_timeout(now);
                 self.drain(x, super::driver::Cause::Timer);
