@@ -63,17 +63,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Forget the keymix chain with one peer (operator action, logged): its next bootstrap
-    /// is accepted. Use it on the side that still holds a chain when the other lost its
-    /// state and the two share no bootstrap PSK (status: blocked, chain mismatch).
+    /// Forget the keymix chain with one peer (operator action, logged; replay records are
+    /// kept): its next bootstrap is accepted. With a bootstrap PSK for the peer that
+    /// bootstrap needs the PSK; without one it rests on the static keys alone, and the reset
+    /// is refused unless --static-only acknowledges it.
     Reset {
         /// Interface name.
         #[arg(value_parser = cli_extra::interface_name)]
         name: String,
         /// The peer's public key (base64, as `trident status` prints it).
         peer: String,
-        /// The interface's config: when it is not running, name the exact chain file to
-        /// delete instead.
+        /// Acknowledge that, without a bootstrap PSK, the next first contact with this peer
+        /// rests on the static keys alone (anyone holding one static private key could take
+        /// its place); status shows it until the chain has grown again.
+        #[arg(long)]
+        static_only: bool,
+        /// The interface's config: when it is not running, reset its state file instead.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -111,7 +116,12 @@ fn main() -> ExitCode {
         Command::Up { config } => up::up(&config),
         Command::Check { config } => check::check(&config),
         Command::Status { name, json } => status_view::status(name.as_deref(), json),
-        Command::Reset { name, peer, config } => reset::reset(&name, &peer, config.as_deref()),
+        Command::Reset {
+            name,
+            peer,
+            static_only,
+            config,
+        } => reset::reset(&name, &peer, config.as_deref(), static_only),
         Command::Reload { name } => reload::reload(&name),
         Command::KmeSim(command) => kme_sim::run(command),
         Command::Audit(args) => audit::run(args),

@@ -1,10 +1,11 @@
-//! `trident reset NAME PEER`: the operator's explicit re-bootstrap of one peer. The running
-//! interface forgets its keymix chain with that peer (logged at warn level), so the peer's
-//! next bootstrap (C_0) exchange is accepted. Needed when the peer lost its state file and
-//! the two share no bootstrap PSK: otherwise the side still holding the chain refuses the
-//! bootstrap as `chain mismatch`, because a static key alone must not reset a chain.
+//! `trident reset NAME PEER [--static-only]`: the operator's explicit re-bootstrap of one
+//! peer. The interface forgets its keymix chain with that peer (logged at warn level) and
+//! keeps the replay records, so the next bootstrap (C_0) exchange is accepted and no
+//! recorded message passes. Without a bootstrap PSK for the peer that bootstrap would rest
+//! on the static keys alone, so it is refused unless the operator says `--static-only`.
+//! With the interface stopped, `--config FILE` applies the same reset to its state file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use keymix::PublicKey;
@@ -13,20 +14,23 @@ use tunnel::control::{request_reset, socket_path};
 
 use crate::keys::decode_key;
 
-pub fn reset(name: &str, peer: &str, config: Option<&Path>) -> Result<()> {
+pub fn reset(name: &str, peer: &str, config: Option<&Path>, static_only: bool) -> Result<()> {
     let Some(peer_key) = decode_key(peer) else {
         bail!("{peer:?} is not a base64 32-byte public key (as `trident status` prints it)");
     };
     let path = socket_path(&crate::cli_extra::control_dir(), name);
     if std::os::unix::net::UnixStream::connect(&path).is_err() {
-        bail!(
-            "interface {name} is not running (no control socket {}). The offline equivalent \
-             of a reset is deleting the peer's chain file in the interface's state_dir: {}",
-            path.display(),
-            offline_hint(name, &peer_key, config)
-        );
+        let Some(config) = config else {
+            bail!(
+                "interface {name} is not running (no control socket {}). To reset its state \
+                 file while it is stopped, add --config FILE (the interface's config)",
+                path.display()
+            );
+        };
+        return reset_offline(config, &peer_key, static_only);
     }
-    let reply = request_reset(&path, &peer_key).with_context(|| format!("interface {name}"))?;
+    let reply = request_reset(&path, &peer_key, static_only)
+        .with_context(|| format!("interface {name}"))?;
     if !reply.ok {
         bail!("{}", reply.message);
     }
@@ -34,37 +38,35 @@ pub fn reset(name: &str, peer: &str, config: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// Names the file `trident up` would load for this peer, exactly when the config is given.
-fn offline_hint(name: &str, peer: &[u8; 32], config: Option<&Path>) -> String {
-    let Some(config) = config else {
-        return format!(
-            "peer-<hash>.chain in {} (default; pass --config FILE to have the exact file named)",
-            crate::config::default_state_dir(name).display()
-        );
-    };
-    match chain_file(config, peer) {
-        Ok(file) => file.display().to_string(),
-        Err(e) => format!("(cannot name it from {}: {e:#})", config.display()),
-    }
-}
-
-fn chain_file(config: &Path, peer: &[u8; 32]) -> Result<PathBuf> {
+/// The reset of a stopped interface: the peer's chain file rewritten without its chain.
+fn reset_offline(config: &Path, peer: &[u8; 32], static_only: bool) -> Result<()> {
     let loaded = crate::config::load(config)?;
     let settings = loaded.settings;
     let dir = settings
         .state_dir
         .context("the config has no state directory")?;
-    if !dir.is_dir() {
-        bail!("{} does not exist: no chain was ever saved", dir.display());
-    }
-    let store = ChainStore::open(&dir).context("opening the state directory")?;
-    let local = PublicKey::from(&settings.private_key);
-    if !settings
+    let Some(p) = settings
         .peers
         .iter()
-        .any(|p| p.keymix.public_key.as_bytes() == peer)
-    {
-        bail!("the config has no such peer");
-    }
-    Ok(store.path(local.as_bytes(), peer))
+        .find(|p| p.keymix.public_key.as_bytes() == peer)
+    else {
+        bail!("{} has no such peer", config.display());
+    };
+    let psk_configured = p.keymix.bootstrap_psk.is_some();
+    let store = ChainStore::open(&dir).context("opening the state directory")?;
+    let local = PublicKey::from(&settings.private_key);
+    let (file, basis) = store
+        .reset_offline(local.as_bytes(), peer, psk_configured, static_only)
+        .map_err(anyhow::Error::msg)?;
+    println!(
+        "{}: chain with the peer forgotten (replay records kept); the next first contact rests \
+         on {} ({basis:?})",
+        file.display(),
+        if psk_configured {
+            "the bootstrap PSK"
+        } else {
+            "the static keys alone, as acknowledged"
+        }
+    );
+    Ok(())
 }

@@ -114,13 +114,32 @@ pub fn render(status: &InterfaceStatus) -> String {
         let _ = writeln!(out, "  state: {}", peer.state);
         if let Some(reason) = &peer.reason {
             let _ = writeln!(out, "  reason: {reason}");
-            if reason.contains("trident reset") {
-                let _ = writeln!(
-                    out,
-                    "  fix: trident reset {} {}",
-                    status.interface, peer.public_key
-                );
-            }
+        }
+        // Advice comes only from local facts or authenticated messages (keymix decides).
+        if let Some(hint) = &peer.hint {
+            let _ = writeln!(out, "  hint: {hint}");
+        }
+        if peer.unverified > 0 {
+            let last = peer.last_unverified.as_deref().unwrap_or("");
+            let _ = writeln!(
+                out,
+                "  unverified: {} datagrams claiming to be this peer did not authenticate \
+                 (counted, not acted on); last: {last}",
+                peer.unverified
+            );
+        }
+        if peer.static_only_reset {
+            let _ = writeln!(
+                out,
+                "  warning: operator reset with --static-only: the next first contact rests on \
+                 the static keys alone until the chain has grown again"
+            );
+        }
+        if peer.psk_rotation {
+            let _ = writeln!(
+                out,
+                "  bootstrap psk: rotating (the old one is accepted until the peer uses the new one)"
+            );
         }
         if let Some(epoch) = peer.epoch {
             let age = peer.epoch_age_secs.map(ago).unwrap_or_default();
@@ -207,6 +226,11 @@ mod tests {
             qkd_policy: "off".into(),
             auth: auth.map(str::to_owned),
             reason: reason.map(str::to_owned),
+            hint: None,
+            unverified: 0,
+            last_unverified: None,
+            static_only_reset: false,
+            psk_rotation: false,
             chain_epoch: chain,
             classic: false,
             installed_psk: None,
@@ -243,10 +267,21 @@ mod tests {
             "{out}"
         );
 
-        let reason = "chain mismatch: run `trident reset trA PK`";
-        let out = view(vec![peer(None, Some(reason), None, 9)]);
+        let reason = "key past its reject age";
+        let mut p = peer(None, Some(reason), None, 9);
+        p.hint = Some("this side holds no chain ...".into());
+        p.unverified = 4;
+        p.last_unverified = Some("an Init for epoch 2 ..., 3 s ago".into());
+        p.static_only_reset = true;
+        let out = view(vec![p]);
         assert!(out.contains(&format!("reason: {reason}")), "{out}");
-        assert!(out.contains("fix: trident reset trA PK"), "{out}");
+        assert!(out.contains("hint: this side holds no chain"), "{out}");
+        assert!(out.contains("unverified: 4 datagrams"), "{out}");
+        assert!(out.contains("last: an Init for epoch 2"), "{out}");
+        assert!(
+            out.contains("warning: operator reset with --static-only"),
+            "{out}"
+        );
         assert!(out.contains("chain epoch: 9"), "{out}");
     }
 

@@ -1,7 +1,7 @@
 //! The control socket `/run/trident/NAME.sock`: one connection, one request line, one JSON
 //! answer, closed. The client writes `status\n` (or nothing: older clients) and gets the
-//! [`InterfaceStatus`], or `reset <base64 peer public key>\n` or `reload\n` (re-read the
-//! config, [`crate::reload`]) and gets a [`ControlReply`].
+//! [`InterfaceStatus`], or `reset <base64 peer public key> [static-only]\n` or `reload\n`
+//! (re-read the config, [`crate::reload`]) and gets a [`ControlReply`].
 //! A unix socket in the file system (not abstract), so `trident status` finds interfaces
 //! of every network namespace on the machine.
 
@@ -30,9 +30,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
 /// A request from a control connection to the driver, which owns the state.
 pub enum ControlRequest {
     Status(oneshot::Sender<InterfaceStatus>),
-    /// `trident reset`: forget the keymix chain with the peer of this static public key.
+    /// `trident reset`: forget the keymix chain with the peer of this static public key;
+    /// `static_only` is the operator's acknowledgement that, without a bootstrap PSK, the
+    /// next first contact rests on the static keys alone.
     Reset {
         peer: [u8; 32],
+        static_only: bool,
         reply: oneshot::Sender<ControlReply>,
     },
 }
@@ -64,26 +67,33 @@ impl ControlReply {
 #[derive(Debug, PartialEq, Eq)]
 enum Command {
     Status,
-    Reset([u8; 32]),
+    Reset([u8; 32], bool),
     Reload,
 }
 
 fn parse_request(line: &[u8]) -> Result<Command, String> {
     let line = std::str::from_utf8(line).map_err(|_| "request is not UTF-8".to_owned())?;
     let mut words = line.split_ascii_whitespace();
-    match (words.next(), words.next(), words.next()) {
+    let parsed = match (words.next(), words.next(), words.next()) {
         (None | Some("status"), None, None) => Ok(Command::Status),
         (Some("reload"), None, None) => Ok(Command::Reload),
-        (Some("reset"), Some(key), None) => base64::engine::general_purpose::STANDARD
-            .decode(key)
-            .ok()
-            .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
-            .map(Command::Reset)
-            .ok_or_else(|| format!("{key:?} is not a base64 32-byte public key")),
-        _ => {
-            Err("unknown request (expected `status`, `reset <public key>` or `reload`)".to_owned())
+        (Some("reset"), Some(key), flag @ (None | Some("static-only"))) => {
+            base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .ok()
+                .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+                .map(|k| Command::Reset(k, flag.is_some()))
+                .ok_or_else(|| format!("{key:?} is not a base64 32-byte public key"))
         }
+        _ => Err(
+            "unknown request (expected `status`, `reset <public key> [static-only]` or `reload`)"
+                .to_owned(),
+        ),
+    };
+    if words.next().is_some() {
+        return Err("unknown request: trailing words".to_owned());
     }
+    parsed
 }
 
 /// Reads the request line: up to a newline, EOF, [`MAX_REQUEST`] bytes or the timeout.
@@ -185,10 +195,14 @@ impl ControlSocket {
                         let Ok(status) = rx.await else { return };
                         serde_json::to_vec(&status)
                     }
-                    Ok(Command::Reset(peer)) => {
+                    Ok(Command::Reset(peer, static_only)) => {
                         let (reply, rx) = oneshot::channel();
                         if requests
-                            .send(ControlRequest::Reset { peer, reply })
+                            .send(ControlRequest::Reset {
+                                peer,
+                                static_only,
+                                reply,
+                            })
                             .await
                             .is_err()
                         {
@@ -283,10 +297,16 @@ pub fn query_status(path: &Path) -> Result<InterfaceStatus, TunnelError> {
     })
 }
 
-/// Asks a running interface to forget its keymix chain with `peer` (`trident reset`).
-pub fn request_reset(path: &Path, peer: &[u8; 32]) -> Result<ControlReply, TunnelError> {
+/// Asks a running interface to forget its keymix chain with `peer` (`trident reset`, with
+/// `--static-only` when `static_only`).
+pub fn request_reset(
+    path: &Path,
+    peer: &[u8; 32],
+    static_only: bool,
+) -> Result<ControlReply, TunnelError> {
     let key = base64::engine::general_purpose::STANDARD.encode(peer);
-    let buf = request(path, &format!("reset {key}\n"))?;
+    let flag = if static_only { " static-only" } else { "" };
+    let buf = request(path, &format!("reset {key}{flag}\n"))?;
     serde_json::from_slice(&buf).map_err(|source| TunnelError::BadStatus {
         path: path.to_owned(),
         source,
@@ -331,8 +351,14 @@ mod tests {
         let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
         assert_eq!(
             parse_request(format!("reset {key}").as_bytes()),
-            Ok(Command::Reset([7; 32]))
+            Ok(Command::Reset([7; 32], false))
         );
+        assert_eq!(
+            parse_request(format!("reset {key} static-only").as_bytes()),
+            Ok(Command::Reset([7; 32], true))
+        );
+        assert!(parse_request(format!("reset {key} maybe").as_bytes()).is_err());
+        assert!(parse_request(format!("reset {key} static-only x").as_bytes()).is_err());
         assert!(parse_request(b"reset AAAA").is_err());
         assert!(parse_request(b"reset").is_err());
         assert_eq!(parse_request(b"reload"), Ok(Command::Reload));
@@ -365,7 +391,7 @@ mod tests {
                             wireguard: None,
                         });
                     }
-                    ControlRequest::Reset { peer, reply } => {
+                    ControlRequest::Reset { peer, reply, .. } => {
                         let _ = reply.send(if peer == [7; 32] {
                             ControlReply::ok("reset")
                         } else {
@@ -379,8 +405,8 @@ mod tests {
         let p = path.clone();
         let (status, ok, unknown, silent) = tokio::task::spawn_blocking(move || {
             let status = query_status(&p).unwrap();
-            let ok = request_reset(&p, &[7; 32]).unwrap();
-            let unknown = request_reset(&p, &[8; 32]).unwrap();
+            let ok = request_reset(&p, &[7; 32], false).unwrap();
+            let unknown = request_reset(&p, &[8; 32], true).unwrap();
             // An old client: connects, writes nothing, reads.
             let mut s = std::os::unix::net::UnixStream::connect(&p).unwrap();
             let mut buf = Vec::new();

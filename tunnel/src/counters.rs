@@ -35,10 +35,12 @@ pub enum TunnelDrop {
     /// A keymix datagram the kernel refused as too big even with fragmentation allowed:
     /// no exchange can complete until the path or the socket allows it.
     KeymixEmsgsize,
+    /// Handshake initiation stamped more than ten minutes ahead of our clock.
+    FutureInitiation,
 }
 
 impl TunnelDrop {
-    pub const ALL: [TunnelDrop; 14] = [
+    pub const ALL: [TunnelDrop; 15] = [
         Self::UnknownType,
         Self::UnknownIndex,
         Self::BadInitiation,
@@ -53,6 +55,7 @@ impl TunnelDrop {
         Self::TunReadDropped,
         Self::StateWriteFailed,
         Self::KeymixEmsgsize,
+        Self::FutureInitiation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +74,7 @@ impl TunnelDrop {
             Self::TunReadDropped => "tun_read_dropped",
             Self::StateWriteFailed => "state_write_failed",
             Self::KeymixEmsgsize => "keymix_emsgsize",
+            Self::FutureInitiation => "future_initiation",
         }
     }
 }

@@ -107,6 +107,9 @@ struct Driver {
     udp_tx: UdpTx,
     /// `[interface] metrics_listen`: what is observed as it happens.
     metrics: Option<Arc<metrics::Shared>>,
+    /// WireGuard initiations the peers confirmed during the input being handled, to be
+    /// recorded with their keymix chain (persisted) once it is done.
+    confirmed: Vec<(keymix::PeerId, crate::initiation::Tai64n)>,
 }
 
 /// Runs the interface until `shutdown` completes, then removes routes, the TUN device and

@@ -3,24 +3,37 @@
 //! genuine, so the peer's endpoint may move there (roaming). No I/O: datagrams to send go
 //! to a callback, which keeps all of this testable without sockets.
 //!
-//! Roaming follows WireGuard: only a data message that decrypted and passed the replay
-//! window (the driver's data path) or a completed handshake moves an endpoint. A completed
-//! handshake is an initiation a Tunn answered with a handshake response (type 2) after it
-//! passed the per-peer timestamp check, or a response a Tunn confirmed with its keepalive
-//! (type 4). A cookie reply (type 3) is what a rate limiter sends to anyone who knows our
-//! public key: it never counts.
+//! A WireGuard initiation is not authentication: it needs only the initiator's static
+//! private key (the PSK enters at the response), which a thief or a future quantum attacker
+//! may hold. So an initiation for a keymix peer is answered by a Tunn made for it alone
+//! ([`crate::initiation_slots`]) and believed only when the peer confirms the session (its
+//! data under it decrypts: that needs the epoch's PSK). Until then it moves no endpoint,
+//! advances no replay record and touches no Tunn that carries traffic. What moves an
+//! endpoint: a data message that decrypted and passed the replay window (the driver's data
+//! path), or a response one of our Tunns completed (type 2 confirmed with a keepalive: the
+//! response is keyed with the PSK). A cookie reply (type 3) is what a rate limiter sends to
+//! anyone who knows our public key: it never counts. Plain WireGuard peers (`keymix =
+//! "off"`) keep stock WireGuard's rules: their static keys are all they have.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+
+use std::time::{Duration, Instant, SystemTime};
 
 use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::{Tunn, TunnResult};
 use keymix::{PeerId, PublicKey, StaticSecret};
 
 use crate::counters::TunnelDrop;
+use crate::epoch_tunn::EpochTunn;
 use crate::initiation::{self, Tai64n};
-use crate::peer::{Peer, PendingInit};
-use crate::tunn_index::initiator_epoch_tag;
+use crate::initiation_slots::{Slot, Waiting};
+use crate::peer::Peer;
+use crate::tunn_index::{initiator_epoch_tag, TunnIndexTable};
+
+/// An initiation stamped further ahead of our wall clock than this is refused: as keymix's
+/// bootstrap window, gateways' clocks must agree within ten minutes.
+pub const MAX_FUTURE: Duration = Duration::from_secs(600);
 
 const HANDSHAKE_INIT: u32 = 1;
 const HANDSHAKE_RESPONSE: u32 = 2;
@@ -80,8 +93,11 @@ impl HandshakeLimits {
 /// What a Tunn made of a handshake message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fed {
-    /// Initiation answered with a response, or response confirmed: the sender is genuine.
-    Authenticated,
+    /// A response completed (confirmed with a keepalive): keyed with the PSK, so the
+    /// sender is genuine.
+    Proven,
+    /// An initiation answered with a response: proves nothing yet (a static key suffices).
+    Answered,
     /// Accepted without proving anything (a cookie reply), or answered with a cookie.
     Unauthenticated,
     /// boringtun refused it (bad AEAD, its own replay check, unexpected, ...).
@@ -103,16 +119,16 @@ pub fn feed_handshake(
     out: &mut [u8],
     send: &mut dyn FnMut(&[u8]),
 ) -> Fed {
-    let proof = match message_type(datagram) {
-        Some(HANDSHAKE_INIT) => Some(HANDSHAKE_RESPONSE),
-        Some(HANDSHAKE_RESPONSE) => Some(DATA),
-        _ => None,
+    let (expected, success) = match message_type(datagram) {
+        Some(HANDSHAKE_INIT) => (Some(HANDSHAKE_RESPONSE), Fed::Answered),
+        Some(HANDSHAKE_RESPONSE) => (Some(DATA), Fed::Proven),
+        _ => (None, Fed::Unauthenticated),
     };
     let fed = match tunn.decapsulate(Some(src), datagram, out) {
         TunnResult::WriteToNetwork(answer) => {
             send(answer);
-            if proof.is_some() && message_type(answer) == proof {
-                Fed::Authenticated
+            if expected.is_some() && message_type(answer) == expected {
+                success
             } else {
                 Fed::Unauthenticated
             }
@@ -123,7 +139,7 @@ pub fn feed_handshake(
         }
         _ => Fed::Unauthenticated,
     };
-    if fed == Fed::Authenticated {
+    if matches!(fed, Fed::Proven | Fed::Answered) {
         for _ in 0..MAX_QUEUED {
             match tunn.decapsulate(None, &[], out) {
                 TunnResult::WriteToNetwork(queued) => send(queued),
@@ -137,33 +153,50 @@ pub fn feed_handshake(
 /// What became of an initiation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitOutcome {
-    /// A Tunn answered it; the peer's endpoint is now its source.
+    /// Answered; believed (endpoint, replay record) only once the peer confirms it. For a
+    /// plain WireGuard peer: answered by its Tunn and believed at once, as WireGuard does.
     Answered(PeerId),
     /// Kept until the key of its epoch lands here.
     Parked(PeerId),
-    /// Dropped: not newer than what the peer already used; nothing changed.
+    /// Dropped: not newer than what the peer already used, too far ahead, or a duplicate
+    /// of one waiting; nothing changed.
     Dropped(PeerId, TunnelDrop),
     /// Does not decrypt, or not from a configured peer.
     Unknown,
 }
 
-/// Our static key pair, as the responder of initiations.
-pub struct OwnKeys<'a> {
+/// What answering an initiation needs from the driver.
+pub struct Responder<'a> {
     pub private: &'a StaticSecret,
     pub public: &'a PublicKey,
+    pub indices: &'a mut TunnIndexTable,
+    /// Given to every Tunn (mac1 only; see [`HandshakeLimits::for_tunns`]).
+    pub rate_limiter: Arc<RateLimiter>,
+}
+
+/// TAI64N of `wall` as boringtun stamps initiations (2^62 + 37 + Unix seconds).
+pub fn tai64n(wall: SystemTime) -> Tai64n {
+    let since = wall
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut out = [0u8; 12];
+    out[..8].copy_from_slice(&((1u64 << 62) + 37 + since.as_secs()).to_be_bytes());
+    out[8..].copy_from_slice(&since.subsec_nanos().to_be_bytes());
+    Tai64n(out)
 }
 
 /// An initiation that passed [`HandshakeLimits::screen`]: opens it, checks its timestamp
-/// against the peer's newest, and either answers it with the Tunn of its epoch or parks it.
+/// against the peer's confirmed record and our clock, and answers it with a Tunn of its
+/// epoch made for it alone (or parks it until that epoch's key lands).
 pub fn on_initiation(
     peers: &mut [Peer],
-    own: &OwnKeys<'_>,
+    r: &mut Responder<'_>,
     src: SocketAddr,
     datagram: &[u8],
     out: &mut [u8],
     send: &mut dyn FnMut(&[u8], SocketAddr),
 ) -> InitOutcome {
-    let Some(opened) = initiation::open(own.private, own.public, datagram) else {
+    let Some(opened) = initiation::open(r.private, r.public, datagram) else {
         return InitOutcome::Unknown;
     };
     let Some((peer_id, peer)) = peers
@@ -180,87 +213,136 @@ pub fn on_initiation(
     else {
         return InitOutcome::Unknown;
     };
-    let tag = initiator_epoch_tag(sender_idx);
-    if peer.tunn_by_epoch_tag(tag).is_some() {
-        return answer(
-            peer,
-            peer_id,
-            src,
-            datagram,
-            opened.timestamp,
-            tag,
-            out,
-            send,
-        );
-    }
-    // The peer is one keymix round trip ahead of us: keep its initiation (one per peer, so
-    // this cannot grow) and answer it when the epoch's key lands.
-    if !peer.may_park(opened.timestamp) {
+    // Before any Tunn sees it: a fresh epoch's Tunn would accept any old initiation.
+    if !peer.initiation_is_fresh(opened.timestamp) {
         return InitOutcome::Dropped(peer_id, TunnelDrop::ReplayedInitiation);
     }
-    peer.pending_init = Some(PendingInit {
-        datagram: datagram.to_vec(),
+    if opened.timestamp > tai64n(SystemTime::now() + MAX_FUTURE) {
+        return InitOutcome::Dropped(peer_id, TunnelDrop::FutureInitiation);
+    }
+    if peer.classic {
+        return answer_classic(peer, peer_id, src, datagram, opened.timestamp, out, send);
+    }
+    let slot = Slot {
         src,
-        epoch_tag: tag,
         timestamp: opened.timestamp,
-        received: std::time::Instant::now(),
-    });
-    InitOutcome::Parked(peer_id)
+        received: Instant::now(),
+        waiting: Waiting::Parked {
+            datagram: datagram.to_vec(),
+            epoch_tag: initiator_epoch_tag(sender_idx),
+        },
+    };
+    answer_or_park(peer, peer_id, r, slot, out, send)
 }
 
-/// Answers a parked initiation now that the Tunn of its epoch exists (checked again: the
-/// peer may have completed a newer handshake meanwhile).
-pub fn on_pending(
+/// Answers the initiations parked for `epoch_tag` now that the key of their epoch landed.
+pub fn on_key_landed(
     peer: &mut Peer,
     peer_id: PeerId,
-    pending: &PendingInit,
+    r: &mut Responder<'_>,
+    epoch_tag: u32,
+    out: &mut [u8],
+    send: &mut dyn FnMut(&[u8], SocketAddr),
+) -> Vec<InitOutcome> {
+    peer.slots
+        .take_parked(epoch_tag, Instant::now())
+        .into_iter()
+        .map(|slot| answer_or_park(peer, peer_id, r, slot, out, send))
+        .collect()
+}
+
+/// A parked `slot`: answered by a new Tunn of its epoch if that epoch's key is here, else
+/// kept parked. Either way it waits in the peer's slots.
+fn answer_or_park(
+    peer: &mut Peer,
+    peer_id: PeerId,
+    r: &mut Responder<'_>,
+    mut slot: Slot,
     out: &mut [u8],
     send: &mut dyn FnMut(&[u8], SocketAddr),
 ) -> InitOutcome {
-    answer(
-        peer,
-        peer_id,
-        pending.src,
-        &pending.datagram,
-        pending.timestamp,
-        pending.epoch_tag,
-        out,
-        send,
-    )
+    let Waiting::Parked {
+        datagram,
+        epoch_tag,
+    } = &slot.waiting
+    else {
+        return InitOutcome::Unknown;
+    };
+    let (public, keepalive) = (peer.public_key, peer.persistent_keepalive);
+    let mut outcome = InitOutcome::Parked(peer_id);
+    if let Some(group) = peer.epoch_by_tag(*epoch_tag) {
+        let Ok(index) = r.indices.allocate(peer_id, group.epoch()) else {
+            return InitOutcome::Dropped(peer_id, TunnelDrop::IoError);
+        };
+        let Some(mut tunn) =
+            group
+                .primary
+                .answerer(index, r.private, public, keepalive, r.rate_limiter.clone())
+        else {
+            r.indices.release(index);
+            return InitOutcome::Dropped(peer_id, TunnelDrop::WireguardRejected);
+        };
+        let src = slot.src;
+        match feed_handshake(&mut tunn.tunn, src.ip(), datagram, out, &mut |d| {
+            send(d, src)
+        }) {
+            Fed::Answered => {
+                slot.waiting = Waiting::Answered(Box::new(tunn));
+                outcome = InitOutcome::Answered(peer_id);
+            }
+            _ => {
+                r.indices.release(index);
+                return InitOutcome::Dropped(peer_id, TunnelDrop::WireguardRejected);
+            }
+        }
+    }
+    match peer.slots.insert(slot, peer.endpoint) {
+        Ok(pushed_out) => release(r.indices, pushed_out),
+        Err((_, slot)) => {
+            if let Waiting::Answered(t) = slot.waiting {
+                r.indices.release(t.index);
+            }
+            return InitOutcome::Dropped(peer_id, TunnelDrop::ReplayedInitiation);
+        }
+    }
+    outcome
 }
 
-#[allow(clippy::too_many_arguments)]
-fn answer(
+fn release(indices: &mut TunnIndexTable, tunns: Vec<EpochTunn>) {
+    for t in tunns {
+        indices.release(t.index);
+    }
+}
+
+/// A plain WireGuard peer: its one Tunn answers, and as in WireGuard the answer moves the
+/// endpoint and the replay record (a static key, or static PSK, is all such a peer has).
+fn answer_classic(
     peer: &mut Peer,
     peer_id: PeerId,
     src: SocketAddr,
     datagram: &[u8],
     timestamp: Tai64n,
-    tag: u32,
     out: &mut [u8],
     send: &mut dyn FnMut(&[u8], SocketAddr),
 ) -> InitOutcome {
-    // Before any Tunn sees it: a fresh epoch's Tunn would accept any old initiation.
-    if !peer.initiation_is_fresh(timestamp) {
-        return InitOutcome::Dropped(peer_id, TunnelDrop::ReplayedInitiation);
-    }
-    let Some(tunn) = peer.tunn_by_epoch_tag(tag) else {
+    let Some(group) = peer.current.as_mut() else {
         return InitOutcome::Dropped(peer_id, TunnelDrop::UnknownIndex);
     };
-    match feed_handshake(&mut tunn.tunn, src.ip(), datagram, out, &mut |d| {
+    match feed_handshake(&mut group.primary.tunn, src.ip(), datagram, out, &mut |d| {
         send(d, src)
     }) {
-        Fed::Authenticated => {
+        Fed::Answered => {
             peer.last_initiation = Some(timestamp);
             peer.endpoint = Some(src);
             InitOutcome::Answered(peer_id)
         }
-        Fed::Unauthenticated | Fed::Rejected => {
-            InitOutcome::Dropped(peer_id, TunnelDrop::WireguardRejected)
-        }
+        _ => InitOutcome::Dropped(peer_id, TunnelDrop::WireguardRejected),
     }
 }
 
+#[cfg(test)]
+#[path = "handshake_rx_static_key_tests.rs"]
+mod static_key_tests;
 #[cfg(test)]
 #[path = "handshake_rx_tests.rs"]
 mod tests;

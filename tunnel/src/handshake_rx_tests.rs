@@ -12,22 +12,23 @@ use zeroize::Zeroizing;
 
 use super::*;
 use crate::epoch_tunn::EpochTunn;
+use crate::tunn_index::TunnIndexTable;
 
-const RESPONDER: [u8; 32] = [7; 32];
-const INITIATOR: [u8; 32] = [9; 32];
+pub(super) const RESPONDER: [u8; 32] = [7; 32];
+pub(super) const INITIATOR: [u8; 32] = [9; 32];
 
-fn addr(s: &str) -> SocketAddr {
+pub(super) fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn keys() -> (StaticSecret, PublicKey) {
+pub(super) fn keys() -> (StaticSecret, PublicKey) {
     let private = StaticSecret::from(RESPONDER);
     let public = PublicKey::from(&private);
     (private, public)
 }
 
 /// Our Tunn for `epoch`, keyed like the peer's Tunn of the same epoch.
-fn our_tunn(epoch: u64, limiter: Arc<RateLimiter>) -> EpochTunn {
+pub(super) fn our_tunn(epoch: u64, limiter: Arc<RateLimiter>) -> EpochTunn {
     let key = EpochKey {
         epoch,
         psk: Zeroizing::new([epoch as u8; 32]),
@@ -44,7 +45,7 @@ fn our_tunn(epoch: u64, limiter: Arc<RateLimiter>) -> EpochTunn {
 }
 
 /// The genuine peer's Tunn for `epoch` (its index carries the epoch tag, as ours do).
-fn their_tunn(epoch: u64) -> Tunn {
+pub(super) fn their_tunn(epoch: u64) -> Tunn {
     let index = (0x333 << 4) | (epoch as u32 & 0xf);
     Tunn::new(
         StaticSecret::from(INITIATOR),
@@ -56,7 +57,7 @@ fn their_tunn(epoch: u64) -> Tunn {
     )
 }
 
-fn initiation(tunn: &mut Tunn) -> Vec<u8> {
+pub(super) fn initiation(tunn: &mut Tunn) -> Vec<u8> {
     let mut out = vec![0u8; 256];
     match tunn.format_handshake_initiation(&mut out, true) {
         TunnResult::WriteToNetwork(init) => init.to_vec(),
@@ -64,7 +65,7 @@ fn initiation(tunn: &mut Tunn) -> Vec<u8> {
     }
 }
 
-fn peer() -> Peer {
+pub(super) fn peer() -> Peer {
     Peer::new(
         PublicKey::from(&StaticSecret::from(INITIATOR)),
         None,
@@ -77,7 +78,7 @@ fn peer() -> Peer {
 
 /// What an attacker can do with our public key alone: rewrite unauthenticated fields of a
 /// handshake message and recompute mac1.
-fn remac(message: &mut [u8]) {
+pub(super) fn remac(message: &mut [u8]) {
     let key = Blake2s256::new()
         .chain_update(b"mac1----")
         .chain_update(keys().1.as_bytes())
@@ -91,28 +92,82 @@ fn remac(message: &mut [u8]) {
     message[mac1_at + 16..].fill(0);
 }
 
-fn retag(init: &[u8], epoch: u64) -> Vec<u8> {
+pub(super) fn retag(init: &[u8], epoch: u64) -> Vec<u8> {
     let mut forged = init.to_vec();
     forged[5] = (forged[5] & 0xf0) | (epoch as u8 & 0xf);
     remac(&mut forged);
     forged
 }
 
-fn run(
+/// The driver's side of answering: an index table and the limiter every Tunn gets.
+pub(super) struct Ours {
+    pub indices: TunnIndexTable,
+    pub limiter: Arc<RateLimiter>,
+}
+
+impl Ours {
+    pub fn new() -> Self {
+        Self {
+            indices: TunnIndexTable::new(),
+            limiter: HandshakeLimits::new(&keys().1, 1000).for_tunns(),
+        }
+    }
+}
+
+pub(super) fn run(
     peers: &mut [Peer],
+    ours: &mut Ours,
     src: SocketAddr,
     datagram: &[u8],
     sent: &mut Vec<(Vec<u8>, SocketAddr)>,
 ) -> InitOutcome {
     let (private, public) = keys();
-    let own = OwnKeys {
+    let mut r = Responder {
         private: &private,
         public: &public,
+        indices: &mut ours.indices,
+        rate_limiter: ours.limiter.clone(),
     };
     let mut out = vec![0u8; 2048];
-    on_initiation(peers, &own, src, datagram, &mut out, &mut |d, to| {
+    on_initiation(peers, &mut r, src, datagram, &mut out, &mut |d, to| {
         sent.push((d.to_vec(), to))
     })
+}
+
+/// What the driver's data path does with a data message (wireguard_rx::on_data): find the
+/// Tunn by index, decrypt, move the endpoint, confirm an answered initiation. Returns
+/// whether it decrypted.
+pub(super) fn data_in(peer: &mut Peer, ours: &mut Ours, src: SocketAddr, datagram: &[u8]) -> bool {
+    let receiver = u32::from_le_bytes(datagram[4..8].try_into().unwrap_or_default());
+    let index = crate::tunn_index::tunn_index_of(receiver);
+    let answering = peer.slots.by_index(index).is_some();
+    let Some(tunn) = peer.tunn_by_index(index) else {
+        return false;
+    };
+    let mut out = vec![0u8; 2048];
+    match tunn.tunn.decapsulate(Some(src.ip()), datagram, &mut out) {
+        TunnResult::WriteToTunnelV4(..) | TunnResult::WriteToTunnelV6(..) | TunnResult::Done => {}
+        _ => return false,
+    }
+    peer.endpoint = Some(src);
+    if answering {
+        if let Some((_, dropped)) = peer.confirm(index) {
+            for t in dropped {
+                ours.indices.release(t.index);
+            }
+        }
+    }
+    true
+}
+
+/// Their Tunn takes our handshake response and answers with its keepalive (the
+/// confirmation), which it returns.
+pub(super) fn their_confirmation(theirs: &mut Tunn, response: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 2048];
+    match theirs.decapsulate(None, response, &mut out) {
+        TunnResult::WriteToNetwork(k) => k.to_vec(),
+        other => panic!("their Tunn refused our response: {other:?}"),
+    }
 }
 
 #[test]
@@ -153,6 +208,7 @@ fn forged_response_answered_by_a_cookie_proves_nothing() {
 fn each_initiation_counts_once_against_the_limit() {
     let limits = HandshakeLimits::new(&keys().1, 1);
     let mut peers = vec![peer()];
+    let mut ours = Ours::new();
     peers[0].install(our_tunn(1, limits.for_tunns()));
     let init = initiation(&mut their_tunn(1));
     let src = addr("198.51.100.2:51820");
@@ -163,7 +219,7 @@ fn each_initiation_counts_once_against_the_limit() {
     ));
     let mut sent = Vec::new();
     assert_eq!(
-        run(&mut peers, src, &init, &mut sent),
+        run(&mut peers, &mut ours, src, &init, &mut sent),
         InitOutcome::Answered(0)
     );
     assert_eq!(sent[0].0[0], 2, "a handshake response");
@@ -187,16 +243,21 @@ fn each_initiation_counts_once_against_the_limit() {
 fn replayed_initiation_into_a_fresh_epoch_changes_nothing() {
     let limits = HandshakeLimits::new(&keys().1, 100);
     let mut peers = vec![peer()];
+    let mut ours = Ours::new();
     peers[0].install(our_tunn(1, limits.for_tunns()));
     let genuine = addr("198.51.100.2:51820");
     let attacker = addr("203.0.113.66:5000");
-    let recorded = initiation(&mut their_tunn(1));
+    let mut theirs = their_tunn(1);
+    let recorded = initiation(&mut theirs);
     let mut sent = Vec::new();
     assert_eq!(
-        run(&mut peers, genuine, &recorded, &mut sent),
+        run(&mut peers, &mut ours, genuine, &recorded, &mut sent),
         InitOutcome::Answered(0)
     );
+    let keepalive = their_confirmation(&mut theirs, &sent[0].0);
+    assert!(data_in(&mut peers[0], &mut ours, genuine, &keepalive));
     assert_eq!(peers[0].endpoint, Some(genuine));
+    assert!(peers[0].last_initiation.is_some(), "confirmed: recorded");
 
     // Next epoch: a fresh Tunn, whose own replay check starts from zero.
     peers[0].install(our_tunn(2, limits.for_tunns()));
@@ -204,23 +265,22 @@ fn replayed_initiation_into_a_fresh_epoch_changes_nothing() {
     let replays = [recorded.clone(), retag(&recorded, 2), retag(&recorded, 3)];
     for replay in &replays {
         assert_eq!(
-            run(&mut peers, attacker, replay, &mut sent),
+            run(&mut peers, &mut ours, attacker, replay, &mut sent),
             InitOutcome::Dropped(0, TunnelDrop::ReplayedInitiation)
         );
     }
     assert!(sent.is_empty(), "nothing answered");
     assert_eq!(peers[0].endpoint, Some(genuine), "endpoint unchanged");
-    assert!(peers[0].pending_init.is_none(), "nothing parked");
-    assert!(!peers[0].current.as_ref().is_some_and(|t| t.has_session()));
+    assert!(peers[0].slots.is_empty(), "nothing waiting");
 
     // The peer's next genuine initiation still works.
     let fresh = initiation(&mut their_tunn(2));
     assert_eq!(
-        run(&mut peers, genuine, &fresh, &mut sent),
+        run(&mut peers, &mut ours, genuine, &fresh, &mut sent),
         InitOutcome::Answered(0)
     );
 
-    // Without the per-peer check the fresh Tunn alone answers the re-tagged replay.
+    // Without the per-peer check a fresh Tunn alone answers the re-tagged replay.
     let mut unguarded = our_tunn(2, limits.for_tunns());
     let mut out = vec![0u8; 2048];
     let fed = feed_handshake(
@@ -230,43 +290,61 @@ fn replayed_initiation_into_a_fresh_epoch_changes_nothing() {
         &mut out,
         &mut |_| {},
     );
-    assert_eq!(fed, Fed::Authenticated);
+    assert_eq!(fed, Fed::Answered);
 }
 
 #[test]
-fn parked_initiation_is_not_replaced_by_its_replay() {
+fn parked_initiation_is_answered_where_it_came_from() {
     let limits = HandshakeLimits::new(&keys().1, 100);
     let mut peers = vec![peer()];
+    let mut ours = Ours::new();
     peers[0].install(our_tunn(1, limits.for_tunns()));
     let genuine = addr("198.51.100.2:51820");
     let attacker = addr("203.0.113.66:5000");
     // The peer is a keymix round trip ahead: epoch 2 is not here yet.
-    let early = initiation(&mut their_tunn(2));
+    let mut theirs = their_tunn(2);
+    let early = initiation(&mut theirs);
     let mut sent = Vec::new();
     assert_eq!(
-        run(&mut peers, genuine, &early, &mut sent),
+        run(&mut peers, &mut ours, genuine, &early, &mut sent),
         InitOutcome::Parked(0)
     );
+    // The same from the same source again: a duplicate; from elsewhere: parked apart.
     assert_eq!(
-        run(&mut peers, attacker, &early, &mut sent),
+        run(&mut peers, &mut ours, genuine, &early, &mut sent),
         InitOutcome::Dropped(0, TunnelDrop::ReplayedInitiation)
     );
-    let pending = peers[0]
-        .pending_init
-        .take()
-        .unwrap_or_else(|| panic!("nothing parked"));
-    assert_eq!(pending.src, genuine);
+    assert_eq!(
+        run(&mut peers, &mut ours, attacker, &early, &mut sent),
+        InitOutcome::Parked(0)
+    );
+    assert!(sent.is_empty());
 
     peers[0].install(our_tunn(2, limits.for_tunns()));
+    let (private, public) = keys();
+    let mut r = Responder {
+        private: &private,
+        public: &public,
+        indices: &mut ours.indices,
+        rate_limiter: ours.limiter.clone(),
+    };
     let mut out = vec![0u8; 2048];
-    let outcome = on_pending(&mut peers[0], 0, &pending, &mut out, &mut |d, to| {
+    let outcomes = on_key_landed(&mut peers[0], 0, &mut r, 2, &mut out, &mut |d, to| {
         sent.push((d.to_vec(), to))
     });
-    assert_eq!(outcome, InitOutcome::Answered(0));
-    assert_eq!(sent.last().map(|(d, to)| (d[0], *to)), Some((2, genuine)));
-    // Answered once: the same initiation again is a replay.
-    assert_eq!(
-        on_pending(&mut peers[0], 0, &pending, &mut out, &mut |_, _| {}),
-        InitOutcome::Dropped(0, TunnelDrop::ReplayedInitiation)
+    assert_eq!(outcomes, vec![InitOutcome::Answered(0); 2]);
+    // Each is answered where it came from; only the genuine peer can confirm its answer.
+    let to_genuine = sent
+        .iter()
+        .find(|(_, to)| *to == genuine)
+        .map(|(d, _)| d.clone())
+        .unwrap_or_else(|| panic!("no answer to the genuine peer"));
+    assert_eq!(to_genuine[0], 2);
+    let keepalive = their_confirmation(&mut theirs, &to_genuine);
+    assert!(data_in(&mut peers[0], &mut ours, genuine, &keepalive));
+    assert_eq!(peers[0].endpoint, Some(genuine));
+    assert!(
+        peers[0].slots.is_empty(),
+        "the other answer is below the record now"
     );
 }

@@ -1,5 +1,6 @@
-//! Per-peer data-plane state: where the peer is, which inner addresses it owns, and its
-//! Tunns of the current and the previous PSK epoch.
+//! Per-peer data-plane state: where the peer is, which inner addresses it owns, its Tunns of
+//! the current and the previous PSK epoch ([`EpochTunns`]), and the WireGuard initiations
+//! not yet believed ([`InitiationSlots`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -8,21 +9,10 @@ use ip_network::IpNetwork;
 use keymix::{PublicKey, QkdPolicy};
 
 use crate::epoch_tunn::EpochTunn;
+use crate::epoch_tunns::EpochTunns;
 use crate::initiation::Tai64n;
+use crate::initiation_slots::InitiationSlots;
 use crate::tunn_index::epoch_tag;
-
-/// A handshake initiation for an epoch whose key has not landed here yet.
-pub struct PendingInit {
-    pub datagram: Vec<u8>,
-    pub src: SocketAddr,
-    pub epoch_tag: u32,
-    /// Its decrypted TAI64N timestamp: only a newer initiation may take its place.
-    pub timestamp: Tai64n,
-    pub received: Instant,
-}
-
-/// How long a pending initiation is worth replaying (WireGuard retries after 5 s anyway).
-pub const PENDING_INIT_TTL: Duration = Duration::from_secs(5);
 
 pub struct Peer {
     pub public_key: PublicKey,
@@ -35,14 +25,15 @@ pub struct Peer {
     pub reject_after: Duration,
     /// Only for status: keymix enforces the policy.
     pub qkd_policy: QkdPolicy,
-    /// The newest epoch's Tunn.
-    pub current: Option<EpochTunn>,
-    /// The Tunn that carried traffic before `current` got its session.
-    pub previous: Option<EpochTunn>,
-    pub pending_init: Option<PendingInit>,
-    /// Timestamp of the newest handshake initiation a Tunn of this peer answered, over
-    /// all epochs: boringtun's own check lives in each Tunn and a fresh epoch's Tunn
-    /// starts from zero, so this one is the replay protection.
+    /// The newest epoch's Tunns.
+    pub current: Option<EpochTunns>,
+    /// The epoch that carried traffic before `current` got a session.
+    pub previous: Option<EpochTunns>,
+    /// Initiations answered or parked but not yet confirmed by the peer.
+    pub slots: InitiationSlots,
+    /// TAI64N of the newest handshake initiation whose session the peer confirmed, over all
+    /// epochs (persisted with the keymix chain): boringtun's own check lives in each Tunn
+    /// and a fresh Tunn starts from zero, so this one is the replay protection.
     pub last_initiation: Option<Tai64n>,
     /// Bytes of Tunns already dropped, so status counters never go backwards.
     pub retired_tx: u64,
@@ -76,7 +67,7 @@ impl Peer {
             qkd_policy,
             current: None,
             previous: None,
-            pending_init: None,
+            slots: InitiationSlots::default(),
             last_initiation: None,
             retired_tx: 0,
             retired_rx: 0,
@@ -87,14 +78,13 @@ impl Peer {
         }
     }
 
-    /// Installs a new epoch's Tunn. Returns the Tunns that are dropped (their indices must
-    /// be released). Of the old ones we keep the newest that has a session, because that one
-    /// carries traffic until the new Tunn has its own.
+    /// Installs a new epoch's primary Tunn. Returns the Tunns that are dropped (their
+    /// indices must be released). Of the old epochs we keep the newest that has a session,
+    /// because that one carries traffic until the new epoch has its own.
     pub fn install(&mut self, new: EpochTunn) -> Vec<EpochTunn> {
-        let mut dropped = Vec::new();
         let old_current = self.current.take();
         let old_previous = self.previous.take();
-        let keep_current = old_current.as_ref().is_some_and(|t| t.has_session())
+        let keep_current = old_current.as_ref().is_some_and(EpochTunns::has_session)
             || old_previous.as_ref().is_none_or(|t| !t.has_session());
         let (keep, drop) = if keep_current {
             (old_current, old_previous)
@@ -102,27 +92,20 @@ impl Peer {
             (old_previous, old_current)
         };
         self.previous = keep;
-        dropped.extend(drop);
-        self.current = Some(new);
-        for t in &dropped {
-            self.retire_traffic(t);
-        }
-        dropped
+        self.current = Some(EpochTunns::new(new));
+        self.retire(drop.into_iter().collect())
     }
 
     /// Drops every Tunn of `epoch` or older (keymix said that key is past its reject age).
     pub fn expire(&mut self, epoch: u64) -> Vec<EpochTunn> {
         let mut dropped = Vec::new();
-        if self.previous.as_ref().is_some_and(|t| t.epoch <= epoch) {
+        if self.previous.as_ref().is_some_and(|t| t.epoch() <= epoch) {
             dropped.extend(self.previous.take());
         }
-        if self.current.as_ref().is_some_and(|t| t.epoch <= epoch) {
+        if self.current.as_ref().is_some_and(|t| t.epoch() <= epoch) {
             dropped.extend(self.current.take());
         }
-        for t in &dropped {
-            self.retire_traffic(t);
-        }
-        dropped
+        self.retire(dropped)
     }
 
     /// Drops Tunns whose PSK is older than the reject age, whatever keymix says.
@@ -143,43 +126,55 @@ impl Peer {
         {
             dropped.extend(self.current.take());
         }
-        for t in &dropped {
-            self.retire_traffic(t);
-        }
-        dropped
+        self.retire(dropped)
     }
 
-    fn retire_traffic(&mut self, t: &EpochTunn) {
+    fn retire(&mut self, groups: Vec<EpochTunns>) -> Vec<EpochTunn> {
+        let tunns: Vec<EpochTunn> = groups
+            .into_iter()
+            .flat_map(EpochTunns::into_tunns)
+            .collect();
+        for t in &tunns {
+            self.retire_traffic(t);
+        }
+        tunns
+    }
+
+    pub fn retire_traffic(&mut self, t: &EpochTunn) {
         let (tx, rx) = t.traffic();
         self.retired_tx = self.retired_tx.saturating_add(tx);
         self.retired_rx = self.retired_rx.saturating_add(rx);
     }
 
-    /// The Tunn to encrypt user traffic with: the newest with a session; without any
-    /// session the newest (boringtun queues the packet and starts a handshake). `None`
-    /// means fail closed: no live PSK.
+    /// The Tunn to encrypt user traffic with: of the newest epoch with a session, the Tunn
+    /// whose session is newest; without any session the newest primary (boringtun queues
+    /// the packet and starts a handshake). `None` means fail closed: no live PSK.
     pub fn sending_tunn(&mut self) -> Option<&mut EpochTunn> {
-        let current_ready = self.current.as_ref().is_some_and(|t| t.has_session());
-        let previous_ready = self.previous.as_ref().is_some_and(|t| t.has_session());
+        let current_ready = self.current.as_ref().is_some_and(EpochTunns::has_session);
+        let previous_ready = self.previous.as_ref().is_some_and(EpochTunns::has_session);
         if !current_ready && previous_ready {
-            return self.previous.as_mut();
+            return self.previous.as_mut().map(EpochTunns::sending);
         }
-        if self.current.is_some() {
-            return self.current.as_mut();
+        if let Some(c) = self.current.as_mut() {
+            return Some(c.sending());
         }
-        self.previous.as_mut()
+        self.previous.as_mut().map(EpochTunns::sending)
     }
 
-    /// The Tunn with Tunn index `index`.
+    /// The Tunn with Tunn index `index`: of an epoch, or answering an initiation.
     pub fn tunn_by_index(&mut self, index: u32) -> Option<&mut EpochTunn> {
-        if self.current.as_ref().is_some_and(|t| t.index == index) {
-            return self.current.as_mut();
+        if let Some(t) = self.current.as_mut().and_then(|g| g.by_index(index)) {
+            return Some(t);
         }
-        self.previous.as_mut().filter(|t| t.index == index)
+        if let Some(t) = self.previous.as_mut().and_then(|g| g.by_index(index)) {
+            return Some(t);
+        }
+        self.slots.by_index(index)
     }
 
-    /// The Tunn whose epoch matches the epoch tag of a peer's handshake initiation.
-    pub fn tunn_by_epoch_tag(&mut self, tag: u32) -> Option<&mut EpochTunn> {
+    /// The epoch (its primary Tunn) whose number matches the epoch tag of a peer's
+    /// handshake initiation.
+    pub fn epoch_by_tag(&mut self, tag: u32) -> Option<&mut EpochTunns> {
         // A stock WireGuard peer's indices are random: they carry no epoch.
         if self.classic {
             return self.current.as_mut();
@@ -187,35 +182,71 @@ impl Peer {
         if self
             .current
             .as_ref()
-            .is_some_and(|t| epoch_tag(t.epoch) == tag)
+            .is_some_and(|t| epoch_tag(t.epoch()) == tag)
         {
             return self.current.as_mut();
         }
-        self.previous.as_mut().filter(|t| epoch_tag(t.epoch) == tag)
+        self.previous
+            .as_mut()
+            .filter(|t| epoch_tag(t.epoch()) == tag)
     }
 
-    /// Whether an initiation stamped `timestamp` is newer than every one this peer had
-    /// accepted (any epoch); anything else is a replay and must change nothing.
+    /// The peer confirmed the initiation answered by Tunn `index`: that Tunn joins its
+    /// epoch and the initiation becomes the replay record. Returns the record's TAI64N (to
+    /// persist) and the Tunns dropped (indices to release); `None` if `index` answered
+    /// nothing pending.
+    pub fn confirm(&mut self, index: u32) -> Option<(Tai64n, Vec<EpochTunn>)> {
+        let (tunn, timestamp, _src) = self.slots.take_answered(index)?;
+        let mut dropped = Vec::new();
+        let epoch = tunn.epoch;
+        let group = [self.current.as_mut(), self.previous.as_mut()]
+            .into_iter()
+            .flatten()
+            .find(|g| g.epoch() == epoch);
+        match group {
+            Some(g) => dropped.extend(g.add_answered(tunn)),
+            // Its epoch is gone meanwhile: nothing to join.
+            None => dropped.push(tunn),
+        }
+        for t in &dropped {
+            self.retire_traffic(t);
+        }
+        if self.last_initiation.is_none_or(|last| timestamp > last) {
+            self.last_initiation = Some(timestamp);
+        }
+        // Initiations at or below the new record can no longer be genuine.
+        dropped.extend(self.slots.expire(Instant::now(), self.last_initiation));
+        Some((timestamp, dropped))
+    }
+
+    /// Whether an initiation stamped `timestamp` is newer than every one whose session
+    /// the peer confirmed (any epoch); anything else is a replay and must change nothing.
     pub fn initiation_is_fresh(&self, timestamp: Tai64n) -> bool {
         self.last_initiation.is_none_or(|last| timestamp > last)
     }
 
-    /// Whether a fresh initiation may take the parked one's place: only a newer one, so a
-    /// replay of the parked initiation cannot redirect its answer.
-    pub fn may_park(&self, timestamp: Tai64n) -> bool {
-        self.initiation_is_fresh(timestamp)
-            && self
-                .pending_init
-                .as_ref()
-                .is_none_or(|p| timestamp > p.timestamp)
-    }
-
+    /// The Tunns of the live epochs (not the unconfirmed answerers).
     pub fn tunns_mut(&mut self) -> impl Iterator<Item = &mut EpochTunn> {
-        self.current.iter_mut().chain(self.previous.iter_mut())
+        self.current
+            .iter_mut()
+            .chain(self.previous.iter_mut())
+            .flat_map(EpochTunns::tunns_mut)
     }
 
     pub fn tunns(&self) -> impl Iterator<Item = &EpochTunn> {
-        self.current.iter().chain(self.previous.iter())
+        self.current
+            .iter()
+            .chain(self.previous.iter())
+            .flat_map(EpochTunns::tunns)
+    }
+
+    /// The live epochs' numbers, newest first.
+    pub fn epochs(&self) -> Vec<u64> {
+        self.current
+            .iter()
+            .chain(self.previous.iter())
+            .map(EpochTunns::epoch)
+            .collect()
     }
 
     /// (tx, rx) bytes over the peer's whole life.
@@ -283,10 +314,10 @@ mod tests {
         assert!(p.install(tunn(2, 2)).is_empty());
         let dropped: Vec<u64> = p.install(tunn(3, 3)).iter().map(|t| t.epoch).collect();
         assert_eq!(dropped, vec![1]);
-        assert_eq!(p.tunns().map(|t| t.epoch).collect::<Vec<_>>(), vec![3, 2]);
+        assert_eq!(p.epochs(), vec![3, 2]);
         // No session anywhere: the newest Tunn queues and starts its handshake.
         assert_eq!(p.sending_tunn().map(|t| t.epoch), Some(3));
-        assert_eq!(p.tunn_by_epoch_tag(epoch_tag(2)).map(|t| t.epoch), Some(2));
+        assert_eq!(p.epoch_by_tag(epoch_tag(2)).map(|t| t.epoch()), Some(2));
         assert_eq!(p.expire(3).len(), 2);
         assert!(p.sending_tunn().is_none(), "fail closed after expiry");
     }

@@ -69,9 +69,26 @@ pub struct PeerReport {
     /// What authenticated the current epoch: "chain" | "bootstrap-psk" | "static-only".
     #[serde(default)]
     pub auth: Option<String>,
-    /// Why the peer is blocked (e.g. a chain mismatch) and the fix, when known.
+    /// Why the peer is blocked (local facts only: an expired key, a policy not met).
     #[serde(default)]
     pub reason: Option<String>,
+    /// What the operator can do: from local facts or authenticated messages only.
+    #[serde(default)]
+    pub hint: Option<String>,
+    /// Datagrams claiming to be this peer that did not authenticate (or only by a static
+    /// key): counted, never acted on.
+    #[serde(default)]
+    pub unverified: u64,
+    /// The last of them, as a fact.
+    #[serde(default)]
+    pub last_unverified: Option<String>,
+    /// The operator acknowledged a static-key-only re-bootstrap (`trident reset
+    /// --static-only`); shown until the chain has grown again.
+    #[serde(default)]
+    pub static_only_reset: bool,
+    /// A new bootstrap PSK was loaded and the peer has not used it yet: both are accepted.
+    #[serde(default)]
+    pub psk_rotation: bool,
     /// The persisted chain's epoch (0: none); ahead of `epoch` right after a restart.
     #[serde(default)]
     pub chain_epoch: u64,
@@ -168,6 +185,11 @@ impl PeerReport {
             qkd_policy: qkd_policy.to_string(),
             auth: st.auth.map(|a| a.as_str().to_owned()),
             reason: st.reason.clone(),
+            hint: st.hint.clone(),
+            unverified: st.unverified,
+            last_unverified: st.last_unverified.clone(),
+            static_only_reset: st.static_only_reset,
+            psk_rotation: st.psk_rotation,
             chain_epoch: st.chain_epoch,
             classic: false,
             installed_psk: None,

@@ -6,10 +6,11 @@
 use std::time::{Duration, Instant};
 
 use boringtun::noise::Tunn;
-use keymix::{QkdPolicy, Role, SourceMask};
+use keymix::QkdPolicy;
 
 use super::Driver;
 use crate::epoch_tunn::EpochTunn;
+use crate::epoch_tunns::EpochTunns;
 use crate::error::TunnelError;
 use crate::peer::Peer;
 use crate::settings::PeerSettings;
@@ -51,18 +52,7 @@ impl Driver {
                 QkdPolicy::Off,
             );
             peer.classic = true;
-            peer.current = Some(EpochTunn {
-                epoch: 0,
-                index,
-                tunn,
-                sources: SourceMask::default(),
-                qkd_key_ids: Vec::new(),
-                // Not a responder waiting for a keymix initiator: WireGuard's own timers
-                // start handshakes when traffic needs them.
-                role: Role::Initiator,
-                established: now,
-                installed: now,
-            });
+            peer.current = Some(EpochTunns::new(EpochTunn::classic(tunn, index, now)));
             for net in &peer.allowed_ips {
                 self.allowed_ips.insert(*net, id);
             }

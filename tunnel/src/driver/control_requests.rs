@@ -10,18 +10,23 @@ use crate::keymix_io;
 impl Driver {
     /// A control-socket request: the status, or an operator's `trident reset` of one peer.
     pub(super) fn on_control(&mut self, io: &Io, request: ControlRequest, out: &mut [u8]) {
-        let (peer, reply) = match request {
+        let (peer, static_only, reply) = match request {
             ControlRequest::Status(reply) => {
                 let _ = reply.send(self.status(Instant::now()));
                 return;
             }
-            ControlRequest::Reset { peer, reply } => (peer, reply),
+            ControlRequest::Reset {
+                peer,
+                static_only,
+                reply,
+            } => (peer, static_only, reply),
         };
         let id = self
             .peers
             .iter()
             .position(|p| *p.public_key.as_bytes() == peer);
-        let answer = keymix_io::operator_reset(&mut self.endpoint, &self.name, id, &peer);
+        let answer =
+            keymix_io::operator_reset(&mut self.endpoint, &self.name, id, &peer, static_only);
         if id.is_some() {
             self.drain_keymix(io, out);
         }

@@ -9,7 +9,6 @@ use keymix::{EpochKey, PeerId, Role};
 use super::{Driver, Io};
 use crate::counters::TunnelDrop;
 use crate::epoch_tunn::EpochTunn;
-use crate::peer::PENDING_INIT_TTL;
 use crate::tunn_index::epoch_tag;
 
 impl Driver {
@@ -63,7 +62,7 @@ impl Driver {
             let endpoint = peer.endpoint;
             if let Some(current) = peer.current.as_mut() {
                 if let TunnResult::WriteToNetwork(init) =
-                    current.tunn.format_handshake_initiation(out, false)
+                    current.primary.tunn.format_handshake_initiation(out, false)
                 {
                     match endpoint {
                         Some(to) => io.send_udp(init, to, &mut self.counters),
@@ -72,15 +71,7 @@ impl Driver {
                 }
             }
         }
-        if let Some(pending) = peer.pending_init.take() {
-            if pending.epoch_tag == epoch_tag(key.epoch)
-                && pending.received.elapsed() < PENDING_INIT_TTL
-            {
-                self.answer_pending(io, peer_id, &pending, out);
-            } else {
-                peer.pending_init = Some(pending);
-            }
-        }
+        self.answer_parked(io, peer_id, epoch_tag(key.epoch), out);
     }
 
     pub(super) fn expire_epoch(&mut self, peer_id: PeerId, epoch: u64) {

@@ -95,10 +95,12 @@ pub(super) async fn run_loop(
                 Err(e) => tracing::debug!("UDP receive: {e}"),
             },
             Some((id, result)) = kme_results.recv() => {
+                crate::keymix_io::read_wall_clock(&mut driver.endpoint);
                 driver.endpoint.handle_kme_result(Instant::now(), id, result);
                 driver.drain_keymix(&io, &mut out);
             }
             () = keymix_timer => {
+                crate::keymix_io::read_wall_clock(&mut driver.endpoint);
                 driver.endpoint.handle_timeout(Instant::now());
                 driver.drain_keymix(&io, &mut out);
             }

@@ -8,6 +8,7 @@ use base64::Engine;
 use keymix::{Endpoint, PublicKey};
 
 use crate::chain_store::ChainStore;
+use crate::initiation::Tai64n;
 use crate::peer::Peer;
 use crate::settings::PeerSettings;
 
@@ -26,8 +27,24 @@ pub(super) fn add_keymix_peer(
     let qkd_policy = p.keymix.qkd;
     p.keymix.endpoint_known = p.endpoint.is_some();
     if let Some(store) = chain_store {
-        p.keymix.state = store.load(own_key.as_bytes(), public.as_bytes());
+        p.keymix.state = store
+            .load(own_key.as_bytes(), public.as_bytes())
+            .map_err(|e| {
+                format!(
+                    "peer {}: {e}",
+                    base64::engine::general_purpose::STANDARD.encode(public.as_bytes())
+                )
+            })?;
     }
+    // The WireGuard replay record is kept with the chain, so a recorded initiation stays a
+    // replay across a restart.
+    let wireguard_record = p
+        .keymix
+        .state
+        .as_ref()
+        .map(|s| s.wireguard_initiation)
+        .filter(|r| *r != [0; 12])
+        .map(Tai64n);
     let b64 = base64::engine::general_purpose::STANDARD;
     let id = endpoint
         .add_peer(p.keymix, now)
@@ -39,12 +56,14 @@ pub(super) fn add_keymix_peer(
             "keymix numbered a new peer {id}, expected {expected}"
         ));
     }
-    Ok(Peer::new(
+    let mut peer = Peer::new(
         public,
         p.endpoint,
         p.allowed_ips,
         p.persistent_keepalive,
         reject_after,
         qkd_policy,
-    ))
+    );
+    peer.last_initiation = wireguard_record;
+    Ok(peer)
 }

@@ -47,6 +47,7 @@ impl Driver {
         let now = Instant::now();
         let b64 = base64::engine::general_purpose::STANDARD;
         let (mut changed, mut unchanged, mut removed) = (0usize, 0usize, 0usize);
+        let mut notes: Vec<String> = Vec::new();
         let mut keep = std::collections::BTreeSet::new();
         let (existing, fresh): (Vec<_>, Vec<_>) = new_keymix
             .into_iter()
@@ -98,7 +99,15 @@ impl Driver {
             peer.reject_after = p.keymix.reject_after;
             let mut cfg = p.keymix;
             cfg.endpoint_known = peer.endpoint.is_some();
-            self.endpoint.update_peer(id, cfg);
+            let keymix_changes = self.endpoint.update_peer(id, cfg, now);
+            if !differs && !keymix_changes.is_empty() {
+                changed += 1;
+                unchanged -= 1;
+            }
+            for what in keymix_changes {
+                tracing::info!(peer = %b64.encode(key), "reload: {what}");
+                notes.push(format!("peer {}: {what}", b64.encode(key)));
+            }
         }
         for (key, id) in &live {
             if keep.contains(id) {
@@ -110,9 +119,13 @@ impl Driver {
         }
         self.rebuild_allowed_ips();
         self.drain_keymix(io, out);
-        Ok(format!(
-            "{added} added, {removed} removed, {changed} changed, {unchanged} unchanged"
-        ))
+        let mut summary =
+            format!("{added} added, {removed} removed, {changed} changed, {unchanged} unchanged");
+        for n in notes {
+            summary.push_str("; ");
+            summary.push_str(&n);
+        }
+        Ok(summary)
     }
 
     /// Plain peers have no keymix id to keep: any change to them needs a restart.
@@ -139,12 +152,14 @@ impl Driver {
         let Some(peer) = self.peers.get_mut(id) else {
             return;
         };
-        let dropped: Vec<_> = peer
+        let mut dropped: Vec<_> = peer
             .current
             .take()
             .into_iter()
             .chain(peer.previous.take())
+            .flat_map(crate::epoch_tunns::EpochTunns::into_tunns)
             .collect();
+        dropped.extend(peer.slots.clear());
         for t in dropped {
             self.indices.release(t.index);
         }
@@ -152,7 +167,6 @@ impl Driver {
         peer.allowed_ips.clear();
         peer.endpoint = None;
         peer.configured_endpoint = None;
-        peer.pending_init = None;
     }
 
     fn add_peer_live(&mut self, p: PeerSettings, now: Instant) -> Result<(), String> {

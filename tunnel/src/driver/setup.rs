@@ -144,6 +144,7 @@ pub(super) fn open(
         tun_tx: TunTx::new(),
         udp_tx: UdpTx::new(usize::from(mtu)),
         metrics,
+        confirmed: Vec::new(),
     };
     driver.add_classic_peers(classic_settings)?;
     Ok(Opened {

@@ -33,7 +33,7 @@ impl Driver {
             .filter(|(_, peer)| !peer.removed)
             .map(|(id, peer)| {
                 let st = self.endpoint.peer_status(id, now);
-                let live: Vec<u64> = peer.tunns().map(|t| t.epoch).collect();
+                let live: Vec<u64> = peer.epochs();
                 // keymix knows the policy; the tunnel knows whether a Tunn is left. Either
                 // one saying "no traffic" makes the peer blocked.
                 let state = if peer.classic {

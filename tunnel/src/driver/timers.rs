@@ -9,7 +9,6 @@ use keymix::Role;
 
 use super::{Driver, Io};
 use crate::counters::TunnelDrop;
-use crate::peer::PENDING_INIT_TTL;
 
 /// A keymix responder whose new Tunn has no session after this long starts the WireGuard
 /// handshake itself. Needed when the peer restarted and reuses an epoch number: its
@@ -48,22 +47,21 @@ impl Driver {
                 }
                 indices.release(t.index);
             }
-            if peer
-                .pending_init
-                .as_ref()
-                .is_some_and(|p| p.received.elapsed() >= PENDING_INIT_TTL)
-            {
-                peer.pending_init = None;
+            let record = peer.last_initiation;
+            for t in peer.slots.expire(now, record) {
+                indices.release(t.index);
             }
             let endpoint = peer.endpoint;
-            if let Some(t) = peer.current.as_mut().filter(|t| {
-                t.role == Role::Responder
-                    && !t.has_session()
-                    && now.saturating_duration_since(t.installed) >= RESPONDER_HANDSHAKE_AFTER
+            if let Some(g) = peer.current.as_mut().filter(|g| {
+                g.primary.role == Role::Responder
+                    && !g.has_session()
+                    && now.saturating_duration_since(g.primary.installed)
+                        >= RESPONDER_HANDSHAKE_AFTER
             }) {
-                if let (TunnResult::WriteToNetwork(init), Some(to)) =
-                    (t.tunn.format_handshake_initiation(out, false), endpoint)
-                {
+                if let (TunnResult::WriteToNetwork(init), Some(to)) = (
+                    g.primary.tunn.format_handshake_initiation(out, false),
+                    endpoint,
+                ) {
                     io.send_udp(init, to, counters);
                 }
             }

@@ -21,6 +21,12 @@ impl Driver {
                 self.on_wireguard(io, src, datagram, out);
             }
         }
+        // Initiations confirmed by their sessions' first data: the replay record goes with
+        // the chain (persisted through keymix).
+        for (peer, timestamp) in std::mem::take(&mut self.confirmed) {
+            self.endpoint.record_wireguard_initiation(peer, timestamp.0);
+            keymix_input = true;
+        }
         if keymix_input {
             self.drain_keymix(io, out);
         }

@@ -11,9 +11,8 @@ use keymix::PeerId;
 
 use super::{Driver, Io};
 use crate::counters::TunnelDrop;
-use crate::handshake_rx::{self, Fed, InitOutcome, OwnKeys, Screen};
+use crate::handshake_rx::{self, Fed, InitOutcome, Responder, Screen};
 use crate::packet_batch::NotQueued;
-use crate::peer::PendingInit;
 use crate::tunn_index::tunn_index_of;
 use crate::wire::{self, WireKind};
 
@@ -55,15 +54,20 @@ impl Driver {
             counters,
             static_private,
             public_key,
+            indices,
+            rate_limiter,
             ..
         } = self;
-        let own = OwnKeys {
+        let mut responder = Responder {
             private: static_private,
             public: public_key,
+            indices,
+            rate_limiter: rate_limiter.clone(),
         };
-        let outcome = handshake_rx::on_initiation(peers, &own, src, datagram, out, &mut |d, to| {
-            io.send_udp(d, to, counters)
-        });
+        let outcome =
+            handshake_rx::on_initiation(peers, &mut responder, src, datagram, out, &mut |d, to| {
+                io.send_udp(d, to, counters)
+            });
         self.count_init(outcome);
     }
 
@@ -91,24 +95,33 @@ impl Driver {
         }
     }
 
-    /// Answers the initiation a peer sent before this epoch's key landed here.
-    pub(super) fn answer_pending(
-        &mut self,
-        io: &Io,
-        peer_id: PeerId,
-        pending: &PendingInit,
-        out: &mut [u8],
-    ) {
+    /// Answers the initiations a peer sent before the key of epoch tag `tag` landed here.
+    pub(super) fn answer_parked(&mut self, io: &Io, peer_id: PeerId, tag: u32, out: &mut [u8]) {
         let Self {
-            peers, counters, ..
+            peers,
+            counters,
+            static_private,
+            public_key,
+            indices,
+            rate_limiter,
+            ..
         } = self;
         let Some(peer) = peers.get_mut(peer_id) else {
             return;
         };
-        let outcome = handshake_rx::on_pending(peer, peer_id, pending, out, &mut |d, to| {
-            io.send_udp(d, to, counters)
-        });
-        self.count_init(outcome);
+        let mut responder = Responder {
+            private: static_private,
+            public: public_key,
+            indices,
+            rate_limiter: rate_limiter.clone(),
+        };
+        let outcomes =
+            handshake_rx::on_key_landed(peer, peer_id, &mut responder, tag, out, &mut |d, to| {
+                io.send_udp(d, to, counters)
+            });
+        for outcome in outcomes {
+            self.count_init(outcome);
+        }
     }
 
     fn count_init(&mut self, outcome: InitOutcome) {
@@ -152,8 +165,9 @@ impl Driver {
             io.send_udp(d, src, counters)
         });
         match fed {
-            Fed::Authenticated => peer.endpoint = Some(src),
-            Fed::Unauthenticated => {}
+            Fed::Proven => peer.endpoint = Some(src),
+            // An initiation never reaches a Tunn by index; a cookie reply proves nothing.
+            Fed::Answered | Fed::Unauthenticated => {}
             Fed::Rejected => counters.count(TunnelDrop::WireguardRejected),
         }
     }
@@ -166,11 +180,15 @@ impl Driver {
             allowed_ips,
             counters,
             tun_tx,
+            indices,
+            confirmed,
             ..
         } = self;
         let Some(peer) = peers.get_mut(peer_id) else {
             return;
         };
+        // Rare: the first data under a session an initiation of the peer's started.
+        let answering = peer.slots.by_index(index).is_some();
         let Some(tunn) = peer.tunn_by_index(index) else {
             counters.count(TunnelDrop::UnknownIndex);
             return;
@@ -201,6 +219,17 @@ impl Driver {
         // batch take it): the slot's borrow ends here, whatever the address family.
         .map(|(packet, from)| (packet.len(), packet.as_ptr() as usize == base, from));
         peer.endpoint = Some(src);
+        if answering {
+            // Decrypted under the answered session, so the sender holds the epoch's PSK:
+            // now the initiation is believed (its Tunn joins the epoch, its timestamp
+            // becomes the replay record, persisted with the chain).
+            if let Some((timestamp, dropped)) = peer.confirm(index) {
+                for t in dropped {
+                    indices.release(t.index);
+                }
+                confirmed.push((peer_id, timestamp));
+            }
+        }
         let Some((len, at_start, from)) = decrypted else {
             return;
         };

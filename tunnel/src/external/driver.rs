@@ -46,6 +46,10 @@ struct Driver {
     udp: UdpSocket,
     map_v4: bool,
     send_errors: u64,
+    /// Keymix datagrams for a peer whose keymix address is not known yet.
+    no_endpoint: u64,
+    /// Chain states that could not be saved (logged as errors by the chain store).
+    state_write_failed: u64,
     /// `[interface] metrics_listen`: what is observed as it happens (the same metrics as
     /// the built-in data plane; WireGuard's own packet counts are not visible here).
     metrics: Option<Arc<metrics::Shared>>,
@@ -117,10 +121,12 @@ pub async fn run_with(
                 Err(e) => tracing::debug!("UDP receive: {e}"),
             },
             Some((id, result)) = kme_results.recv() => {
+                keymix_io::read_wall_clock(&mut driver.endpoint);
                 driver.endpoint.handle_kme_result(Instant::now(), id, result);
                 driver.drain_keymix();
             }
             () = keymix_timer => {
+                keymix_io::read_wall_clock(&mut driver.endpoint);
                 driver.endpoint.handle_timeout(Instant::now());
                 driver.drain_keymix();
             }
@@ -193,7 +199,11 @@ impl Driver {
             let public = p.keymix.public_key;
             p.keymix.endpoint_known = p.endpoint.is_some();
             if let Some(store) = &chain_store {
-                p.keymix.state = store.load(public_key.as_bytes(), public.as_bytes());
+                p.keymix.state = store
+                    .load(public_key.as_bytes(), public.as_bytes())
+                    .map_err(|e| {
+                        TunnelError::Settings(format!("peer {}: {e}", b64(public.as_bytes())))
+                    })?;
             }
             let (reject_after, qkd) = (p.keymix.reject_after, p.keymix.qkd);
             let id = endpoint.add_peer(p.keymix, now).map_err(|e| {
@@ -230,6 +240,8 @@ impl Driver {
             udp,
             map_v4,
             send_errors: 0,
+            no_endpoint: 0,
+            state_write_failed: 0,
             metrics: None,
         };
         Ok((driver, kme_results))
@@ -264,7 +276,10 @@ impl Driver {
                     Destination::Addr(a) => Some(a),
                     Destination::Peer(id) => self.peers.get(id).and_then(|p| p.endpoint),
                 };
-                let Some(to) = to else { continue };
+                let Some(to) = to else {
+                    self.no_endpoint = self.no_endpoint.saturating_add(1);
+                    continue;
+                };
                 let to = udp_socket::for_family(self.map_v4, to);
                 if let Err(e) = self.udp.try_send_to(&t.payload, to) {
                     tracing::trace!("UDP send to {to}: {e}");
@@ -298,24 +313,31 @@ impl Driver {
             }
             Event::KmeRequest(request) => self.qkd.submit(request),
             Event::PersistState { peer, state } => {
-                ChainStore::persist(self.chain_store.as_ref(), peer, &state);
+                if !ChainStore::persist(self.chain_store.as_ref(), peer, &state) {
+                    self.state_write_failed = self.state_write_failed.saturating_add(1);
+                }
             }
         }
     }
 
     fn on_control(&mut self, request: ControlRequest) {
-        let (peer, reply) = match request {
+        let (peer, static_only, reply) = match request {
             ControlRequest::Status(reply) => {
                 let _ = reply.send(self.status(Instant::now()));
                 return;
             }
-            ControlRequest::Reset { peer, reply } => (peer, reply),
+            ControlRequest::Reset {
+                peer,
+                static_only,
+                reply,
+            } => (peer, static_only, reply),
         };
         let id = self
             .peers
             .iter()
             .position(|p| *p.public_key.as_bytes() == peer);
-        let answer = keymix_io::operator_reset(&mut self.endpoint, &self.name, id, &peer);
+        let answer =
+            keymix_io::operator_reset(&mut self.endpoint, &self.name, id, &peer, static_only);
         if id.is_some() {
             self.drain_keymix();
         }
@@ -333,6 +355,8 @@ impl Driver {
             .collect();
         let mut dropped = status::keymix_dropped(&self.endpoint);
         dropped.insert("io_error".to_owned(), self.send_errors);
+        dropped.insert("no_endpoint".to_owned(), self.no_endpoint);
+        dropped.insert("state_write_failed".to_owned(), self.state_write_failed);
         let status = InterfaceStatus::new(&self.name, &self.public_key, self.listen_port)
             .with_keylog(self.keylog.as_ref())
             .with_peers(peers)

@@ -1,0 +1,377 @@
+//! Issue 19, findings 1 and 2: a WireGuard initiation needs only the initiator's static
+//! private key, so a thief (or a quantum attacker) holding it can make as many as it likes.
+//! None of them may move an endpoint, advance the replay record or cost traffic; only the
+//! peer's data under an answered session (which needs the epoch's PSK) makes an initiation
+//! count. Real boringtun Tunns on both sides.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use blake2::{Blake2s256, Digest};
+use boringtun::noise::{Tunn, TunnResult};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::ChaCha20Poly1305;
+use hmac::{Mac, SimpleHmac};
+use keymix::{PublicKey, StaticSecret};
+
+use super::tests::{
+    addr, data_in, initiation, keys, our_tunn, peer, remac, run, their_confirmation, their_tunn,
+    Ours, INITIATOR,
+};
+use super::*;
+use crate::initiation_slots::MAX_SLOTS;
+
+/// A minimal IPv4 packet (ICMP echo from 10.99.0.1 to 10.99.0.2), as a Tunn accepts it.
+fn ipv4_packet() -> Vec<u8> {
+    let mut p = vec![0u8; 28];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&28u16.to_be_bytes());
+    p[8] = 64;
+    p[9] = 1;
+    p[12..16].copy_from_slice(&[10, 99, 0, 1]);
+    p[16..20].copy_from_slice(&[10, 99, 0, 2]);
+    p[20] = 8;
+    p
+}
+
+/// A thief's Tunn: the peer's static private key, but not the epoch's PSK.
+fn thief() -> Tunn {
+    Tunn::new(
+        StaticSecret::from(INITIATOR),
+        keys().1,
+        Some([0xee; 32]),
+        None,
+        (0x777 << 4) | 1,
+        None,
+    )
+}
+
+/// Their data (a packet) reaches us, and ours reaches them: the session works both ways.
+fn traffic_flows(peers: &mut [Peer], ours: &mut Ours, theirs: &mut Tunn, from: SocketAddr) {
+    let mut out = vec![0u8; 2048];
+    let packet = ipv4_packet();
+    let TunnResult::WriteToNetwork(data) = theirs.encapsulate(&packet, &mut out) else {
+        panic!("their Tunn has no session");
+    };
+    let data = data.to_vec();
+    assert!(
+        data_in(&mut peers[0], ours, from, &data),
+        "their data does not decrypt"
+    );
+    let tunn = peers[0]
+        .sending_tunn()
+        .unwrap_or_else(|| panic!("no sending Tunn"));
+    let TunnResult::WriteToNetwork(back) = tunn.tunn.encapsulate(&packet, &mut out) else {
+        panic!("our Tunn has no session");
+    };
+    let back = back.to_vec();
+    let mut plain = vec![0u8; 2048];
+    assert!(
+        matches!(
+            theirs.decapsulate(None, &back, &mut plain),
+            TunnResult::WriteToTunnelV4(..)
+        ),
+        "our data does not decrypt there"
+    );
+}
+
+/// The peer sends an initiation from `from`; we answer; it confirms.
+fn genuine_handshake(peers: &mut [Peer], ours: &mut Ours, theirs: &mut Tunn, from: SocketAddr) {
+    let mut sent = Vec::new();
+    let init = initiation(theirs);
+    assert_eq!(
+        run(peers, ours, from, &init, &mut sent),
+        InitOutcome::Answered(0)
+    );
+    let (response, to) = sent.pop().unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(to, from, "answered where it came from");
+    let keepalive = their_confirmation(theirs, &response);
+    assert!(data_in(&mut peers[0], ours, from, &keepalive));
+}
+
+#[test]
+fn an_initiation_alone_moves_nothing_until_the_peer_confirms_it() {
+    let mut ours = Ours::new();
+    let mut peers = vec![peer()];
+    let configured = addr("198.51.100.2:51820");
+    peers[0].endpoint = Some(configured);
+    peers[0].install(our_tunn(1, ours.limiter.clone()));
+    let roamed = addr("198.51.100.9:40000");
+    let mut theirs = their_tunn(1);
+    let init = initiation(&mut theirs);
+    let mut sent = Vec::new();
+    assert_eq!(
+        run(&mut peers, &mut ours, roamed, &init, &mut sent),
+        InitOutcome::Answered(0)
+    );
+    assert_eq!(
+        peers[0].endpoint,
+        Some(configured),
+        "not moved by the initiation"
+    );
+    assert_eq!(peers[0].last_initiation, None, "no record yet");
+    assert!(!peers[0].current.as_ref().is_some_and(|g| g.has_session()));
+    let keepalive = their_confirmation(&mut theirs, &sent[0].0);
+    assert!(data_in(&mut peers[0], &mut ours, roamed, &keepalive));
+    assert_eq!(peers[0].endpoint, Some(roamed), "moved by the confirmation");
+    assert!(
+        peers[0].last_initiation.is_some(),
+        "recorded once confirmed"
+    );
+    assert!(peers[0].current.as_ref().is_some_and(|g| g.has_session()));
+    traffic_flows(&mut peers, &mut ours, &mut theirs, roamed);
+}
+
+/// Finding 1: 50 initiations forged with the peer's real static key from a third address.
+/// Before: the endpoint moved to the attacker and, eight initiations later, the live
+/// session was evicted from the Tunn's ring. Now neither.
+#[test]
+fn forged_initiations_from_a_third_address_never_touch_traffic() {
+    let mut ours = Ours::new();
+    let mut peers = vec![peer()];
+    peers[0].install(our_tunn(1, ours.limiter.clone()));
+    let genuine = addr("198.51.100.2:51820");
+    let attacker = addr("203.0.113.66:5000");
+    let mut theirs = their_tunn(1);
+    genuine_handshake(&mut peers, &mut ours, &mut theirs, genuine);
+    let record = peers[0].last_initiation;
+    let mut sent = Vec::new();
+    for _ in 0..50 {
+        let forged = initiation(&mut thief());
+        let outcome = run(&mut peers, &mut ours, attacker, &forged, &mut sent);
+        assert_eq!(outcome, InitOutcome::Answered(0));
+        assert_eq!(peers[0].endpoint, Some(genuine), "the endpoint moved");
+        assert_eq!(peers[0].last_initiation, record, "the record moved");
+        assert!(peers[0].slots.len() <= MAX_SLOTS);
+        traffic_flows(&mut peers, &mut ours, &mut theirs, genuine);
+    }
+    // The answers went to the attacker, who cannot confirm them without the PSK.
+    let (response, to) = sent.pop().unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(to, attacker);
+    let mut out = vec![0u8; 2048];
+    assert!(matches!(
+        thief().decapsulate(None, &response, &mut out),
+        TunnResult::Err(_)
+    ));
+}
+
+/// The peer's own initiation waits in the slot of its endpoint; initiations forged from
+/// any number of other addresses never push it out.
+#[test]
+fn a_flood_from_other_addresses_never_pushes_out_the_peers_initiation() {
+    let mut ours = Ours::new();
+    let mut peers = vec![peer()];
+    let genuine = addr("198.51.100.2:51820");
+    peers[0].endpoint = Some(genuine);
+    peers[0].install(our_tunn(1, ours.limiter.clone()));
+    let mut theirs = their_tunn(1);
+    let init = initiation(&mut theirs);
+    let mut sent = Vec::new();
+    assert_eq!(
+        run(&mut peers, &mut ours, genuine, &init, &mut sent),
+        InitOutcome::Answered(0)
+    );
+    let response = sent[0].0.clone();
+    for port in 0..40u16 {
+        let from = SocketAddr::from(([203, 0, 113, 66], 6000 + port));
+        let forged = initiation(&mut thief());
+        run(&mut peers, &mut ours, from, &forged, &mut sent);
+    }
+    let keepalive = their_confirmation(&mut theirs, &response);
+    assert!(
+        data_in(&mut peers[0], &mut ours, genuine, &keepalive),
+        "the genuine answer was pushed out"
+    );
+    traffic_flows(&mut peers, &mut ours, &mut theirs, genuine);
+}
+
+fn hash(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Blake2s256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut m =
+        <SimpleHmac<Blake2s256> as Mac>::new_from_slice(key).unwrap_or_else(|e| panic!("{e}"));
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+fn kdf2(ck: &[u8; 32], input: &[u8]) -> ([u8; 32], [u8; 32]) {
+    let t = hmac(ck, &[input]);
+    let next = hmac(&t, &[&[1]]);
+    let key = hmac(&t, &[&next, &[2]]);
+    (next, key)
+}
+
+fn seal(key: &[u8; 32], plain: &[u8], aad: &[u8]) -> Vec<u8> {
+    ChaCha20Poly1305::new(key.into())
+        .encrypt(&[0u8; 12].into(), Payload { msg: plain, aad })
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A WireGuard initiation (Noise_IKpsk2, first message) from the holder of the peer's
+/// static key with a chosen TAI64N timestamp: what a thief can make.
+fn forge_initiation(sender_index: u32, timestamp: Tai64n) -> Vec<u8> {
+    let s_i = StaticSecret::from(INITIATOR);
+    let s_i_pub = PublicKey::from(&s_i);
+    let s_r_pub = keys().1;
+    let e = StaticSecret::from([0x42u8; 32]);
+    let e_pub = PublicKey::from(&e);
+    let ck = hash(&[b"Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"]);
+    let mut h = hash(&[
+        &hash(&[&ck, b"WireGuard v1 zx2c4 Jason@zx2c4.com"]),
+        s_r_pub.as_bytes(),
+    ]);
+    h = hash(&[&h, e_pub.as_bytes()]);
+    let ck = hmac(&hmac(&ck, &[e_pub.as_bytes()]), &[&[1]]);
+    let (ck, k) = kdf2(&ck, e.diffie_hellman(&s_r_pub).as_bytes());
+    let enc_static = seal(&k, s_i_pub.as_bytes(), &h);
+    h = hash(&[&h, &enc_static]);
+    let (_, k) = kdf2(&ck, s_i.diffie_hellman(&s_r_pub).as_bytes());
+    let enc_ts = seal(&k, &timestamp.0, &h);
+    let mut msg = vec![1u8, 0, 0, 0];
+    msg.extend_from_slice(&sender_index.to_le_bytes());
+    msg.extend_from_slice(e_pub.as_bytes());
+    msg.extend_from_slice(&enc_static);
+    msg.extend_from_slice(&enc_ts);
+    msg.extend_from_slice(&[0u8; 32]);
+    remac(&mut msg);
+    msg
+}
+
+/// Finding 1: an initiation stamped 50 years ahead is refused (it would otherwise become
+/// the record and make every genuine initiation a "replay" until a restart).
+#[test]
+fn an_initiation_far_in_the_future_is_refused_and_blocks_nothing() {
+    let mut ours = Ours::new();
+    let mut peers = vec![peer()];
+    peers[0].install(our_tunn(1, ours.limiter.clone()));
+    let attacker = addr("203.0.113.66:5000");
+    let fifty_years = Duration::from_secs(50 * 365 * 86_400);
+    let far = forge_initiation(
+        (0x999 << 12) | (1 << 8),
+        tai64n(SystemTime::now() + fifty_years),
+    );
+    let opened = initiation::open(&keys().0, &keys().1, &far);
+    assert!(
+        opened.is_some(),
+        "the forged initiation opens like a real one"
+    );
+    let mut sent = Vec::new();
+    assert_eq!(
+        run(&mut peers, &mut ours, attacker, &far, &mut sent),
+        InitOutcome::Dropped(0, TunnelDrop::FutureInitiation)
+    );
+    // One just inside the bound is answered but, unconfirmed, sets no record either.
+    let soon = forge_initiation(
+        (0x998 << 12) | (1 << 8),
+        tai64n(SystemTime::now() + MAX_FUTURE - Duration::from_secs(5)),
+    );
+    assert_eq!(
+        run(&mut peers, &mut ours, attacker, &soon, &mut sent),
+        InitOutcome::Answered(0)
+    );
+    assert_eq!(peers[0].last_initiation, None);
+    let genuine = addr("198.51.100.2:51820");
+    genuine_handshake(&mut peers, &mut ours, &mut their_tunn(1), genuine);
+}
+
+/// Finding 2: the record survives a restart (it is persisted with the keymix chain and
+/// restored into the peer): an initiation recorded before the restart, re-tagged for the
+/// new epoch, changes nothing.
+#[test]
+fn the_record_restored_after_a_restart_refuses_old_initiations() {
+    let mut ours = Ours::new();
+    let mut peers = vec![peer()];
+    peers[0].install(our_tunn(1, ours.limiter.clone()));
+    let genuine = addr("198.51.100.2:51820");
+    let mut theirs = their_tunn(1);
+    let init = initiation(&mut theirs);
+    let mut sent = Vec::new();
+    run(&mut peers, &mut ours, genuine, &init, &mut sent);
+    let keepalive = their_confirmation(&mut theirs, &sent[0].0);
+    assert!(data_in(&mut peers[0], &mut ours, genuine, &keepalive));
+    let record = peers[0].last_initiation;
+    // A restart: a new Peer with the persisted record, a new epoch.
+    let mut ours = Ours::new();
+    let mut restarted = vec![peer()];
+    restarted[0].last_initiation = record;
+    restarted[0].install(our_tunn(2, ours.limiter.clone()));
+    let attacker = addr("203.0.113.66:5000");
+    sent.clear();
+    assert_eq!(
+        run(
+            &mut restarted,
+            &mut ours,
+            attacker,
+            &super::tests::retag(&init, 2),
+            &mut sent
+        ),
+        InitOutcome::Dropped(0, TunnelDrop::ReplayedInitiation)
+    );
+    assert!(sent.is_empty() && restarted[0].slots.is_empty());
+}
+
+/// Both sides initiate at once: our primary Tunn completes our handshake, a Tunn made for
+/// the peer's initiation answers theirs; both sessions decrypt, traffic flows both ways.
+#[test]
+fn crossing_handshakes_keep_both_sessions() {
+    let mut ours = Ours::new();
+    let mut peers = vec![peer()];
+    let genuine = addr("198.51.100.2:51820");
+    peers[0].endpoint = Some(genuine);
+    peers[0].install(our_tunn(1, ours.limiter.clone()));
+    let mut theirs = their_tunn(1);
+    let mut out = vec![0u8; 2048];
+    let their_init = initiation(&mut theirs);
+    let our_init = match peers[0]
+        .current
+        .as_mut()
+        .map(|g| g.primary.tunn.format_handshake_initiation(&mut out, true))
+    {
+        Some(TunnResult::WriteToNetwork(d)) => d.to_vec(),
+        other => panic!("no initiation of ours: {other:?}"),
+    };
+    let mut sent = Vec::new();
+    assert_eq!(
+        run(&mut peers, &mut ours, genuine, &their_init, &mut sent),
+        InitOutcome::Answered(0)
+    );
+    let our_response = sent[0].0.clone();
+    let their_response = match theirs.decapsulate(None, &our_init, &mut out) {
+        TunnResult::WriteToNetwork(d) => d.to_vec(),
+        other => panic!("they did not answer ours: {other:?}"),
+    };
+    let their_keepalive = their_confirmation(&mut theirs, &our_response);
+    let mut to_them = Vec::new();
+    let primary = &mut peers[0]
+        .current
+        .as_mut()
+        .unwrap_or_else(|| panic!("no epoch"))
+        .primary;
+    assert_eq!(
+        feed_handshake(
+            &mut primary.tunn,
+            genuine.ip(),
+            &their_response,
+            &mut out,
+            &mut |d| { to_them.push(d.to_vec()) }
+        ),
+        Fed::Proven
+    );
+    let mut plain = vec![0u8; 2048];
+    assert!(!matches!(
+        theirs.decapsulate(None, &to_them[0], &mut plain),
+        TunnResult::Err(_)
+    ));
+    assert!(data_in(&mut peers[0], &mut ours, genuine, &their_keepalive));
+    for _ in 0..3 {
+        traffic_flows(&mut peers, &mut ours, &mut theirs, genuine);
+    }
+}
