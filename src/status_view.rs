@@ -97,6 +97,9 @@ pub fn render(status: &InterfaceStatus) -> String {
             let _ = writeln!(out, "  data plane: {}", status.data_plane);
         }
     }
+    if let Some(protocol) = &status.qkd_protocol {
+        let _ = writeln!(out, "  qkd key delivery: {protocol}");
+    }
     if let Some(path) = &status.keylog {
         let _ = writeln!(out, "  keylog: {path} (secrets on disk!)");
     }
@@ -224,6 +227,7 @@ mod tests {
             keylog: None,
             data_plane: "built-in".into(),
             wireguard: None,
+            qkd_protocol: None,
         })
     }
 

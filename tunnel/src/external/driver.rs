@@ -335,6 +335,7 @@ impl Driver {
         dropped.insert("io_error".to_owned(), self.send_errors);
         let status = InterfaceStatus::new(&self.name, &self.public_key, self.listen_port)
             .with_keylog(self.keylog.as_ref())
+            .with_qkd_protocol(self.qkd.protocol())
             .with_peers(peers)
             .with_dropped(dropped);
         InterfaceStatus {
