@@ -273,9 +273,11 @@ mod tests {
                 interface: "wg0".into(),
                 implementation: "wireguard-go".into(),
             }),
+            qkd_protocol: Some("skip".into()),
         });
         assert!(
-            out.contains("data plane: external (wg0, wireguard-go)"),
+            out.contains("data plane: external (wg0, wireguard-go)")
+                && out.contains("qkd key delivery: skip"),
             "{out}"
         );
         assert!(out.contains("wireguard psk: epoch 4"), "{out}");

@@ -35,7 +35,10 @@ async fn canned(
     .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     tokio::spawn(async move {
@@ -45,7 +48,9 @@ async fn canned(
             n += 1;
             let (acceptor, log) = (acceptor.clone(), log.clone());
             tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let mut head = Vec::new();
                 let mut buf = [0u8; 1024];
                 while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -55,7 +60,9 @@ async fn canned(
                     }
                 }
                 let text = String::from_utf8_lossy(&head).to_string();
-                log.lock().unwrap().push(text.lines().next().unwrap_or("").to_owned());
+                log.lock()
+                    .unwrap()
+                    .push(text.lines().next().unwrap_or("").to_owned());
                 match answer {
                     Some(bytes) => {
                         let _ = tls.write_all(&bytes).await;
@@ -117,11 +124,24 @@ async fn new_key_with(tag: &str, answer: Option<Vec<u8>>) -> Result<usize, QkdEr
 
 #[tokio::test]
 async fn a_good_answer_is_asked_for_the_right_way() {
-    let kp = kp("h-good", vec![http("200 OK", &key_body("ABCDEF0123456789abcdef0123456789abcdef0123456789", KEY_256))]).await;
+    let kp = kp(
+        "h-good",
+        vec![http(
+            "200 OK",
+            &key_body("ABCDEF0123456789abcdef0123456789abcdef0123456789", KEY_256),
+        )],
+    )
+    .await;
     let keys = kp.client.enc_keys("KP B/1", 1, 256).await.unwrap();
     assert_eq!(keys[0].key.len(), 32);
-    assert_eq!(keys[0].key_id, "ABCDEF0123456789abcdef0123456789abcdef0123456789");
-    assert_eq!(kp.seen.lock().unwrap()[0], "GET /key?remoteSystemID=KP%20B%2F1&size=256 HTTP/1.1");
+    assert_eq!(
+        keys[0].key_id,
+        "ABCDEF0123456789abcdef0123456789abcdef0123456789"
+    );
+    assert_eq!(
+        kp.seen.lock().unwrap()[0],
+        "GET /key?remoteSystemID=KP%20B%2F1&size=256 HTTP/1.1"
+    );
 }
 
 #[tokio::test]
@@ -141,30 +161,61 @@ async fn bad_keys_are_malformed_never_accepted() {
     for (tag, body) in cases {
         let e = new_key_with(tag, http("200 OK", &body)).await.unwrap_err();
         assert!(matches!(e, QkdError::Malformed(_)), "{tag}: {e}");
-        assert!(!e.to_string().contains(&KEY_256[..16]), "{tag}: key material in {e}");
+        assert!(
+            !e.to_string().contains(&KEY_256[..16]),
+            "{tag}: key material in {e}"
+        );
     }
 }
 
 #[tokio::test]
 async fn status_codes_are_reasons() {
-    let e = new_key_with("h-400", http("400 Bad Request", r#"{"message":"unknown"}"#)).await.unwrap_err();
-    assert!(matches!(e, QkdError::BadRequest(ref m) if m.contains("unknown")), "{e}");
-    let e = new_key_with("h-503", http("503 Service Unavailable", "no entropy")).await.unwrap_err();
-    assert!(matches!(e, QkdError::Unavailable(ref m) if m.contains("no entropy")), "{e}");
-    let e = new_key_with("h-500", http("500 Internal Server Error", "")).await.unwrap_err();
-    assert!(matches!(e, QkdError::UnexpectedStatus { status: 500, .. }), "{e}");
-    let e = new_key_with("h-404", http("404 Not Found", "\u{7}bell")).await.unwrap_err();
-    assert!(matches!(e, QkdError::UnexpectedStatus { status: 404, ref message } if !message.contains('\u{7}')), "{e}");
+    let e = new_key_with("h-400", http("400 Bad Request", r#"{"message":"unknown"}"#))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QkdError::BadRequest(ref m) if m.contains("unknown")),
+        "{e}"
+    );
+    let e = new_key_with("h-503", http("503 Service Unavailable", "no entropy"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QkdError::Unavailable(ref m) if m.contains("no entropy")),
+        "{e}"
+    );
+    let e = new_key_with("h-500", http("500 Internal Server Error", ""))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QkdError::UnexpectedStatus { status: 500, .. }),
+        "{e}"
+    );
+    let e = new_key_with("h-404", http("404 Not Found", "\u{7}bell"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QkdError::UnexpectedStatus { status: 404, ref message } if !message.contains('\u{7}')),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn oversized_and_silent_kps_are_bounded() {
     let huge = format!(r#"{{"keyId":"00","key":"{}"}}"#, "0".repeat(600 * 1024));
-    let e = new_key_with("h-huge", http("200 OK", &huge)).await.unwrap_err();
-    assert!(matches!(e, QkdError::Malformed(ref m) if m.contains("larger")), "{e}");
+    let e = new_key_with("h-huge", http("200 OK", &huge))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QkdError::Malformed(ref m) if m.contains("larger")),
+        "{e}"
+    );
     let started = Instant::now();
     let e = new_key_with("h-silent", None).await.unwrap_err();
-    assert!(matches!(e, QkdError::Transport(ref m) if m.contains("within")), "{e}");
+    assert!(
+        matches!(e, QkdError::Transport(ref m) if m.contains("within")),
+        "{e}"
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
@@ -174,13 +225,27 @@ async fn reused_and_substituted_key_ids_are_refused() {
     let reuse = kp("h-reuse", vec![same.clone(), same]).await;
     reuse.client.enc_keys("KP_B", 1, 256).await.unwrap();
     let e = reuse.client.enc_keys("KP_B", 1, 256).await.unwrap_err();
-    assert!(matches!(e, QkdError::Malformed(ref m) if m.contains("second time")), "{e}");
+    assert!(
+        matches!(e, QkdError::Malformed(ref m) if m.contains("second time")),
+        "{e}"
+    );
     // The far side: asked for one keyId, handed another.
     let subst = kp("h-subst", vec![http("200 OK", &key_body("00bb", KEY_256))]).await;
-    let e = subst.client.dec_keys("KP_B", &["00cc".into()]).await.unwrap_err();
-    assert!(matches!(e, QkdError::Malformed(ref m) if m.contains("another keyId")), "{e}");
+    let e = subst
+        .client
+        .dec_keys("KP_B", &["00cc".into()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QkdError::Malformed(ref m) if m.contains("another keyId")),
+        "{e}"
+    );
     // The same keyId twice in one request is refused before any request.
-    let e = subst.client.dec_keys("KP_B", &["00DD".into(), "00dd".into()]).await.unwrap_err();
+    let e = subst
+        .client
+        .dec_keys("KP_B", &["00DD".into(), "00dd".into()])
+        .await
+        .unwrap_err();
     assert!(matches!(e, QkdError::Malformed(_)), "{e}");
     assert_eq!(subst.seen.lock().unwrap().len(), 1);
     // Either case of the asked keyId is the same key.
@@ -205,5 +270,8 @@ async fn capabilities_are_checked() {
         vec!["\"x\""; 2000].join(",")
     );
     let big = kp("h-caps3", vec![http("200 OK", &many)]).await;
-    assert!(matches!(big.client.capabilities().await, Err(QkdError::Malformed(_))));
+    assert!(matches!(
+        big.client.capabilities().await,
+        Err(QkdError::Malformed(_))
+    ));
 }

@@ -57,9 +57,15 @@ fn psk_client(pair: &LocalPair, dir: &Path, kme_a: bool, version: PskTlsVersion)
 /// A key from `master` arrives at `slave` for its keyId, once.
 async fn one_key(master: &SkipClient, slave: &SkipClient) {
     let sent = master.enc_keys(KME_B_ID, 1, 256).await.unwrap();
-    let [sent] = sent.as_slice() else { panic!("one key") };
+    let [sent] = sent.as_slice() else {
+        panic!("one key")
+    };
     assert_eq!(sent.key.len(), 32);
-    assert!(sent.key_id.bytes().all(|b| b.is_ascii_hexdigit()), "{}", sent.key_id);
+    assert!(
+        sent.key_id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{}",
+        sent.key_id
+    );
     let got = slave
         .dec_keys(KME_A_ID, std::slice::from_ref(&sent.key_id))
         .await
@@ -90,7 +96,10 @@ async fn certificate_mode_and_tls13_psk_deliver_the_same_key() {
     let ids = vec![sent[0].key_id.clone()];
     b.dec_keys(KME_A_ID, &ids).await.unwrap();
     let again = b.dec_keys(KME_A_ID, &ids).await.unwrap_err();
-    assert!(matches!(again, QkdError::Malformed(ref m) if m.contains("already used")), "{again}");
+    assert!(
+        matches!(again, QkdError::Malformed(ref m) if m.contains("already used")),
+        "{again}"
+    );
     let fresh = psk_client(&pair, dir.path(), false, PskTlsVersion::Tls13);
     let gone = fresh.dec_keys(KME_A_ID, &ids).await.unwrap_err();
     assert!(matches!(gone, QkdError::BadRequest(_)), "{gone}");
@@ -125,7 +134,10 @@ async fn the_client_certificate_is_optional_only_where_the_kp_allows_it() {
     let dir = TempDir::new("skip-nocert");
     let pair = pair(&dir, |_, b| b.skip_require_client_cert = Some(false)).await;
     // KP A demands one (the default): refused without; KP B lets the encryptor in.
-    let e = cert_client(&pair, true, false).capabilities().await.unwrap_err();
+    let e = cert_client(&pair, true, false)
+        .capabilities()
+        .await
+        .unwrap_err();
     assert!(matches!(e, QkdError::Transport(_)), "{e}");
     let a = cert_client(&pair, true, true);
     let b = cert_client(&pair, false, false);
@@ -136,7 +148,10 @@ async fn the_client_certificate_is_optional_only_where_the_kp_allows_it() {
         local_system_id: KME_A_ID.into(),
         tls: SkipTls::Certificate {
             ca_file: pair.files.ca_file.clone(),
-            identity: Some((pair.files.sae_b.cert_file.clone(), pair.files.sae_b.key_file.clone())),
+            identity: Some((
+                pair.files.sae_b.cert_file.clone(),
+                pair.files.sae_b.key_file.clone(),
+            )),
         },
         timeout: Duration::from_secs(5),
     })
@@ -158,7 +173,10 @@ async fn a_mixed_pair_shares_keys_across_protocols() {
     let skip_b = psk_client(&pair, dir.path(), false, PskTlsVersion::Tls13);
     // A (ETSI 014) is master: a UUID key_ID goes to B, who asks its KP over SKIP.
     let sent = etsi_a.enc_keys(SAE_B, 1, 256).await.unwrap();
-    let got = skip_b.dec_keys(KME_A_ID, &[sent[0].key_id.clone()]).await.unwrap();
+    let got = skip_b
+        .dec_keys(KME_A_ID, &[sent[0].key_id.clone()])
+        .await
+        .unwrap();
     assert_eq!(got[0].key, sent[0].key);
     assert_eq!(got[0].key_id, sent[0].key_id);
     // B (SKIP) is master: a hex keyId goes to A, who asks its KME over ETSI 014.
@@ -166,7 +184,10 @@ async fn a_mixed_pair_shares_keys_across_protocols() {
     // KP B shares keys with KME_A only; naming itself is refused.
     assert!(skip_b.enc_keys(KME_B_ID, 1, 256).await.is_err());
     let sent = sent.unwrap();
-    let got = etsi_a.dec_keys(SAE_B, &[sent[0].key_id.clone()]).await.unwrap();
+    let got = etsi_a
+        .dec_keys(SAE_B, &[sent[0].key_id.clone()])
+        .await
+        .unwrap();
     assert_eq!(got[0].key, sent[0].key);
 }
 
@@ -176,12 +197,21 @@ async fn an_unknown_remote_system_and_an_unknown_key_id_are_clear_errors() {
     let pair = pair(&dir, |_, _| {}).await;
     let a = cert_client(&pair, true, true);
     let e = a.enc_keys("KME_Z", 1, 256).await.unwrap_err();
-    assert!(matches!(e, QkdError::BadRequest(ref m) if m.contains("KME_Z")), "{e}");
+    assert!(
+        matches!(e, QkdError::BadRequest(ref m) if m.contains("KME_Z")),
+        "{e}"
+    );
     let e = a
         .dec_keys(KME_B_ID, &["00112233445566778899aabbccddeeff".into()])
         .await
         .unwrap_err();
-    assert!(matches!(e, QkdError::BadRequest(ref m) if m.contains("not found")), "{e}");
-    let e = a.dec_keys(KME_B_ID, &["../capabilities".into()]).await.unwrap_err();
+    assert!(
+        matches!(e, QkdError::BadRequest(ref m) if m.contains("not found")),
+        "{e}"
+    );
+    let e = a
+        .dec_keys(KME_B_ID, &["../capabilities".into()])
+        .await
+        .unwrap_err();
     assert!(matches!(e, QkdError::Malformed(_)), "{e}");
 }

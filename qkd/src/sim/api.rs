@@ -144,7 +144,10 @@ fn parse_json<T: serde::de::DeserializeOwned + Default>(
 }
 
 /// `name=value&...`, percent-decoded, each name at most once, only names in `allowed`.
-pub(super) fn query_params(query: Option<&str>, allowed: &[&str]) -> Result<Map<String, Value>, Answer> {
+pub(super) fn query_params(
+    query: Option<&str>,
+    allowed: &[&str],
+) -> Result<Map<String, Value>, Answer> {
     let mut params = Map::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -339,7 +342,10 @@ fn dec_keys(state: &KmeState, slave: &str, master: &str, ids: &[String]) -> Answ
         .take(slave, master, &canonical, std::time::Instant::now());
     match taken {
         Ok(keys) => {
-            let keys = ids.iter().cloned().zip(keys.into_iter().map(|(_, key)| key));
+            let keys = ids
+                .iter()
+                .cloned()
+                .zip(keys.into_iter().map(|(_, key)| key));
             tracing::info!(
                 master,
                 slave,

@@ -67,6 +67,9 @@ mod tests {
         assert_eq!(canonical(&skip_form(&id)), id);
         assert_eq!(canonical(&skip_form(&id).to_uppercase()), id);
         assert_eq!(canonical("not-an-id"), "not-an-id");
-        assert_eq!(canonical("0123456789abcdef0123456789abcdef0"), "0123456789abcdef0123456789abcdef0");
+        assert_eq!(
+            canonical("0123456789abcdef0123456789abcdef0"),
+            "0123456789abcdef0123456789abcdef0"
+        );
     }
 }

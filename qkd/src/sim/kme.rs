@@ -98,7 +98,10 @@ pub async fn spawn(
     let api_addr = local(&listeners.api, config.listen)?;
     let link_addr = local(&listeners.link, config.link_listen)?;
     let skip_addr = listeners.skip.as_ref().and_then(|l| l.local_addr().ok());
-    let skip_psk_addr = listeners.skip_psk.as_ref().and_then(|l| l.local_addr().ok());
+    let skip_psk_addr = listeners
+        .skip_psk
+        .as_ref()
+        .and_then(|l| l.local_addr().ok());
 
     let link = LinkClient::new(
         TlsConnector::from(link_client_tls),
@@ -132,7 +135,12 @@ pub async fn spawn(
         stop.clone(),
     ));
     if let (Some(listener), Some(acceptor)) = (listeners.skip, skip_tls.certificate) {
-        tasks.spawn(serve_certificate(listener, acceptor, state.clone(), stop.clone()));
+        tasks.spawn(serve_certificate(
+            listener,
+            acceptor,
+            state.clone(),
+            stop.clone(),
+        ));
     }
     if let (Some(listener), Some(context)) = (listeners.skip_psk, skip_tls.psk) {
         tasks.spawn(serve_psk(listener, context, state.clone(), stop.clone()));

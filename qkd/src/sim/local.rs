@@ -30,7 +30,11 @@ impl LocalPair {
 
     /// `https://127.0.0.1:PORT` of a KME's SKIP listener (`psk`: the PSK-mode one).
     pub fn skip_url(&self, kme: &KmeHandle, psk: bool) -> String {
-        let addr = if psk { kme.skip_psk_addr } else { kme.skip_addr };
+        let addr = if psk {
+            kme.skip_psk_addr
+        } else {
+            kme.skip_addr
+        };
         format!("https://127.0.0.1:{}", addr.map_or(0, |a| a.port()))
     }
 }

@@ -26,7 +26,9 @@ pub async fn handle(state: &KmeState, method: &str, path: &str, query: Option<&s
     let known = path == "/capabilities"
         || path == "/entropy"
         || path == "/key"
-        || path.strip_prefix("/key/").is_some_and(|id| !id.contains('/'));
+        || path
+            .strip_prefix("/key/")
+            .is_some_and(|id| !id.contains('/'));
     if !known {
         return Answer::error(404, "not found");
     }
@@ -80,7 +82,7 @@ async fn new_key(state: &KmeState, query: Option<&str>) -> Answer {
         Ok(size) => size.unwrap_or(DEFAULT_BITS),
         Err(answer) => return answer,
     };
-    if size % 8 != 0 || size < c.min_key_size || size > c.max_key_size {
+    if !size.is_multiple_of(8) || size < c.min_key_size || size > c.max_key_size {
         return Answer::bad_request(&format!(
             "size must be a multiple of 8 between {} and {}",
             c.min_key_size, c.max_key_size
@@ -149,7 +151,7 @@ fn entropy(query: Option<&str>) -> Answer {
         Ok(bits) => bits.unwrap_or(DEFAULT_BITS),
         Err(answer) => return answer,
     };
-    if bits == 0 || bits % 8 != 0 || bits > MAX_ENTROPY_BITS {
+    if bits == 0 || !bits.is_multiple_of(8) || bits > MAX_ENTROPY_BITS {
         return Answer::bad_request(&format!(
             "minentropy must be a multiple of 8 up to {MAX_ENTROPY_BITS}"
         ));

@@ -120,8 +120,7 @@ where
             // SKIP is GET only: a request body is never read.
             let uri = request.uri();
             let answer =
-                skip_api::handle(&state, request.method().as_str(), uri.path(), uri.query())
-                    .await;
+                skip_api::handle(&state, request.method().as_str(), uri.path(), uri.query()).await;
             tracing::debug!(method = %request.method(), path = uri.path(), status = answer.status, "SKIP answered");
             Ok::<_, Infallible>(build(answer.status, answer.body.map(Bytes::from_owner)))
         }
@@ -169,12 +168,13 @@ impl SkipTlsContexts {
             (Some(_), Some(id_file), Some(psk_file)) => {
                 let identity = crate::tls::read_bounded(id_file)?;
                 let key = crate::tls::read_bounded(psk_file)?;
-                let material = crate::skip::PskMaterial::from_files(&identity, &key).map_err(
-                    |reason| SimError::Config {
-                        path: psk_file.clone(),
-                        reason,
-                    },
-                )?;
+                let material =
+                    crate::skip::PskMaterial::from_files(&identity, &key).map_err(|reason| {
+                        SimError::Config {
+                            path: psk_file.clone(),
+                            reason,
+                        }
+                    })?;
                 let context = crate::skip::psk::server_context(&material)
                     .map_err(|e| SimError::Setup(format!("SKIP PSK TLS setup: {e}")))?;
                 Some(context)

@@ -30,9 +30,10 @@ pub fn client_config(
     identity: Option<(&Path, &Path)>,
 ) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let provider = provider();
-    let verifier = WebPkiServerVerifier::builder_with_provider(load_roots(ca_file)?, provider.clone())
-        .build()
-        .map_err(rustls_err)?;
+    let verifier =
+        WebPkiServerVerifier::builder_with_provider(load_roots(ca_file)?, provider.clone())
+            .build()
+            .map_err(rustls_err)?;
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(TLS13_ONLY)
         .map_err(rustls_err)?

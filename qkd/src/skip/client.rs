@@ -218,7 +218,7 @@ impl SkipClient {
     /// Size and single use of a delivered key.
     fn accept(&self, answer: KeyAnswer, size_bits: u32) -> Result<QkdKey, QkdError> {
         let expected = (size_bits / 8) as usize;
-        if answer.key.0.len() != expected || size_bits % 8 != 0 {
+        if answer.key.0.len() != expected || !size_bits.is_multiple_of(8) {
             return Err(QkdError::Malformed(format!(
                 "key {} has {} bits, expected {size_bits}",
                 answer.keyId,
@@ -260,7 +260,12 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Q
         let detail = if e.is_data() && e.to_string().contains("not hex") {
             "a key is not hex".to_owned()
         } else {
-            format!("{:?} error at line {}, column {}", e.classify(), e.line(), e.column())
+            format!(
+                "{:?} error at line {}, column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            )
         };
         QkdError::Malformed(format!("{what} answer is not SKIP JSON ({detail})"))
     })
@@ -306,12 +311,16 @@ impl QkdKeySource for SkipClient {
         let remote = remote_system_id.to_owned();
         let key_ids = key_ids.to_vec();
         Box::pin(async move {
-            let mut canonical: Vec<String> =
-                key_ids.iter().map(|id| model::key_id_canonical(id)).collect();
+            let mut canonical: Vec<String> = key_ids
+                .iter()
+                .map(|id| model::key_id_canonical(id))
+                .collect();
             canonical.sort();
             canonical.dedup();
             if canonical.len() != key_ids.len() {
-                return Err(QkdError::Malformed("the same keyId twice in one request".into()));
+                return Err(QkdError::Malformed(
+                    "the same keyId twice in one request".into(),
+                ));
             }
             let mut keys = Vec::new();
             for id in &key_ids {

@@ -26,9 +26,7 @@ pub fn matches(pattern: &str, text: &str) -> bool {
                 // No closing bracket: `[` is an ordinary character.
                 None => (t.get(ti) == Some(&'[')).then_some(pi + 1),
             },
-            Some('\\') if p.get(pi + 1).is_some() => {
-                (p.get(pi + 1) == t.get(ti)).then_some(pi + 2)
-            }
+            Some('\\') if p.get(pi + 1).is_some() => (p.get(pi + 1) == t.get(ti)).then_some(pi + 2),
             Some(c) => (Some(c) == t.get(ti)).then_some(pi + 1),
             None => None,
         };
@@ -46,7 +44,8 @@ pub fn matches(pattern: &str, text: &str) -> bool {
             (None, None) => return false,
         }
     }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|&c| c == '*'))
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|&c| c == '*'))
 }
 
 /// Matches `c` against the bracket expression starting at `p[start] == '['`: whether it

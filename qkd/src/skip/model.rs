@@ -129,7 +129,7 @@ struct HexKeyVisitor;
 
 impl HexKeyVisitor {
     fn decode<E: de::Error>(text: &str) -> Result<HexKey, E> {
-        if text.len() % 2 != 0 {
+        if !text.len().is_multiple_of(2) {
             return Err(E::custom("key is not hex (odd number of digits)"));
         }
         let mut bytes = Zeroizing::new(vec![0u8; text.len() / 2]);

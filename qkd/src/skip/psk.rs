@@ -11,8 +11,8 @@
 
 use openssl::error::ErrorStack;
 use openssl::ssl::{
-    SslContext, SslContextBuilder, SslMethod, SslOptions, SslSessionCacheMode, SslVersion,
-    SslVerifyMode,
+    SslContext, SslContextBuilder, SslMethod, SslOptions, SslSessionCacheMode, SslVerifyMode,
+    SslVersion,
 };
 use zeroize::Zeroizing;
 
@@ -76,7 +76,7 @@ impl PskMaterial {
     pub fn from_files(identity: &[u8], key_hex: &[u8]) -> Result<Self, String> {
         let identity = identity.trim_ascii().to_vec();
         let hex_text = key_hex.trim_ascii();
-        if hex_text.len() % 2 != 0 {
+        if !hex_text.len().is_multiple_of(2) {
             return Err("PSK file does not hold hex (odd number of digits)".into());
         }
         let mut key = Zeroizing::new(vec![0u8; hex_text.len() / 2]);

@@ -67,7 +67,10 @@ fn index() -> Result<Index<SslContext, PskMaterial>, ErrorStack> {
 }
 
 /// Stores `material` in the context for the callbacks below.
-pub(super) fn attach(builder: &mut SslContextBuilder, material: PskMaterial) -> Result<(), ErrorStack> {
+pub(super) fn attach(
+    builder: &mut SslContextBuilder,
+    material: PskMaterial,
+) -> Result<(), ErrorStack> {
     builder.set_ex_data(index()?, material);
     Ok(())
 }
@@ -88,7 +91,12 @@ pub(super) fn set_find_session_callback(builder: &mut SslContextBuilder) {
 pub(super) fn set_dh_auto(builder: &mut SslContextBuilder) -> Result<(), ErrorStack> {
     // SAFETY: SSL_CTX_ctrl with SET_DH_AUTO takes a long flag and no pointer argument.
     let ok = unsafe {
-        openssl_sys::SSL_CTX_ctrl(builder.as_ptr(), SSL_CTRL_SET_DH_AUTO, 1 as c_long, ptr::null_mut())
+        openssl_sys::SSL_CTX_ctrl(
+            builder.as_ptr(),
+            SSL_CTRL_SET_DH_AUTO,
+            1 as c_long,
+            ptr::null_mut(),
+        )
     };
     if ok == 1 {
         Ok(())
@@ -106,7 +114,7 @@ unsafe fn material<'a>(ssl: *mut SSL) -> Option<&'a PskMaterial> {
         return None;
     }
     // The context outlives the connection's handshake, in which the callbacks run.
-    SslContextRef::from_ptr(ctx as *mut SSL_CTX).ex_data(index().ok()?)
+    SslContextRef::from_ptr(ctx).ex_data(index().ok()?)
 }
 
 /// A TLS 1.3 session whose master key is the PSK, for the SHA-384 suite; null on failure.
