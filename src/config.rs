@@ -3,10 +3,11 @@
 //! wrong (`main` prints it and exits with 2). Relative paths are relative to the config
 //! file's directory.
 //!
-//! QKD: a `[qkd]` table (kme_url, sae_id, ca_file, cert_file, key_file, timeout_secs) makes
-//! `[keymix] qkd` default to "preferred"; "preferred" or "required" without it is an error,
-//! and every `[[peer]]` then needs its `sae_id`. The table becomes an ETSI 014 client that the
-//! tunnel uses as its QKD key source.
+//! QKD: a `[qkd]` table (ETSI 014: kme_url, sae_id, ca_file, cert_file, key_file,
+//! timeout_secs; or `protocol = "skip"`: kp_url, local_system_id, tls, ... in
+//! config/qkd_skip.rs) makes `[keymix] qkd` default to "preferred"; "preferred" or
+//! "required" without it is an error, and every `[[peer]]` then needs its `sae_id` (SKIP:
+//! `remote_system_id`). The table becomes the client the tunnel uses as its QKD key source.
 //!
 //! Authentication: `[interface] state_dir` (default `$STATE_DIRECTORY/NAME` under systemd,
 //! else `/var/lib/trident/NAME`) keeps each peer's keymix chain across restarts; a
