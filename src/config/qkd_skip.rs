@@ -242,3 +242,7 @@ pub(super) fn skip_client(
         kp_check: Some(kp_check),
     })
 }
+
+#[cfg(test)]
+#[path = "qkd_skip_tests.rs"]
+mod tests;
