@@ -20,6 +20,9 @@ TRIDENT=$ROOT/target/release/trident
 # shellcheck source=lib/trident.sh
 . "$ROOT/scripts/lib/trident.sh"
 
+echo "== system packages (only those missing: OpenSSL headers for the build, iproute2, ...)"
+"$ROOT/scripts/install-deps.sh"
+
 echo "== building (release)"
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin trident
 

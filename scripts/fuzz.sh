@@ -54,7 +54,7 @@ done
 max_len() {
     case $1 in
     endpoint_datagram) echo 8192 ;;
-    etsi014_json) echo 4096 ;;
+    etsi014_json | skip_json) echo 4096 ;;
     *) echo 2048 ;;
     esac
 }

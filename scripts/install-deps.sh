@@ -19,6 +19,11 @@ missing=()
 for cmd in "${!pkg_for[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_for[$cmd]}")
 done
+# Building: the qkd crate's SKIP PSK mode links the system OpenSSL (openssl-sys finds it
+# through pkg-config), and cc compiles openssl-sys's probe.
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+[ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
 for extra in "$@"; do
     command -v "${extra%%=*}" >/dev/null 2>&1 || missing+=("${extra#*=}")
 done

@@ -24,13 +24,14 @@ cargo build --locked --release --bin trident
 # dependency tree (the ETSI 014 client and the KME simulator live in qkd/).
 # (Two steps, so that a failing `cargo tree` stops the script instead of passing the check.)
 keymix_tree=$(cargo tree --locked -p keymix -e normal --prefix none)
-if grep -E '^(tokio|hyper|rustls|rcgen|tokio-rustls|hyper-util)( |$)' <<<"$keymix_tree"; then
+if grep -E '^(tokio|hyper|rustls|rcgen|tokio-rustls|hyper-util|openssl|openssl-sys|tokio-openssl)( |$)' <<<"$keymix_tree"; then
     echo "keymix must stay sans-IO" >&2
     exit 1
 fi
-# The data plane takes any QkdKeySource; HTTP and TLS stay out of it (docs/ARCHITECTURE.md).
+# The data plane takes any QkdKeySource; HTTP and TLS (rustls, and OpenSSL for SKIP's PSK
+# mode) stay out of it (docs/ARCHITECTURE.md).
 tunnel_tree=$(cargo tree --locked -p tunnel -e normal --prefix none)
-if grep -E '^(qkd|hyper|rustls|rcgen)( |$)' <<<"$tunnel_tree"; then
+if grep -E '^(qkd|hyper|rustls|rcgen|openssl|openssl-sys|tokio-openssl)( |$)' <<<"$tunnel_tree"; then
     echo "tunnel must not depend on qkd, HTTP or TLS" >&2
     exit 1
 fi

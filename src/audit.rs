@@ -71,6 +71,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
     let keylog_text = std::str::from_utf8(&keylog_text).context("the key log is not UTF-8 text")?;
     let keylog = KeyLogEntry::parse_file(keylog_text)
         .with_context(|| format!("key log {}", args.keylog.display()))?;
+    let protocols = qkd_protocols(keylog_text);
     let psk = args.bootstrap_psk_file.as_ref().map(read_psk).transpose()?;
     let report = analyse(&datagrams, &keylog, broken, psk.as_deref()).with_context(|| {
         format!(
@@ -83,13 +84,33 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
         let mut v = render_json(&report, broken);
         if let Some(obj) = v.as_object_mut() {
             obj.insert("capture".into(), serde_json::to_value(&capture.stats)?);
+            obj.insert("qkd_protocols".into(), serde_json::to_value(&protocols)?);
         }
         println!("{v}");
     } else {
         print!("{}", render_capture(&capture.stats));
         print!("{}", render_human(&report, broken, keylog.len()));
+        if !protocols.is_empty() {
+            println!("QKD keys delivered over: {}", protocols.join(", "));
+        }
     }
     Ok(())
+}
+
+/// The QKD key-delivery protocols the key log's writer noted (`# qkd_protocol=NAME`
+/// comments, one per start of the gateway), in order, without repeats.
+fn qkd_protocols(keylog: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in keylog
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("# qkd_protocol="))
+        .map(|n| n.trim().chars().take(32).collect::<String>())
+    {
+        if !name.is_empty() && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
 }
 
 fn reason(e: &EpochResult) -> Option<String> {
@@ -313,5 +334,15 @@ mod tests {
         assert!(msg.contains(&*pcap.to_string_lossy()), "{msg}");
         assert!(msg.contains(&*keylog.to_string_lossy()), "{msg}");
         assert!(msg.contains("no keymix exchange"), "{msg}");
+    }
+}
+
+#[cfg(test)]
+mod protocol_tests {
+    #[test]
+    fn the_key_logs_protocol_notes_are_read_in_order() {
+        let log = "# qkd_protocol=skip\ntrident-keylog-v1 epoch=1\n# other\n# qkd_protocol=etsi014\n# qkd_protocol=skip\n";
+        assert_eq!(super::qkd_protocols(log), ["skip", "etsi014"]);
+        assert!(super::qkd_protocols("").is_empty());
     }
 }

@@ -3,10 +3,11 @@
 //! wrong (`main` prints it and exits with 2). Relative paths are relative to the config
 //! file's directory.
 //!
-//! QKD: a `[qkd]` table (kme_url, sae_id, ca_file, cert_file, key_file, timeout_secs) makes
-//! `[keymix] qkd` default to "preferred"; "preferred" or "required" without it is an error,
-//! and every `[[peer]]` then needs its `sae_id`. The table becomes an ETSI 014 client that the
-//! tunnel uses as its QKD key source.
+//! QKD: a `[qkd]` table (ETSI 014: kme_url, sae_id, ca_file, cert_file, key_file,
+//! timeout_secs; or `protocol = "skip"`: kp_url, local_system_id, tls, ... in
+//! config/qkd_skip.rs) makes `[keymix] qkd` default to "preferred"; "preferred" or
+//! "required" without it is an error, and every `[[peer]]` then needs its `sae_id` (SKIP:
+//! `remote_system_id`). The table becomes the client the tunnel uses as its QKD key source.
 //!
 //! Authentication: `[interface] state_dir` (default `$STATE_DIRECTORY/NAME` under systemd,
 //! else `/var/lib/trident/NAME`) keeps each peer's keymix chain across restarts; a
@@ -31,11 +32,13 @@ use file::ConfigFile;
 
 mod file;
 mod qkd;
+mod qkd_skip;
 mod source;
 mod validate;
 mod wgquick;
 mod wireguard;
-use qkd::qkd_client;
+use qkd::{peer_qkd_id, qkd_client};
+pub use qkd_skip::KpCheck;
 use source::Source;
 
 const DEFAULT_MTU: u16 = 1420;
@@ -62,6 +65,9 @@ const MAX_REJECT_AFTER_SECS: u64 = 2 * 86_400;
 pub struct Loaded {
     pub settings: TunnelSettings,
     pub warnings: Vec<String>,
+    /// SKIP: the Key Provider's capabilities check, run by `check` and `up` (it needs the
+    /// network, which `load` never touches).
+    pub kp_check: Option<KpCheck>,
 }
 
 /// The state directory when the config names none.
@@ -222,16 +228,26 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         None if qkd.is_some() => QkdPolicy::Preferred,
         None => QkdPolicy::Off,
     };
-    let qkd_client = match (&qkd, policy) {
+    // The peers' SKIP remote IDs, for the Key Provider's capabilities check.
+    let remote_ids: Vec<_> = peers
+        .iter()
+        .filter_map(|p| p.remote_system_id.as_ref())
+        .map(|r| (r.get_ref().clone(), Some(r.span())))
+        .collect();
+    let qkd_setup = match (&qkd, policy) {
         (_, QkdPolicy::Off) => None,
-        (Some(q), _) => Some(qkd_client(&src, q)?),
+        (Some(q), _) => Some(qkd_client(&src, q, &remote_ids)?),
         (None, _) => {
             return Err(src.error(
                 keymix.qkd.as_ref().map(Spanned::span),
                 "keymix.qkd",
-                format!("qkd = \"{policy}\" needs a [qkd] table (kme_url, sae_id, ca_file, cert_file, key_file)"),
+                format!("qkd = \"{policy}\" needs a [qkd] table (kme_url, sae_id, ca_file, cert_file, key_file; or protocol = \"skip\" with kp_url, local_system_id, ...)"),
             ))
         }
+    };
+    let protocol = match &qkd {
+        Some(q) => Some(q.protocol(&src)?),
+        None => None,
     };
     let kme_timeout = qkd
         .as_ref()
@@ -306,20 +322,9 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
             }
         };
         keymix_config.kme_timeout = Duration::from_secs(kme_timeout) + KME_TIMEOUT_MARGIN;
-        keymix_config.peer_sae_id = match &peer.sae_id {
-            Some(id) if id.get_ref().trim().is_empty() => {
-                return Err(src.error(Some(id.span()), "peer.sae_id", "must not be empty"))
-            }
-            Some(id) => Some(id.get_ref().clone()),
-            None if policy != QkdPolicy::Off && classic.is_none() => {
-                return Err(src.error(
-                    Some(peer.public_key.span()),
-                    "peer.sae_id",
-                    format!("missing: qkd = \"{policy}\" needs the peer's SAE ID at its KME"),
-                ))
-            }
-            None => None,
-        };
+        // The SAE ID (ETSI 014) or the remote system ID (SKIP): the ID keymix hands the
+        // key source as "the other side".
+        keymix_config.peer_sae_id = peer_qkd_id(&src, protocol, policy, classic.is_some(), &peer)?;
         peer_settings.push(PeerSettings {
             endpoint,
             allowed_ips: peer.allowed_ips.into_iter().map(|a| a.0 .0).collect(),
@@ -345,8 +350,8 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         addresses: interface.address.into_iter().map(|a| a.0).collect(),
         mtu,
         peers: peer_settings,
-        local_sae_id: qkd.map(|q| q.sae_id.into_inner()),
-        qkd_source: qkd_client,
+        local_sae_id: qkd_setup.as_ref().map(|s| s.local_id.clone()),
+        qkd_source: qkd_setup.as_ref().map(|s| s.source.clone()),
         keylog_file,
         control_dir: crate::cli_extra::control_dir(),
         state_dir: Some(state_dir),
@@ -363,7 +368,14 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         on_up: None,
     };
     validate::check_loaded(&src, &settings, &mut warnings)?;
-    Ok(Loaded { settings, warnings })
+    if let Some(setup) = &qkd_setup {
+        tracing::debug!(protocol = ?setup.protocol, "QKD key source configured");
+    }
+    Ok(Loaded {
+        settings,
+        warnings,
+        kp_check: qkd_setup.and_then(|s| s.kp_check),
+    })
 }
 
 #[cfg(test)]

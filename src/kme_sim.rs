@@ -1,5 +1,5 @@
-//! `trident kme-sim`: a pair of simulated ETSI GS QKD 014 KMEs (qkd::sim), so the
-//! whole system runs without QKD hardware. `init` writes the certificates and the two KME
+//! `trident kme-sim`: a pair of simulated ETSI GS QKD 014 KMEs that are also SKIP Key
+//! Providers (qkd::sim), so the whole system runs without QKD hardware. `init` writes the certificates and the two KME
 //! configs, `run` serves one KME, `status` asks a KME for its ETSI 014 Status as an SAE.
 
 use std::net::SocketAddr;
@@ -17,8 +17,9 @@ use qkd::{Etsi014Client, Etsi014ClientConfig};
 pub enum KmeSimCommand {
     /// Write DIR/ca.pem, the KME and SAE certificates, DIR/kme-a.toml and DIR/kme-b.toml.
     Init(InitArgs),
-    /// Serve one KME (ETSI 014 over HTTPS with mutual TLS) until SIGINT/SIGTERM. Its
-    /// key_rate_bps and qber are re-read on SIGHUP or when the file changes.
+    /// Serve one KME (ETSI 014 over HTTPS with mutual TLS, and SKIP in certificate and PSK
+    /// mode) until SIGINT/SIGTERM. Its key_rate_bps and qber are re-read on SIGHUP or when
+    /// the file changes.
     Run {
         /// DIR/kme-a.toml or DIR/kme-b.toml.
         config: PathBuf,
@@ -93,6 +94,20 @@ fn init(args: &InitArgs) -> Result<()> {
             "SAE {sae}: cert_file {} key_file {}",
             files.cert_file.display(),
             files.key_file.display()
+        );
+    }
+    // The same KMEs as SKIP Key Providers (system ID = KME ID).
+    for (path, sae) in [(&out.config_a, sae_a), (&out.config_b, sae_b)] {
+        let config = KmeConfig::load(path).with_context(|| format!("{}", path.display()))?;
+        let url =
+            |addr: Option<SocketAddr>| addr.map_or("-".to_owned(), |a| format!("https://{a}"));
+        println!(
+            "SKIP KP {}: certificate mode {}, PSK mode {} (psk_identity_file {}, psk_file {})",
+            config.kme_id,
+            url(config.skip_listen),
+            url(config.skip_psk_listen),
+            args.dir.join(format!("{sae}.skip-psk-id")).display(),
+            args.dir.join(format!("{sae}.skip-psk")).display(),
         );
     }
     Ok(())

@@ -97,6 +97,9 @@ pub fn render(status: &InterfaceStatus) -> String {
             let _ = writeln!(out, "  data plane: {}", status.data_plane);
         }
     }
+    if let Some(protocol) = &status.qkd_protocol {
+        let _ = writeln!(out, "  qkd key delivery: {protocol}");
+    }
     if let Some(path) = &status.keylog {
         let _ = writeln!(out, "  keylog: {path} (secrets on disk!)");
     }
@@ -248,6 +251,7 @@ mod tests {
             keylog: None,
             data_plane: "built-in".into(),
             wireguard: None,
+            qkd_protocol: None,
         })
     }
 
@@ -304,9 +308,11 @@ mod tests {
                 interface: "wg0".into(),
                 implementation: "wireguard-go".into(),
             }),
+            qkd_protocol: Some("skip".into()),
         });
         assert!(
-            out.contains("data plane: external (wg0, wireguard-go)"),
+            out.contains("data plane: external (wg0, wireguard-go)")
+                && out.contains("qkd key delivery: skip"),
             "{out}"
         );
         assert!(out.contains("wireguard psk: epoch 4"), "{out}");

@@ -10,7 +10,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 
 pub fn up(config_path: &Path) -> Result<()> {
-    let crate::config::Loaded { settings, warnings } = crate::config::load(config_path)?;
+    let crate::config::Loaded {
+        settings,
+        warnings,
+        kp_check,
+    } = crate::config::load(config_path)?;
     // The same checks as `trident check`; each warning is logged once.
     for warning in &warnings {
         tracing::warn!("{warning}");
@@ -35,6 +39,12 @@ pub fn up(config_path: &Path) -> Result<()> {
     runtime.block_on(async move {
         let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
         let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        // SKIP: the Key Provider must know every peer's KP before anything is set up.
+        if let Some(check) = &kp_check {
+            for warning in check.run().await? {
+                tracing::warn!("{warning}");
+            }
+        }
         let name = settings.name.clone();
         let hooks = settings.hooks.clone();
         // pre_up: before anything exists; a failure ends `up` with nothing created.

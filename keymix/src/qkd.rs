@@ -61,9 +61,18 @@ pub type QkdFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<QkdKey>, QkdErro
 ///
 /// As master SAE: `enc_keys` ("Get key") — fresh keys shared with `slave_sae_id`.
 /// As slave SAE: `dec_keys` ("Get key with key IDs") — the keys the master obtained.
+///
+/// Other key-delivery protocols map onto the same two calls (SKIP: "a new key shared with
+/// the remote system" and "the key of this keyId"), with the peer's ID in the protocol's
+/// own terms in place of the SAE ID.
 pub trait QkdKeySource: Send + Sync {
     fn enc_keys(&self, slave_sae_id: &str, number: u32, size_bits: u32) -> QkdFuture<'_>;
     fn dec_keys(&self, master_sae_id: &str, key_ids: &[String]) -> QkdFuture<'_>;
+    /// The key-delivery protocol's short name, for status, metrics and the key log
+    /// (`etsi014`, `skip`). Defaulted so existing sources need no change.
+    fn protocol(&self) -> &'static str {
+        "etsi014"
+    }
 }
 
 /// One side of an in-memory KME pair. Two handles made by [`InMemoryKme::pair`] share a

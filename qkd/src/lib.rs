@@ -1,8 +1,11 @@
-//! qkd: Trident's I/O side of quantum key distribution, ETSI GS QKD 014 over HTTPS.
+//! qkd: Trident's I/O side of quantum key distribution: ETSI GS QKD 014 and SKIP over HTTPS.
 //!
 //! - [`model`]: the spec's JSON data formats (clause 6), field names as in the spec.
 //! - [`Etsi014Client`]: the SAE side over HTTPS with mutual TLS; implements
 //!   [`keymix::qkd::QkdKeySource`] so keymix can draw QKD keys from a real KME.
+//! - [`skip`]: the same for Cisco's SKIP (draft-cisco-skip-02): a client of the site's Key
+//!   Provider ([`skip::SkipClient`], also a `QkdKeySource`), with certificate (rustls) and
+//!   pre-shared-key (OpenSSL) TLS.
 //! - [`sim`]: a pair of simulated KMEs with a key link and a key-rate model, for
 //!   `trident kme-sim` and the tests.
 //!
@@ -20,6 +23,7 @@ mod body;
 mod client;
 pub mod model;
 pub mod sim;
+pub mod skip;
 pub mod tls;
 mod url;
 

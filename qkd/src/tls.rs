@@ -48,7 +48,7 @@ fn provider() -> Arc<CryptoProvider> {
 const VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
-fn read_bounded(path: &Path) -> Result<Zeroizing<Vec<u8>>, TlsSetupError> {
+pub(crate) fn read_bounded(path: &Path) -> Result<Zeroizing<Vec<u8>>, TlsSetupError> {
     use std::io::Read as _;
     let io_err = |source| TlsSetupError::Io {
         path: path.to_owned(),

@@ -98,8 +98,10 @@ pub(super) struct PeerSection {
     #[serde(default)]
     pub(super) allowed_ips: Vec<Parsed<AllowedIp>>,
     pub(super) persistent_keepalive: Option<u16>,
-    /// The peer's SAE ID at its own KME; required when QKD is on.
+    /// The peer's SAE ID at its own KME; required when QKD is on (ETSI 014).
     pub(super) sae_id: Option<Spanned<String>>,
+    /// The system ID of the peer's Key Provider; required when QKD is on (SKIP).
+    pub(super) remote_system_id: Option<Spanned<String>>,
     /// A bootstrap PSK shared with this peer only (`trident genpsk`).
     pub(super) bootstrap_psk_file: Option<Spanned<PathBuf>>,
     /// "off": a plain WireGuard peer (config/wireguard.rs).

@@ -27,6 +27,11 @@ impl Source<'_> {
         }
     }
 
+    /// The 1-based line of a byte offset.
+    pub(super) fn line_at(&self, offset: usize) -> usize {
+        self.line_of(offset)
+    }
+
     fn line_of(&self, offset: usize) -> usize {
         self.text
             .get(..offset)

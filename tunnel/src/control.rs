@@ -389,6 +389,7 @@ mod tests {
                             keylog: None,
                             data_plane: "built-in".into(),
                             wireguard: None,
+                            qkd_protocol: None,
                         });
                     }
                     ControlRequest::Reset { peer, reply, .. } => {

@@ -33,6 +33,15 @@ impl KeyLog {
         &self.path
     }
 
+    /// Notes which protocol delivered the QKD keys of the epochs that follow (a comment
+    /// line, `# qkd_protocol=skip`), so `trident audit` can name it.
+    pub fn note_qkd_protocol(&mut self, protocol: &str) {
+        let line = format!("# qkd_protocol={protocol}\n");
+        if let Err(e) = self.file.write_all(line.as_bytes()) {
+            tracing::error!(path = %self.path.display(), "key log write failed: {e}");
+        }
+    }
+
     /// Appends one epoch's line. A failed write loses that epoch for the audit but must not
     /// stop the tunnel, so it is logged (never the line itself) and otherwise ignored.
     pub fn append(&mut self, entry: &KeyLogEntry) {

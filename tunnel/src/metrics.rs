@@ -71,18 +71,23 @@ impl Shared {
         self.exchange_seconds.observe(took.as_secs_f64());
     }
 
-    /// A KME request (`kind`: enc_keys or dec_keys) was sent.
-    pub fn kme_request(&self, kind: &str) {
+    /// A KME request (`kind`: enc_keys or dec_keys) was sent over `protocol` (the key
+    /// source's name: etsi014, skip).
+    pub fn kme_request(&self, kind: &str, protocol: &str) {
         self.kme_requests
-            .get_or_create(&vec![("kind".to_owned(), kind.to_owned())])
+            .get_or_create(&vec![
+                ("kind".to_owned(), kind.to_owned()),
+                ("protocol".to_owned(), protocol.to_owned()),
+            ])
             .inc();
     }
 
     /// A KME request failed with `error` (a [`keymix::qkd::QkdError`] kind).
-    pub fn kme_error(&self, kind: &str, error: &str) {
+    pub fn kme_error(&self, kind: &str, protocol: &str, error: &str) {
         self.kme_errors
             .get_or_create(&vec![
                 ("kind".to_owned(), kind.to_owned()),
+                ("protocol".to_owned(), protocol.to_owned()),
                 ("error".to_owned(), error.to_owned()),
             ])
             .inc();

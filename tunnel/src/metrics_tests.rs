@@ -80,6 +80,7 @@ fn snapshot() -> Snapshot {
             keylog: None,
             data_plane: "built-in".into(),
             wireguard: None,
+            qkd_protocol: Some("skip".into()),
         },
         packets: vec![(5, 6)],
     }
@@ -89,8 +90,8 @@ fn snapshot() -> Snapshot {
 fn render_has_every_family() {
     let shared = Shared::default();
     shared.observe_exchange(Duration::from_millis(12));
-    shared.kme_request("enc_keys");
-    shared.kme_error("enc_keys", "transport");
+    shared.kme_request("enc_keys", "skip");
+    shared.kme_error("enc_keys", "skip", "transport");
     let text = render(&shared, &snapshot());
     for want in [
         "trident_peer_rx_bytes_total{interface=\"trdA\",peer=\"cGVlcg==\"} 100",
@@ -102,8 +103,8 @@ fn render_has_every_family() {
         "source=\"qkd\"} 0",
         "trident_dropped_total{interface=\"trdA\",reason=\"no_route\"} 4",
         "trident_keymix_exchange_duration_seconds_count 1",
-        "trident_kme_requests_total{kind=\"enc_keys\"} 1",
-        "trident_kme_errors_total{kind=\"enc_keys\",error=\"transport\"} 1",
+        "trident_kme_requests_total{kind=\"enc_keys\",protocol=\"skip\"} 1",
+        "trident_kme_errors_total{kind=\"enc_keys\",protocol=\"skip\",error=\"transport\"} 1",
         "# EOF",
     ] {
         assert!(text.contains(want), "{want} missing in\n{text}");

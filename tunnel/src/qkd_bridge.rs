@@ -40,6 +40,11 @@ impl QkdBridge {
         self.metrics = metrics;
     }
 
+    /// The key source's protocol (etsi014, skip), for status; None without a source.
+    pub fn protocol(&self) -> Option<&'static str> {
+        self.source.as_ref().map(|s| s.protocol())
+    }
+
     pub fn submit(&self, request: KmeRequest) {
         let KmeRequest { id, kind, .. } = request;
         let kind_name = match &kind {
@@ -47,12 +52,13 @@ impl QkdBridge {
             KmeRequestKind::DecKeys { .. } => "dec_keys",
         };
         let metrics = self.metrics.clone();
+        let protocol = self.protocol().unwrap_or("none");
         if let Some(m) = &metrics {
-            m.kme_request(kind_name);
+            m.kme_request(kind_name, protocol);
         }
         let Some(source) = self.source.clone() else {
             if let Some(m) = &metrics {
-                m.kme_error(kind_name, "unavailable");
+                m.kme_error(kind_name, protocol, "unavailable");
             }
             // keymix turns this into "degraded" (preferred) or "blocked" (required).
             let _ = self.results.send((
@@ -77,7 +83,7 @@ impl QkdBridge {
                 } => source.dec_keys(&master_sae_id, &key_ids).await,
             };
             if let (Some(m), Err(e)) = (&metrics, &result) {
-                m.kme_error(kind_name, error_kind(e));
+                m.kme_error(kind_name, protocol, error_kind(e));
             }
             let _ = results.send((id, result));
         });

@@ -30,6 +30,9 @@ pub struct InterfaceStatus {
     /// The WireGuard interface of the external data plane.
     #[serde(default)]
     pub wireguard: Option<ExternalReport>,
+    /// The QKD key-delivery protocol ("etsi014", "skip"); null without a key source.
+    #[serde(default)]
+    pub qkd_protocol: Option<String>,
 }
 
 fn built_in() -> String {
@@ -121,7 +124,14 @@ impl InterfaceStatus {
             keylog: None,
             data_plane: built_in(),
             wireguard: None,
+            qkd_protocol: None,
         }
+    }
+
+    /// Names the QKD key source's protocol (`QkdBridge::protocol`).
+    pub(crate) fn with_qkd_protocol(mut self, protocol: Option<&str>) -> Self {
+        self.qkd_protocol = protocol.map(str::to_owned);
+        self
     }
 
     /// Shows where the key log is written, when it is on.

@@ -5,8 +5,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use super::keyid::new_key_id;
-use super::link::{LinkKey, LinkPush};
+use super::issue::issue;
+use super::keyid::canonical;
 use super::state::KmeState;
 use super::store::TakeError;
 use crate::model::{self, Key, KeyContainer, KeyIds, KeyMaterial, KeyRequest, Status};
@@ -31,7 +31,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn json<T: Serialize>(status: u16, value: &T) -> Self {
+    pub(super) fn json<T: Serialize>(status: u16, value: &T) -> Self {
         match serde_json::to_vec(value) {
             Ok(body) => Self {
                 status,
@@ -44,11 +44,11 @@ impl Answer {
         }
     }
 
-    fn error(status: u16, message: &str) -> Self {
+    pub(super) fn error(status: u16, message: &str) -> Self {
         Self::json(status, &model::Error::message(message))
     }
 
-    fn bad_request(message: &str) -> Self {
+    pub(super) fn bad_request(message: &str) -> Self {
         Self::error(400, message)
     }
 
@@ -144,7 +144,10 @@ fn parse_json<T: serde::de::DeserializeOwned + Default>(
 }
 
 /// `name=value&...`, percent-decoded, each name at most once, only names in `allowed`.
-fn query_params(query: Option<&str>, allowed: &[&str]) -> Result<Map<String, Value>, Answer> {
+pub(super) fn query_params(
+    query: Option<&str>,
+    allowed: &[&str],
+) -> Result<Map<String, Value>, Answer> {
     let mut params = Map::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -165,7 +168,7 @@ fn query_params(query: Option<&str>, allowed: &[&str]) -> Result<Map<String, Val
     Ok(params)
 }
 
-fn query_u32(params: &Map<String, Value>, name: &str) -> Result<Option<u32>, Answer> {
+pub(super) fn query_u32(params: &Map<String, Value>, name: &str) -> Result<Option<u32>, Answer> {
     match params.get(name).and_then(Value::as_str) {
         None => Ok(None),
         Some(text) => text
@@ -297,38 +300,10 @@ async fn enc_keys(state: &KmeState, master: &str, slave: &str, request: KeyReque
         Ok(checked) => checked,
         Err(answer) => return answer,
     };
-    let bits = u64::from(number) * u64::from(size);
-    if !state.try_draw(bits) {
-        return Answer::error(
-            503,
-            &format!(
-                "not enough key material: {number} keys of {size} bits requested, \
-                 {} keys of {} bits stored",
-                state.stored_key_count(),
-                state.config.key_size
-            ),
-        );
-    }
-    let keys = match fresh_keys(number, size) {
+    let keys = match issue(state, master, slave, number, size).await {
         Ok(keys) => keys,
-        Err(e) => {
-            state.give_back(bits);
-            tracing::error!(error = %e, "random number generator failed");
-            return Answer::error(503, "key generation failed");
-        }
+        Err(answer) => return answer,
     };
-    // The slave's KME must hold the keys before the master has them: otherwise the master
-    // could use a key its peer can never obtain.
-    let push = LinkPush {
-        master_SAE_ID: master.to_owned(),
-        slave_SAE_ID: slave.to_owned(),
-        keys,
-    };
-    if let Err(e) = state.link.push(&push).await {
-        state.give_back(bits);
-        tracing::warn!(error = %e, "key link to the peer KME failed");
-        return Answer::error(503, "the peer KME could not be reached over the key link");
-    }
     tracing::info!(
         master,
         slave,
@@ -337,8 +312,7 @@ async fn enc_keys(state: &KmeState, master: &str, slave: &str, request: KeyReque
         "keys delivered to the master SAE"
     );
     let container = KeyContainer {
-        keys: push
-            .keys
+        keys: keys
             .into_iter()
             .map(|k| Key {
                 key_ID: k.key_ID,
@@ -352,19 +326,6 @@ async fn enc_keys(state: &KmeState, master: &str, slave: &str, request: KeyReque
     Answer::json(200, &container)
 }
 
-fn fresh_keys(number: u32, size_bits: u32) -> Result<Vec<LinkKey>, getrandom::Error> {
-    (0..number)
-        .map(|_| {
-            let mut key = Zeroizing::new(vec![0u8; (size_bits / 8) as usize]);
-            getrandom::fill(&mut key)?;
-            Ok(LinkKey {
-                key_ID: new_key_id()?,
-                key: KeyMaterial(key),
-            })
-        })
-        .collect()
-}
-
 fn dec_keys(state: &KmeState, slave: &str, master: &str, ids: &[String]) -> Answer {
     let max = state.config.max_key_per_request as usize;
     if ids.is_empty() || ids.len() > max {
@@ -373,11 +334,18 @@ fn dec_keys(state: &KmeState, slave: &str, master: &str, ids: &[String]) -> Answ
     if ids.iter().any(|id| id.len() > MAX_KEY_ID_LEN) {
         return Answer::bad_request(MSG_KEYS_NOT_FOUND);
     }
+    // Either ID form names the key (see keyid::canonical); the answer echoes the IDs as
+    // asked, since the client matches keys to its own IDs.
+    let canonical: Vec<String> = ids.iter().map(|id| canonical(id)).collect();
     let taken = state
         .store()
-        .take(slave, master, ids, std::time::Instant::now());
+        .take(slave, master, &canonical, std::time::Instant::now());
     match taken {
         Ok(keys) => {
+            let keys = ids
+                .iter()
+                .cloned()
+                .zip(keys.into_iter().map(|(_, key)| key));
             tracing::info!(
                 master,
                 slave,

@@ -65,6 +65,22 @@ pub struct KmeConfig {
     /// [`DEFAULT_KEY_TTL_SECS`] when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_ttl_secs: Option<u64>,
+    /// SKIP in certificate mode (TLS 1.3 with `cert_file`): where this KP listens. Its
+    /// localSystemID is `kme_id`, its remoteSystemID `peer_kme_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_listen: Option<SocketAddr>,
+    /// Whether SKIP's certificate mode demands a client certificate (default true; false
+    /// lets an encryptor without one in, as some KPs do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_require_client_cert: Option<bool>,
+    /// SKIP in PSK mode (TLS 1.3 external PSK or TLS 1.2 DHE-PSK): where this KP listens,
+    /// and the files with the PSK identity (text) and the PSK (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_psk_listen: Option<SocketAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_psk_identity_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_psk_file: Option<PathBuf>,
 }
 
 /// Long enough for any slave that is alive (it asks within a round trip of its master),
@@ -101,6 +117,15 @@ impl KmeConfig {
             &mut config.link_cert_file,
             &mut config.link_key_file,
         ] {
+            *p = base.join(&*p);
+        }
+        for p in [
+            &mut config.skip_psk_identity_file,
+            &mut config.skip_psk_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
             *p = base.join(&*p);
         }
         Ok(config)
@@ -164,6 +189,11 @@ impl KmeConfig {
             .is_some_and(|t| t == 0 || t > MAX_KEY_TTL_SECS)
         {
             return Err(format!("key_ttl_secs must be in 1..={MAX_KEY_TTL_SECS}"));
+        }
+        if self.skip_psk_listen.is_some()
+            && (self.skip_psk_identity_file.is_none() || self.skip_psk_file.is_none())
+        {
+            return Err("skip_psk_listen needs skip_psk_identity_file and skip_psk_file".into());
         }
         check_runtime(self.key_rate_bps, self.qber)
     }

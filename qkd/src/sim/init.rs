@@ -5,6 +5,10 @@
 //! so more SAE certificates can be issued later ([`issue_sae_cert`]). `link-ca.pem` signs only
 //! the two KMEs' link certificates (CN = KME ID); its key is discarded, so nothing issued
 //! later can join the key link.
+//!
+//! SKIP: each KME also serves SKIP next to its ETSI 014 port ([`SKIP_PORT_OFFSET`],
+//! [`SKIP_PSK_PORT_OFFSET`]); the PSK of its PSK mode is `SAE.skip-psk` (hex) with the
+//! identity in `SAE.skip-psk-id` (the SAE ID), both 0600, for the encryptor to use too.
 
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -23,6 +27,11 @@ pub const DEFAULT_LISTEN_A: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LO
 pub const DEFAULT_LISTEN_B: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8444);
 pub const DEFAULT_LINK_A: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8445);
 pub const DEFAULT_LINK_B: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8446);
+
+/// Where a KME serves SKIP, relative to its ETSI 014 port: +100 in certificate mode, +200
+/// in PSK mode (8543/8643 and 8544/8644 with the defaults).
+pub const SKIP_PORT_OFFSET: u16 = 100;
+pub const SKIP_PSK_PORT_OFFSET: u16 = 200;
 
 pub const KME_A_ID: &str = "KME_A";
 pub const KME_B_ID: &str = "KME_B";
@@ -93,8 +102,9 @@ pub fn init(
     .map(|f| dir.join(f))
     .collect();
     for sae in [sae_a, sae_b] {
-        planned.push(dir.join(format!("{sae}.pem")));
-        planned.push(dir.join(format!("{sae}.key")));
+        for ext in ["pem", "key", "skip-psk", "skip-psk-id"] {
+            planned.push(dir.join(format!("{sae}.{ext}")));
+        }
     }
     if let Some(existing) = planned.iter().find(|p| p.exists()) {
         return Err(SimError::Setup(format!(
@@ -141,6 +151,16 @@ pub fn init(
     }
     let sae_a_files = issue_with(dir, sae_a, &ca)?;
     let sae_b_files = issue_with(dir, sae_b, &ca)?;
+    for sae in [sae_a, sae_b] {
+        write_skip_psk(dir, sae)?;
+    }
+    // No SKIP listener where the ETSI port is 0 (bound later by the caller) or too high.
+    let skip_addr = |listen: SocketAddr, offset: u16| {
+        (listen.port() != 0)
+            .then(|| listen.port().checked_add(offset))
+            .flatten()
+            .map(|port| SocketAddr::new(listen.ip(), port))
+    };
 
     let config_for = |a_side: bool| {
         let (me, kme_id, peer_kme_id, sae, peer_sae, listen, link, peer_link) = if a_side {
@@ -175,6 +195,11 @@ pub fn init(
             key_rate_bps: 2560.0,
             qber: None,
             key_ttl_secs: None,
+            skip_listen: skip_addr(listen, SKIP_PORT_OFFSET),
+            skip_require_client_cert: None,
+            skip_psk_listen: skip_addr(listen, SKIP_PSK_PORT_OFFSET),
+            skip_psk_identity_file: Some(format!("{sae}.skip-psk-id").into()),
+            skip_psk_file: Some(format!("{sae}.skip-psk").into()),
         }
     };
     let config_a = dir.join("kme-a.toml");
@@ -295,6 +320,21 @@ fn leaf(
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, issuer)?;
     Ok((cert.pem(), Zeroizing::new(key.serialize_pem())))
+}
+
+/// A random 256-bit PSK (hex) and its identity (the SAE ID) for the KP's PSK mode.
+fn write_skip_psk(dir: &Path, sae: &str) -> Result<(), SimError> {
+    let mut psk = Zeroizing::new([0u8; 32]);
+    getrandom::fill(psk.as_mut_slice())
+        .map_err(|e| SimError::Setup(format!("random number generator: {e}")))?;
+    let mut text = Zeroizing::new(hex::encode(psk.as_slice()));
+    text.push('\n');
+    write_file(&dir.join(format!("{sae}.skip-psk")), text.as_bytes(), true)?;
+    write_file(
+        &dir.join(format!("{sae}.skip-psk-id")),
+        format!("{sae}\n").as_bytes(),
+        true,
+    )
 }
 
 fn write_pair(dir: &Path, stem: &str, cert: &str, key: &str) -> Result<(), SimError> {

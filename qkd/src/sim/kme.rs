@@ -15,6 +15,7 @@ use super::error::SimError;
 use super::link::{serve_link, LinkClient};
 use super::reload::{hangup_signal, watch_config};
 use super::server::serve_api;
+use super::skip_server::{serve_certificate, serve_psk, SkipTlsContexts};
 use super::state::KmeState;
 use crate::tls::{self, TlsFiles};
 
@@ -22,12 +23,18 @@ use crate::tls::{self, TlsFiles};
 pub struct KmeListeners {
     pub api: TcpListener,
     pub link: TcpListener,
+    /// SKIP in certificate mode and in PSK mode; None: not served.
+    pub skip: Option<TcpListener>,
+    pub skip_psk: Option<TcpListener>,
 }
 
 /// A running KME. Dropping it stops the KME.
 pub struct KmeHandle {
     pub api_addr: SocketAddr,
     pub link_addr: SocketAddr,
+    /// SKIP listeners (certificate mode, PSK mode), when served.
+    pub skip_addr: Option<SocketAddr>,
+    pub skip_psk_addr: Option<SocketAddr>,
     pub kme_id: String,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -73,12 +80,15 @@ pub async fn spawn(
     };
     let link_server_tls = tls::server_config(&link_files)?;
     let link_client_tls = tls::client_config(&link_files)?;
+    let skip_tls = SkipTlsContexts::load(&config)?;
 
     let listeners = match listeners {
         Some(l) => l,
         None => KmeListeners {
             api: bind(config.listen).await?,
             link: bind(config.link_listen).await?,
+            skip: bind_some(config.skip_listen).await?,
+            skip_psk: bind_some(config.skip_psk_listen).await?,
         },
     };
     let local = |l: &TcpListener, addr| {
@@ -87,6 +97,11 @@ pub async fn spawn(
     };
     let api_addr = local(&listeners.api, config.listen)?;
     let link_addr = local(&listeners.link, config.link_listen)?;
+    let skip_addr = listeners.skip.as_ref().and_then(|l| l.local_addr().ok());
+    let skip_psk_addr = listeners
+        .skip_psk
+        .as_ref()
+        .and_then(|l| l.local_addr().ok());
 
     let link = LinkClient::new(
         TlsConnector::from(link_client_tls),
@@ -100,6 +115,8 @@ pub async fn spawn(
         %api_addr,
         %link_addr,
         peer_link = %config.peer_link,
+        ?skip_addr,
+        ?skip_psk_addr,
         "KME simulator listening"
     );
     let state = Arc::new(KmeState::new(config, link));
@@ -117,6 +134,17 @@ pub async fn spawn(
         state.clone(),
         stop.clone(),
     ));
+    if let (Some(listener), Some(acceptor)) = (listeners.skip, skip_tls.certificate) {
+        tasks.spawn(serve_certificate(
+            listener,
+            acceptor,
+            state.clone(),
+            stop.clone(),
+        ));
+    }
+    if let (Some(listener), Some(context)) = (listeners.skip_psk, skip_tls.psk) {
+        tasks.spawn(serve_psk(listener, context, state.clone(), stop.clone()));
+    }
     tasks.spawn(watch_config(
         config_path.to_owned(),
         state,
@@ -126,10 +154,19 @@ pub async fn spawn(
     Ok(KmeHandle {
         api_addr,
         link_addr,
+        skip_addr,
+        skip_psk_addr,
         kme_id,
         shutdown,
         tasks,
     })
+}
+
+async fn bind_some(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, SimError> {
+    match addr {
+        Some(addr) => bind(addr).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, SimError> {

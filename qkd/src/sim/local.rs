@@ -27,6 +27,16 @@ impl LocalPair {
     pub fn url_b(&self) -> String {
         format!("https://127.0.0.1:{}", self.b.api_addr.port())
     }
+
+    /// `https://127.0.0.1:PORT` of a KME's SKIP listener (`psk`: the PSK-mode one).
+    pub fn skip_url(&self, kme: &KmeHandle, psk: bool) -> String {
+        let addr = if psk {
+            kme.skip_psk_addr
+        } else {
+            kme.skip_addr
+        };
+        format!("https://127.0.0.1:{}", addr.map_or(0, |a| a.port()))
+    }
 }
 
 async fn bind_loopback() -> Result<TcpListener, SimError> {
@@ -48,6 +58,12 @@ pub async fn spawn_local_pair(
     let api_b = bind_loopback().await?;
     let link_a = bind_loopback().await?;
     let link_b = bind_loopback().await?;
+    let skip = [
+        bind_loopback().await?,
+        bind_loopback().await?,
+        bind_loopback().await?,
+        bind_loopback().await?,
+    ];
     let addr = |l: &TcpListener| {
         l.local_addr().map_err(|source| SimError::Bind {
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -65,6 +81,11 @@ pub async fn spawn_local_pair(
     )?;
     let mut config_a = KmeConfig::load(&files.config_a)?;
     let mut config_b = KmeConfig::load(&files.config_b)?;
+    let [skip_a, skip_psk_a, skip_b, skip_psk_b] = skip;
+    config_a.skip_listen = Some(addr(&skip_a)?);
+    config_a.skip_psk_listen = Some(addr(&skip_psk_a)?);
+    config_b.skip_listen = Some(addr(&skip_b)?);
+    config_b.skip_psk_listen = Some(addr(&skip_psk_b)?);
     adjust(&mut config_a, &mut config_b);
     for (config, path) in [(&config_a, &files.config_a), (&config_b, &files.config_b)] {
         config.validate().map_err(|reason| SimError::Config {
@@ -78,6 +99,8 @@ pub async fn spawn_local_pair(
         Some(KmeListeners {
             api: api_a,
             link: link_a,
+            skip: Some(skip_a),
+            skip_psk: Some(skip_psk_a),
         }),
     )
     .await?;
@@ -86,6 +109,8 @@ pub async fn spawn_local_pair(
         Some(KmeListeners {
             api: api_b,
             link: link_b,
+            skip: Some(skip_b),
+            skip_psk: Some(skip_psk_b),
         }),
     )
     .await?;

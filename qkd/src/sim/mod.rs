@@ -42,6 +42,13 @@
 //! `key_rate_bps` and `qber` are re-read while running (on SIGHUP and when the config file
 //! changes; polled every 500 ms).
 //!
+//! # SKIP
+//! Each KME also serves SKIP (draft-cisco-skip-02) to the same SAE, over the same pool, key
+//! link and store (`skip_api`, `skip_server`): certificate mode on `skip_listen` and PSK
+//! mode on `skip_psk_listen`. Its system ID is its KME ID. A key ID is 128 bits written as
+//! a UUID (ETSI 014) or as 32 hex digits (SKIP), and either KME accepts either form over
+//! either API, so one pair can back an ETSI 014 site and a SKIP site.
+//!
 //! # Limits
 //! Keys pushed to the slave's KME wait until fetched, at most `key_ttl_secs` (default 300);
 //! their number is capped at max(`max_key_count`, 10000), after which further pushes (and so
@@ -55,6 +62,7 @@ pub mod config;
 mod error;
 mod identity;
 pub mod init;
+mod issue;
 mod keyid;
 mod kme;
 mod link;
@@ -62,6 +70,8 @@ mod local;
 pub mod pool;
 mod reload;
 mod server;
+mod skip_api;
+mod skip_server;
 mod state;
 mod store;
 
@@ -72,7 +82,7 @@ pub use config::KmeConfig;
 pub use error::SimError;
 pub use init::{
     init, issue_sae_cert, InitOutput, SaeFiles, DEFAULT_LINK_A, DEFAULT_LINK_B, DEFAULT_LISTEN_A,
-    DEFAULT_LISTEN_B,
+    DEFAULT_LISTEN_B, KME_A_ID, KME_B_ID, SKIP_PORT_OFFSET, SKIP_PSK_PORT_OFFSET,
 };
 pub use kme::{run, spawn, KmeHandle, KmeListeners};
 pub use local::{spawn_local_pair, LocalPair};

@@ -25,10 +25,10 @@ use crate::body::read_limited;
 
 /// Key request and Key IDs bodies are small (128 UUIDs is ~6 KiB).
 const MAX_REQUEST_BODY: usize = 64 * 1024;
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lifetime cap of one connection, so idle keep-alive clients cannot pile up.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
-const MAX_CONNECTIONS: usize = 256;
+pub(super) const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
+pub(super) const MAX_CONNECTIONS: usize = 256;
 
 /// Serve the ETSI 014 API until `shutdown` flips; open connections are dropped with it.
 pub async fn serve_api(
@@ -106,7 +106,7 @@ async fn respond(
     build(answer.status, answer.body.map(Bytes::from_owner))
 }
 
-fn build(status: u16, body: Option<Bytes>) -> Response<Full<Bytes>> {
+pub(super) fn build(status: u16, body: Option<Bytes>) -> Response<Full<Bytes>> {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let has_body = body.is_some();
     // hyper derives Content-Length from the full body.

@@ -87,7 +87,10 @@ pub(super) fn open(
         udp_state,
         map_v4,
     };
-    let keylog = keylog_file.as_deref().map(KeyLog::open).transpose()?;
+    let mut keylog = keylog_file.as_deref().map(KeyLog::open).transpose()?;
+    if let (Some(log), Some(source)) = (keylog.as_mut(), qkd_source.as_ref()) {
+        log.note_qkd_protocol(source.protocol());
+    }
 
     let now = Instant::now();
     let public_key = PublicKey::from(&private_key);

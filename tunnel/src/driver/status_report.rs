@@ -64,6 +64,7 @@ impl Driver {
         }
         InterfaceStatus::new(&self.name, &self.public_key, self.listen_port)
             .with_keylog(self.keylog.as_ref())
+            .with_qkd_protocol(self.qkd.protocol())
             .with_peers(peers)
             .with_dropped(dropped)
     }

@@ -177,11 +177,14 @@ impl Driver {
 
         let (udp, _state) = udp_socket::bind(settings.listen_port, settings.fwmark)?;
         let map_v4 = udp_socket::maps_v4(&udp);
-        let keylog = settings
+        let mut keylog = settings
             .keylog_file
             .as_deref()
             .map(KeyLog::open)
             .transpose()?;
+        if let (Some(log), Some(source)) = (keylog.as_mut(), settings.qkd_source.as_ref()) {
+            log.note_qkd_protocol(source.protocol());
+        }
         let now = Instant::now();
         let mut config = EndpointConfig::new(settings.private_key.clone());
         config.local_sae_id = settings.local_sae_id.clone();
@@ -359,6 +362,7 @@ impl Driver {
         dropped.insert("state_write_failed".to_owned(), self.state_write_failed);
         let status = InterfaceStatus::new(&self.name, &self.public_key, self.listen_port)
             .with_keylog(self.keylog.as_ref())
+            .with_qkd_protocol(self.qkd.protocol())
             .with_peers(peers)
             .with_dropped(dropped);
         InterfaceStatus {
