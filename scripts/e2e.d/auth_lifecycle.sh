@@ -192,8 +192,11 @@ hub_body() {
     ((sent >= n * 120 && lost == 0))
 }
 
-# A loses its state and the pair shares no bootstrap PSK: B refuses A's bootstrap (chain
-# mismatch, status says how to fix it) until the operator runs `trident reset` on B.
+# A loses its state and the pair shares no bootstrap PSK: B refuses A's bootstrap (a static
+# key alone proves nothing) and only counts it; A, which knows it lost its chain, says what
+# to do. A plain reset on B is refused (it would let the static keys alone in); the
+# operator's `--static-only` acknowledgement is accepted, and status shows it until the
+# chain has grown again.
 t_auth_lost_state_needs_reset() {
     fresh 5 12 || return 1
     local pub_a
@@ -210,23 +213,36 @@ t_auth_lost_state_needs_reset() {
     trd_kill9 a "$WORK"
     rm -rf "$WORK/state-a"
     trd_start a "$WORK" || return 1
-    auth_wait 40 '[[ $(trd_peer trdB reason) == *"trident reset"* ]]' >/dev/null || {
-        log "B never said how to fix it: state $(trd_peer trdB state), reason $(trd_peer trdB reason)"
+    auth_wait 45 '[[ $(trd_peer trdA hint) == *"--static-only"* ]]' >/dev/null || {
+        log "A never said what to do: state $(trd_peer trdA state), hint $(trd_peer trdA hint)"
         return 1
     }
-    log "B: state $(trd_peer trdB state), reason: $(trd_peer trdB reason)"
-    "$TRIDENT" status trdB | grep -E "reason|authenticated" | sed 's/^/    | /'
+    log "A: state $(trd_peer trdA state), hint: $(trd_peer trdA hint)"
+    log "B: state $(trd_peer trdB state), reason $(trd_peer trdB reason), hint $(trd_peer trdB hint), unverified $(trd_peer trdB unverified)"
+    [[ "$(trd_peer trdB hint) $(trd_peer trdB reason)" != *reset* ]] || { log "B advises a reset on unverified input"; return 1; }
+    (($(trd_peer trdB unverified) > 0)) || { log "B did not count A's refused bootstraps"; return 1; }
     log "B keymix_chain_mismatch drops: $(trd_drops trdB keymix_chain_mismatch)"
-    out=$("$TRIDENT" reset trdB "$pub_a" 2>&1) || { log "reset failed: $out"; return 1; }
-    log "reset: $out"
-    grep -q "operator reset" "$WORK/b.log" || { log "reset not logged"; return 1; }
+    out=$("$TRIDENT" reset trdB "$pub_a" 2>&1)
+    rc=$?
+    log "plain reset: rc $rc: ${out:0:160}..."
+    [[ $rc != 0 && $out == *"--static-only"* ]] || { log "a plain reset without a bootstrap PSK was not refused"; return 1; }
+    out=$("$TRIDENT" reset --static-only trdB "$pub_a" 2>&1) || { log "reset failed: $out"; return 1; }
+    log "reset --static-only: $out"
+    grep -q "operator reset acknowledged as static-only" "$WORK/b.log" || { log "reset not logged"; return 1; }
     local took
     took=$(auth_wait 20 'ping_ok && [[ $(trd_peer trdA state) == up && $(trd_peer trdB state) == up ]]') || {
         log "not up after the reset: A $(trd_peer trdA state), B $(trd_peer trdB state) $(trd_peer trdB reason)"
         return 1
     }
-    log "up again $took s after the reset: epoch $(trd_peer trdB epoch), auth $(trd_peer trdB auth)"
-    [[ $(trd_peer trdB auth) == static-only || $(trd_peer trdB auth) == chain ]]
+    log "up again $took s after the reset: epoch $(trd_peer trdB epoch), auth $(trd_peer trdB auth), static_only_reset $(trd_peer trdB static_only_reset)"
+    "$TRIDENT" status trdB | grep -q "operator reset with --static-only" || [[ $(trd_peer trdB auth) == chain ]] || {
+        log "status does not show the acknowledgement"
+        return 1
+    }
+    auth_wait 20 '[[ $(trd_peer trdB auth) == chain && $(trd_peer trdB static_only_reset) == False ]]' >/dev/null || {
+        log "the acknowledgement did not clear once the chain grew: $(trd_peer trdB auth) $(trd_peer trdB static_only_reset)"
+        return 1
+    }
 }
 
 # The same loss with a per-peer bootstrap PSK on both sides: A re-bootstraps on its own.

@@ -7,16 +7,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use blake2::{Blake2s256, Digest};
 use boringtun::noise::{Tunn, TunnResult};
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::ChaCha20Poly1305;
-use hmac::{Mac, SimpleHmac};
-use keymix::{PublicKey, StaticSecret};
+use keymix::StaticSecret;
 
 use super::tests::{
-    addr, data_in, initiation, keys, our_tunn, peer, remac, run, their_confirmation, their_tunn,
-    Ours, INITIATOR,
+    addr, data_in, initiation as initiation_of, keys, our_tunn, peer, run, their_confirmation,
+    their_tunn, Ours, INITIATOR,
 };
 use super::*;
 use crate::initiation_slots::MAX_SLOTS;
@@ -78,7 +74,7 @@ fn traffic_flows(peers: &mut [Peer], ours: &mut Ours, theirs: &mut Tunn, from: S
 /// The peer sends an initiation from `from`; we answer; it confirms.
 fn genuine_handshake(peers: &mut [Peer], ours: &mut Ours, theirs: &mut Tunn, from: SocketAddr) {
     let mut sent = Vec::new();
-    let init = initiation(theirs);
+    let init = initiation_of(theirs);
     assert_eq!(
         run(peers, ours, from, &init, &mut sent),
         InitOutcome::Answered(0)
@@ -98,7 +94,7 @@ fn an_initiation_alone_moves_nothing_until_the_peer_confirms_it() {
     peers[0].install(our_tunn(1, ours.limiter.clone()));
     let roamed = addr("198.51.100.9:40000");
     let mut theirs = their_tunn(1);
-    let init = initiation(&mut theirs);
+    let init = initiation_of(&mut theirs);
     let mut sent = Vec::new();
     assert_eq!(
         run(&mut peers, &mut ours, roamed, &init, &mut sent),
@@ -137,7 +133,7 @@ fn forged_initiations_from_a_third_address_never_touch_traffic() {
     let record = peers[0].last_initiation;
     let mut sent = Vec::new();
     for _ in 0..50 {
-        let forged = initiation(&mut thief());
+        let forged = initiation_of(&mut thief());
         let outcome = run(&mut peers, &mut ours, attacker, &forged, &mut sent);
         assert_eq!(outcome, InitOutcome::Answered(0));
         assert_eq!(peers[0].endpoint, Some(genuine), "the endpoint moved");
@@ -165,7 +161,7 @@ fn a_flood_from_other_addresses_never_pushes_out_the_peers_initiation() {
     peers[0].endpoint = Some(genuine);
     peers[0].install(our_tunn(1, ours.limiter.clone()));
     let mut theirs = their_tunn(1);
-    let init = initiation(&mut theirs);
+    let init = initiation_of(&mut theirs);
     let mut sent = Vec::new();
     assert_eq!(
         run(&mut peers, &mut ours, genuine, &init, &mut sent),
@@ -174,7 +170,7 @@ fn a_flood_from_other_addresses_never_pushes_out_the_peers_initiation() {
     let response = sent[0].0.clone();
     for port in 0..40u16 {
         let from = SocketAddr::from(([203, 0, 113, 66], 6000 + port));
-        let forged = initiation(&mut thief());
+        let forged = initiation_of(&mut thief());
         run(&mut peers, &mut ours, from, &forged, &mut sent);
     }
     let keepalive = their_confirmation(&mut theirs, &response);
@@ -185,64 +181,17 @@ fn a_flood_from_other_addresses_never_pushes_out_the_peers_initiation() {
     traffic_flows(&mut peers, &mut ours, &mut theirs, genuine);
 }
 
-fn hash(parts: &[&[u8]]) -> [u8; 32] {
-    let mut h = Blake2s256::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().into()
-}
-
-fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut m =
-        <SimpleHmac<Blake2s256> as Mac>::new_from_slice(key).unwrap_or_else(|e| panic!("{e}"));
-    for p in parts {
-        m.update(p);
-    }
-    m.finalize().into_bytes().into()
-}
-
-fn kdf2(ck: &[u8; 32], input: &[u8]) -> ([u8; 32], [u8; 32]) {
-    let t = hmac(ck, &[input]);
-    let next = hmac(&t, &[&[1]]);
-    let key = hmac(&t, &[&next, &[2]]);
-    (next, key)
-}
-
-fn seal(key: &[u8; 32], plain: &[u8], aad: &[u8]) -> Vec<u8> {
-    ChaCha20Poly1305::new(key.into())
-        .encrypt(&[0u8; 12].into(), Payload { msg: plain, aad })
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// A WireGuard initiation (Noise_IKpsk2, first message) from the holder of the peer's
-/// static key with a chosen TAI64N timestamp: what a thief can make.
+/// A WireGuard initiation from the holder of the peer's static key with a chosen TAI64N
+/// timestamp: what a thief can make.
 fn forge_initiation(sender_index: u32, timestamp: Tai64n) -> Vec<u8> {
-    let s_i = StaticSecret::from(INITIATOR);
-    let s_i_pub = PublicKey::from(&s_i);
-    let s_r_pub = keys().1;
-    let e = StaticSecret::from([0x42u8; 32]);
-    let e_pub = PublicKey::from(&e);
-    let ck = hash(&[b"Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"]);
-    let mut h = hash(&[
-        &hash(&[&ck, b"WireGuard v1 zx2c4 Jason@zx2c4.com"]),
-        s_r_pub.as_bytes(),
-    ]);
-    h = hash(&[&h, e_pub.as_bytes()]);
-    let ck = hmac(&hmac(&ck, &[e_pub.as_bytes()]), &[&[1]]);
-    let (ck, k) = kdf2(&ck, e.diffie_hellman(&s_r_pub).as_bytes());
-    let enc_static = seal(&k, s_i_pub.as_bytes(), &h);
-    h = hash(&[&h, &enc_static]);
-    let (_, k) = kdf2(&ck, s_i.diffie_hellman(&s_r_pub).as_bytes());
-    let enc_ts = seal(&k, &timestamp.0, &h);
-    let mut msg = vec![1u8, 0, 0, 0];
-    msg.extend_from_slice(&sender_index.to_le_bytes());
-    msg.extend_from_slice(e_pub.as_bytes());
-    msg.extend_from_slice(&enc_static);
-    msg.extend_from_slice(&enc_ts);
-    msg.extend_from_slice(&[0u8; 32]);
-    remac(&mut msg);
-    msg
+    initiation::seal(
+        &StaticSecret::from(INITIATOR),
+        &keys().1,
+        sender_index,
+        &StaticSecret::from([0x42u8; 32]),
+        timestamp,
+    )
+    .unwrap_or_else(|| panic!("sealing failed"))
 }
 
 /// Finding 1: an initiation stamped 50 years ahead is refused (it would otherwise become
@@ -292,7 +241,7 @@ fn the_record_restored_after_a_restart_refuses_old_initiations() {
     peers[0].install(our_tunn(1, ours.limiter.clone()));
     let genuine = addr("198.51.100.2:51820");
     let mut theirs = their_tunn(1);
-    let init = initiation(&mut theirs);
+    let init = initiation_of(&mut theirs);
     let mut sent = Vec::new();
     run(&mut peers, &mut ours, genuine, &init, &mut sent);
     let keepalive = their_confirmation(&mut theirs, &sent[0].0);
@@ -329,7 +278,7 @@ fn crossing_handshakes_keep_both_sessions() {
     peers[0].install(our_tunn(1, ours.limiter.clone()));
     let mut theirs = their_tunn(1);
     let mut out = vec![0u8; 2048];
-    let their_init = initiation(&mut theirs);
+    let their_init = initiation_of(&mut theirs);
     let our_init = match peers[0]
         .current
         .as_mut()

@@ -8,7 +8,9 @@
 //! the static key, so the second half of the responder's computation is done here. The PSK
 //! is mixed in only later (into the response), so nothing here depends on the epoch.
 
-use blake2::{Blake2s256, Digest};
+use blake2::digest::consts::U16;
+use blake2::digest::FixedOutput;
+use blake2::{Blake2s256, Blake2sMac, Digest};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
 use hmac::{Mac, SimpleHmac};
@@ -129,6 +131,53 @@ pub fn open(
     })
 }
 
+/// ChaCha20-Poly1305 with a zero nonce, sealing one handshake field.
+fn seal_field(key: &[u8; 32], plain: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+    ChaCha20Poly1305::new(key.into())
+        .encrypt((&[0u8; 12]).into(), Payload { msg: plain, aad })
+        .ok()
+}
+
+/// The initiator's side of [`open`]: a 148-byte WireGuard handshake initiation from the
+/// holder of `initiator` to `responder`, with the given sender index, ephemeral key and
+/// TAI64N timestamp, mac1 set and mac2 zero. It needs no PSK (Noise_IKpsk2 mixes it in at
+/// the response), which is why an initiation proves only the static key: the e2e tests
+/// and the load generator use this to be a thief who holds one (`tunnel/examples`).
+pub fn seal(
+    initiator: &StaticSecret,
+    responder: &PublicKey,
+    sender_index: u32,
+    ephemeral: &StaticSecret,
+    timestamp: Tai64n,
+) -> Option<Vec<u8>> {
+    let e_pub = PublicKey::from(ephemeral);
+    let s_pub = PublicKey::from(initiator);
+    let chaining_key = hash(CONSTRUCTION, &[]);
+    let mut h = hash(&hash(&chaining_key, IDENTIFIER), responder.as_bytes());
+    h = hash(&h, e_pub.as_bytes());
+    let temp = hmac(&chaining_key, &[e_pub.as_bytes()]);
+    let chaining_key = hmac(temp.as_ref(), &[&[0x01]]);
+    let es = Zeroizing::new(ephemeral.diffie_hellman(responder).to_bytes());
+    let (chaining_key, key) = kdf2(&chaining_key, es.as_ref());
+    let encrypted_static = seal_field(&key, s_pub.as_bytes(), &h)?;
+    h = hash(&h, &encrypted_static);
+    let ss = Zeroizing::new(initiator.diffie_hellman(responder).to_bytes());
+    let (_, key) = kdf2(&chaining_key, ss.as_ref());
+    let encrypted_timestamp = seal_field(&key, &timestamp.0, &h)?;
+    let mut msg = Vec::with_capacity(INITIATION_LEN);
+    msg.extend_from_slice(&[1, 0, 0, 0]);
+    msg.extend_from_slice(&sender_index.to_le_bytes());
+    msg.extend_from_slice(e_pub.as_bytes());
+    msg.extend_from_slice(&encrypted_static);
+    msg.extend_from_slice(&encrypted_timestamp);
+    let mac1_key = hash(b"mac1----", responder.as_bytes());
+    let mut mac = <Blake2sMac<U16> as KeyInit>::new_from_slice(&mac1_key).ok()?;
+    blake2::digest::Update::update(&mut mac, &msg);
+    msg.extend_from_slice(&mac.finalize_fixed());
+    msg.extend_from_slice(&[0u8; 16]);
+    (msg.len() == INITIATION_LEN).then_some(msg)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::SystemTime;
@@ -168,6 +217,40 @@ mod tests {
         let later = open(&responder, &responder_pub, &second)
             .unwrap_or_else(|| panic!("initiation did not open"));
         assert!(later.timestamp > opened.timestamp);
+    }
+
+    #[test]
+    fn sealed_initiations_open_with_their_timestamp() {
+        let responder = StaticSecret::from([7u8; 32]);
+        let responder_pub = PublicKey::from(&responder);
+        let thief = StaticSecret::from([9u8; 32]);
+        let ts = Tai64n([0x40, 0, 0, 0, 0x70, 0, 0, 0, 0, 0, 0, 1]);
+        let init = seal(
+            &thief,
+            &responder_pub,
+            0x1234_5678,
+            &StaticSecret::from([3u8; 32]),
+            ts,
+        )
+        .unwrap_or_else(|| panic!("sealing failed"));
+        let opened =
+            open(&responder, &responder_pub, &init).unwrap_or_else(|| panic!("did not open"));
+        assert_eq!(opened.initiator, *PublicKey::from(&thief).as_bytes());
+        assert_eq!(opened.timestamp, ts);
+        // boringtun agrees: its Tunn answers it (a valid initiation, any PSK).
+        let mut tunn = Tunn::new(
+            responder,
+            PublicKey::from(&thief),
+            Some([5; 32]),
+            None,
+            1,
+            None,
+        );
+        let mut out = vec![0u8; 256];
+        assert!(matches!(
+            tunn.decapsulate(None, &init, &mut out),
+            TunnResult::WriteToNetwork(r) if r[0] == 2
+        ));
     }
 
     #[test]
