@@ -370,6 +370,7 @@ impl Endpoint {
                 last_unverified: None,
                 static_only_reset: false,
                 psk_rotation: false,
+                warning: None,
             },
         }
     }

@@ -12,6 +12,9 @@ pub enum PeerState {
     Up,
     /// QKD is preferred but the current epoch has none.
     Degraded,
+    /// The key still works but its replacement is overdue (the peer may be gone): traffic
+    /// flows until the key's reject age, `reason` says how long is left.
+    Stale,
     /// The policy is not met (expired key, or QKD required and unavailable): no traffic.
     Blocked,
 }
@@ -22,6 +25,7 @@ impl PeerState {
             Self::Connecting => "connecting",
             Self::Up => "up",
             Self::Degraded => "degraded",
+            Self::Stale => "stale",
             Self::Blocked => "blocked",
         }
     }
@@ -84,4 +88,7 @@ pub struct PeerStatus {
     pub static_only_reset: bool,
     /// A new bootstrap PSK was loaded and the peer has not used it yet: both are accepted.
     pub psk_rotation: bool,
+    /// Something the operator should know that the peer proved (e.g. it re-bootstrapped:
+    /// it lost its state or was reset), for ten minutes.
+    pub warning: Option<String>,
 }

@@ -63,3 +63,43 @@ fn removed_peer_is_unknown_and_ids_stay_stable() {
     let id = net.a.ep.add_peer(PeerConfig::new(fourth), net.now).unwrap();
     assert!(id > added);
 }
+
+/// Issue 21, finding 1: reloading 120/180 s timings to 10/20 s mid-epoch. Before, the new
+/// 20 s reject age applied to the live key at once while the next exchange stayed on the
+/// old schedule: both sides expired and blocked for a minute. Now the live key keeps its
+/// reject age, the next exchange is due by the new epoch, and later keys follow the new
+/// timings; the key never expires.
+#[test]
+fn shorter_timings_by_reload_never_expire_the_key_before_its_replacement() {
+    let mut net = Net::new(Options {
+        qkd_a: QkdPolicy::Off,
+        qkd_b: QkdPolicy::Off,
+        ..Options::default()
+    });
+    net.run_for(Duration::from_secs(60), |_| 1);
+    assert_eq!(net.assert_keys_agree(), 1);
+    for a in [true, false] {
+        let other = if a { net.b.public } else { net.a.public };
+        let mut cfg = PeerConfig::new(PublicKey::from(other));
+        cfg.epoch = Duration::from_secs(10);
+        cfg.reject_after = Duration::from_secs(20);
+        let now = net.now;
+        let side = net.side(a);
+        let peer = side.peer;
+        let changed = side.ep.update_peer(peer, cfg, now);
+        assert_eq!(changed, vec!["epoch timings"]);
+    }
+    for _ in 0..60 {
+        net.run_for(Duration::from_secs(1), |_| 1);
+        for a in [true, false] {
+            let st = net.status(a, net.now);
+            assert!(!st.expired, "{st:?}");
+            assert_eq!(st.state, PeerState::Up);
+        }
+    }
+    let epochs = net.a.keys.len();
+    assert!(epochs >= 6, "exchanges follow the 10 s epoch: {epochs}");
+    // Keys committed after the reload carry the new 20 s reject age.
+    net.run_for(Duration::from_secs(25), |_| 0);
+    assert!(net.status(true, net.now).expired);
+}

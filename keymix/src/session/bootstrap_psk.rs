@@ -125,7 +125,7 @@ impl BootstrapPsks {
         match used {
             PskChoice::Current => {
                 if self.previous.take().is_some() {
-                    tracing::info!("bootstrap PSK rotation complete: the peer uses the new PSK");
+                    tracing::info!("bootstrap PSK rotation complete: the peer uses the new one");
                 }
                 self.next_try = PskChoice::Current;
             }

@@ -86,12 +86,13 @@ impl Session {
         self.heard_from_peer(now);
         if auth == AuthBasis::StaticOnly {
             tracing::warn!(
-                peer = self.id,
+                peer = %self.short,
                 "first contact authenticated by the static keys alone (no bootstrap PSK)"
             );
         }
         self.committed = Some(Committed {
             epoch,
+            reject_after: self.cfg.reject_after,
             sources,
             key_ids: key_ids.clone(),
             established: now,
@@ -113,7 +114,7 @@ impl Session {
         let base = self.rekey_after();
         self.next_initiation_at = later(now, jitter(base, sh.rng_word()).min(base));
         // Debug: the data plane logs the commit at info, naming the peer by its key.
-        tracing::debug!(peer = self.id, epoch, %sources, ?role, auth = auth.as_str(), "new epoch key");
+        tracing::debug!(peer = %self.short, epoch, %sources, ?role, auth = auth.as_str(), "new epoch key");
         sh.events.push_back(Event::EpochKey {
             peer: self.id,
             key: EpochKey {

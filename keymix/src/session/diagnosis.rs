@@ -30,6 +30,8 @@ pub(super) struct Observations {
     /// A note from an authenticated message (e.g. a PSK-authenticated bootstrap Init whose
     /// clock is too far off).
     verified: Option<(Instant, String)>,
+    /// A warning the peer proved (it re-bootstrapped over our chain).
+    warning: Option<(Instant, String)>,
     /// The last sign of life of the pair: the session started, the chain was forgotten, or
     /// an authenticated message arrived. `None` until the session sets it.
     pub progress_at: Option<Instant>,
@@ -67,6 +69,42 @@ pub(super) enum Unverified {
 }
 
 impl Session {
+    /// `up`, or `stale` when the key's replacement is overdue: past the midpoint between
+    /// the epoch and the reject age (and past the later side's own rekey), the reason
+    /// saying how long is left and when the peer was last heard.
+    fn stale_or_up(
+        &self,
+        c: &super::Committed,
+        now: Instant,
+        reason: &mut Option<String>,
+    ) -> PeerState {
+        let epoch = self.cfg.epoch;
+        let stale_after = epoch
+            .saturating_add(c.reject_after.saturating_sub(epoch) / 2)
+            .max(
+                epoch
+                    .saturating_add(epoch / 8)
+                    .saturating_add(Duration::from_secs(2)),
+            );
+        let age = now.saturating_duration_since(c.established);
+        if age < stale_after {
+            return PeerState::Up;
+        }
+        let left = c.reject_after.saturating_sub(age).as_secs();
+        let heard = self
+            .observations
+            .progress_at
+            .map(|t| now.saturating_duration_since(t).as_secs());
+        *reason = Some(format!(
+            "rekey overdue: key {} s old (epoch {} s), expires in {left} s; last authenticated \
+             message from the peer {} s ago",
+            age.as_secs(),
+            epoch.as_secs(),
+            heard.map_or_else(|| "never".to_owned(), |s| s.to_string())
+        ));
+        PeerState::Stale
+    }
+
     /// Counts an unverified observation; logs it at most once a minute.
     pub(super) fn observe_unverified(&mut self, now: Instant, what: Unverified) {
         let ours = self.state.epoch;
@@ -94,7 +132,7 @@ impl Session {
             obs.suppressed = obs.suppressed.saturating_add(1);
         } else {
             tracing::warn!(
-                peer = self.id,
+                peer = %self.short,
                 unverified = obs.unverified,
                 suppressed = obs.suppressed,
                 "keymix: unverified datagram claiming to be this peer ({text}); counted, \
@@ -108,8 +146,20 @@ impl Session {
 
     /// A note from an authenticated message.
     pub(super) fn observe_verified(&mut self, now: Instant, text: String) {
-        tracing::warn!(peer = self.id, "keymix: {text}");
+        tracing::warn!(peer = %self.short, "keymix: {text}");
         self.observations.verified = Some((now, text));
+    }
+
+    /// The peer re-bootstrapped over our chain (authenticated by the bootstrap PSK): it
+    /// lost its state or its operator reset it. Worth a warning on this side.
+    pub(super) fn observe_rebootstrap(&mut self, now: Instant, our_epoch: u64) {
+        let text = format!(
+            "the peer re-bootstrapped over this side's chain (epoch {our_epoch}): it lost its \
+             state, was reset, or could not get through with its chain (a gateway back from a \
+             failover)"
+        );
+        tracing::warn!(peer = %self.short, "keymix: {text}");
+        self.observations.warning = Some((now, text));
     }
 
     /// A message from the peer authenticated (or the session began or was reset): the
@@ -184,6 +234,10 @@ impl Session {
                 }),
             static_only_reset: self.state.static_only_reset,
             psk_rotation: self.psks.rotating(),
+            warning: self.observations.warning.as_ref().and_then(|(at, text)| {
+                let ago = now.saturating_duration_since(*at);
+                (ago < MISMATCH_MEMORY).then(|| format!("{text}, {} s ago", ago.as_secs()))
+            }),
         };
         match &self.committed {
             None => {
@@ -205,7 +259,7 @@ impl Session {
                         PeerState::Degraded
                     }
                 } else {
-                    PeerState::Up
+                    self.stale_or_up(c, now, &mut st.reason)
                 };
                 st.epoch = Some(c.epoch);
                 st.epoch_age = Some(now.saturating_duration_since(c.established));

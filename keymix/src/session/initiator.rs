@@ -10,6 +10,7 @@ use ml_kem::{Decapsulate, DecapsulationKey, KeyExport, MlKem768};
 use zeroize::Zeroizing;
 
 use super::bootstrap_psk::PskChoice;
+use super::initiator_retry::{BOOTSTRAP_FALLBACK_AFTER, PSK_SWITCH_AFTER};
 use super::material::{check_keys, keylog_entry};
 use super::retransmit::Retransmit;
 use super::{LastConfirm, Session, RETRY_PAUSE};
@@ -23,10 +24,6 @@ use crate::qkd::{QkdError, QkdKey};
 use crate::schedule::{self, AuthKeys, Secret32, SourceSecrets, Transcript};
 use crate::shared::Shared;
 use crate::sources::SourceMask;
-
-/// During a bootstrap PSK rotation, an Init unanswered this long is replaced by one keyed
-/// with the other PSK (after two retransmissions: a slow answer to the first is unlikely).
-const PSK_SWITCH_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Our exchange as initiator.
 pub(super) enum Initiation {
@@ -63,22 +60,24 @@ impl Initiation {
 }
 
 pub(super) struct SentInit {
-    chain: Secret32,
+    pub(super) chain: Secret32,
     /// Keyed with C_0: a bootstrap exchange.
-    bootstrap: bool,
+    pub(super) bootstrap: bool,
     /// The bootstrap PSK its auth key includes.
-    psk: PskChoice,
+    pub(super) psk: PskChoice,
     /// During a bootstrap PSK rotation: this Init already replaced one keyed with the
     /// other PSK that went unanswered (one switch per attempt).
-    psk_switched: bool,
-    auth: AuthKeys,
+    pub(super) psk_switched: bool,
+    /// A bootstrap Init sent in place of an unanswered chain-keyed one (one per attempt).
+    pub(super) fallback: bool,
+    pub(super) auth: AuthKeys,
     pub(super) init: Init,
-    bytes: Vec<u8>,
-    e_secret: StaticSecret,
-    dk: DecapsulationKey<MlKem768>,
-    k_q: Zeroizing<Vec<u8>>,
-    cookie: Option<Zeroizing<[u8; COOKIE_LEN]>>,
-    started: Instant,
+    pub(super) bytes: Vec<u8>,
+    pub(super) e_secret: StaticSecret,
+    pub(super) dk: DecapsulationKey<MlKem768>,
+    pub(super) k_q: Zeroizing<Vec<u8>>,
+    pub(super) cookie: Option<Zeroizing<[u8; COOKIE_LEN]>>,
+    pub(super) started: Instant,
     pub(super) retransmit: Retransmit,
 }
 
@@ -100,7 +99,7 @@ impl Session {
             Some(Initiation::Sent(s)) => {
                 if now >= s.retransmit.give_up {
                     tracing::debug!(
-                        peer = self.id,
+                        peer = %self.short,
                         "keymix initiation unanswered; starting over"
                     );
                     self.initiating = None;
@@ -110,6 +109,12 @@ impl Session {
                     && now.saturating_duration_since(s.started) >= PSK_SWITCH_AFTER
                 {
                     self.switch_psk(sh, now);
+                } else if !s.bootstrap
+                    && !s.fallback
+                    && self.psks.configured()
+                    && now.saturating_duration_since(s.started) >= BOOTSTRAP_FALLBACK_AFTER
+                {
+                    self.fall_back_to_bootstrap(sh, now);
                 } else if now >= s.retransmit.next {
                     let word = sh.rng_word();
                     s.retransmit.schedule_next(now, word);
@@ -129,29 +134,10 @@ impl Session {
         }
     }
 
-    /// A rotation is under way and our Init has gone unanswered: the peer may hold only the
-    /// other bootstrap PSK. Send the same QKD key IDs in a fresh Init keyed with it.
-    fn switch_psk(&mut self, sh: &mut Shared, now: Instant) {
-        let Some(Initiation::Sent(s)) = self.initiating.take() else {
-            return;
-        };
-        self.psks.unanswered(s.psk);
-        let qkd = (!s.init.key_ids.is_empty()).then(|| (s.init.key_ids.clone(), s.k_q.clone()));
-        tracing::debug!(
-            peer = self.id,
-            "keymix Init unanswered during a PSK rotation: trying the other PSK"
-        );
-        self.send_init(sh, now, qkd);
-        if let Some(Initiation::Sent(n)) = &mut self.initiating {
-            n.psk_switched = true;
-            n.started = s.started;
-        }
-    }
-
     fn start_initiation(&mut self, sh: &mut Shared, now: Instant) {
         let epoch = self.state.epoch + 1;
         if self.cfg.qkd == QkdPolicy::Off {
-            self.send_init(sh, now, None);
+            self.send_init(sh, now, None, false);
             return;
         }
         let Some(slave) = self.cfg.peer_sae_id.clone() else {
@@ -175,14 +161,14 @@ impl Session {
     }
 
     fn initiator_kme_failed(&mut self, sh: &mut Shared, now: Instant, error: String) {
-        tracing::warn!(peer = self.id, %error, "KME did not deliver a key (as master)");
+        tracing::warn!(peer = %self.short, %error, "KME did not deliver a key (as master)");
         self.kme_error = Some(error);
         if self.cfg.qkd == QkdPolicy::Required {
             // Fail closed: no epoch without QKD; try again shortly (nothing was consumed).
             self.initiating = None;
             self.next_initiation_at = now + RETRY_PAUSE;
         } else {
-            self.send_init(sh, now, None);
+            self.send_init(sh, now, None, false);
         }
     }
 
@@ -195,21 +181,28 @@ impl Session {
     ) {
         self.initiating = None;
         match result.and_then(|keys| check_keys(keys, None)) {
-            Ok((ids, key)) => self.send_init(sh, now, Some((ids, key))),
+            Ok((ids, key)) => self.send_init(sh, now, Some((ids, key)), false),
             Err(e) => self.initiator_kme_failed(sh, now, e.to_string()),
         }
     }
 
-    fn send_init(
+    /// Sends an Init for the next epoch, keyed with our chain; a bootstrap (epoch 1, C_0)
+    /// without one, or when `bootstrap` asks for it over the chain we hold.
+    pub(super) fn send_init(
         &mut self,
         sh: &mut Shared,
         now: Instant,
         qkd: Option<(Vec<String>, Zeroizing<Vec<u8>>)>,
+        bootstrap: bool,
     ) {
-        let bootstrap = !self.state.has_chain();
-        let epoch = self.state.epoch + 1;
+        let bootstrap = bootstrap || !self.state.has_chain();
+        let epoch = if bootstrap { 1 } else { self.state.epoch + 1 };
         let psk = self.psks.for_init();
-        let chain = Zeroizing::new(*self.current_chain(psk));
+        let chain = if bootstrap {
+            self.psks.get(psk).chain0.clone()
+        } else {
+            Zeroizing::new(*self.current_chain(psk))
+        };
         let s_init = sh.static_public;
         let auth = schedule::auth_keys(
             &chain,
@@ -256,13 +249,14 @@ impl Session {
         let off = Init::mac1_offset(&bytes);
         init.mac1 = mac::tag(&self.mac1_key_peer, &bytes[..off]);
         bytes[off..off + 16].copy_from_slice(&init.mac1);
-        tracing::debug!(peer = self.id, epoch, sources = %proposed, bootstrap, "sending keymix init");
+        tracing::debug!(peer = %self.short, epoch, sources = %proposed, bootstrap, "sending keymix init");
         sh.send(Destination::Peer(self.id), bytes.clone());
         self.initiating = Some(Initiation::Sent(Box::new(SentInit {
             chain,
             bootstrap,
             psk,
             psk_switched: false,
+            fallback: false,
             auth,
             init,
             bytes,

@@ -8,6 +8,7 @@ mod candidates;
 mod commit;
 mod diagnosis;
 mod initiator;
+mod initiator_retry;
 mod material;
 mod operator;
 mod responder;
@@ -47,6 +48,14 @@ const SECONDARY_START_DELAY: Duration = Duration::from_secs(1);
 /// How long an authenticated note (e.g. a clock too far off) stays in status.
 const MISMATCH_MEMORY: Duration = Duration::from_secs(600);
 
+/// The first 8 base64 characters of a public key: enough to tell peers apart in a log.
+fn short_key(key: &[u8; 32]) -> String {
+    use base64::Engine;
+    let mut s = base64::engine::general_purpose::STANDARD.encode(key);
+    s.truncate(8);
+    s
+}
+
 /// `now + d` for a configured duration; a duration too large to represent means "never"
 /// (about 136 years from now), not a panic.
 fn later(now: Instant, d: Duration) -> Instant {
@@ -58,6 +67,9 @@ fn later(now: Instant, d: Duration) -> Instant {
 /// The live epoch: what status shows and what expires.
 struct Committed {
     epoch: u64,
+    /// Its reject age: the configured one at commit, raised (never lowered) by a reload, so
+    /// a reload with shorter timings cannot expire the key before its replacement is due.
+    reject_after: Duration,
     sources: SourceMask,
     key_ids: Vec<String>,
     established: Instant,
@@ -75,6 +87,8 @@ struct LastConfirm {
 
 pub(crate) struct Session {
     id: PeerId,
+    /// The peer's public key, short (first 8 base64 characters), to name it in logs.
+    short: String,
     cfg: PeerConfig,
     peer_public: [u8; 32],
     ss_static: Secret32,
@@ -145,6 +159,7 @@ impl Session {
         let psks = BootstrapPsks::new(cfg.bootstrap_psk.clone());
         Ok(Session {
             id,
+            short: short_key(&peer_public),
             peer_public,
             ss_static,
             mac1_key_peer: schedule::mac1_key(&peer_public),
@@ -205,7 +220,7 @@ impl Session {
         }
         if self.psks.update(cfg.bootstrap_psk.clone()) {
             tracing::info!(
-                peer = self.id,
+                peer = %self.short,
                 "bootstrap PSK changed: the old one is accepted until the peer uses the new one"
             );
             changed.push("bootstrap PSK (both accepted until the peer uses the new one)");
@@ -216,10 +231,13 @@ impl Session {
         let old_epoch = self.cfg.epoch;
         self.cfg = cfg;
         // New timings apply to the schedule at once: the next exchange is due by the new
-        // epoch length, so no key expires before its replacement is due.
-        if self.cfg.epoch < old_epoch {
-            if let Some(c) = &self.committed {
-                let due = c.established + self.rekey_after();
+        // epoch length. The live key keeps the longer of its reject age and the new one,
+        // so no key expires before its replacement is due; keys committed from now on get
+        // the new one.
+        if let Some(c) = self.committed.as_mut() {
+            c.reject_after = c.reject_after.max(self.cfg.reject_after);
+            if self.cfg.epoch < old_epoch {
+                let due = later(c.established, self.rekey_after());
                 self.next_initiation_at = self.next_initiation_at.min(due.max(now));
             }
         }
@@ -308,7 +326,7 @@ impl Session {
         }
         if let Some(c) = &self.committed {
             if !c.expired {
-                if let Some(at) = c.established.checked_add(self.cfg.reject_after) {
+                if let Some(at) = c.established.checked_add(c.reject_after) {
                     consider(at);
                 }
             }
@@ -319,7 +337,7 @@ impl Session {
     fn key_expired(&self, c: &Committed, now: Instant) -> bool {
         c.expired
             || c.established
-                .checked_add(self.cfg.reject_after)
+                .checked_add(c.reject_after)
                 .is_some_and(|at| now >= at)
     }
 
@@ -331,7 +349,7 @@ impl Session {
             .map(|c| c.epoch);
         if let (Some(epoch), Some(c)) = (newly_expired, self.committed.as_mut()) {
             c.expired = true;
-            tracing::warn!(peer = self.id, epoch, "epoch key past its reject age");
+            tracing::warn!(peer = %self.short, epoch, "epoch key past its reject age");
             sh.events.push_back(Event::Expired {
                 peer: self.id,
                 epoch,

@@ -58,7 +58,7 @@ impl Session {
     ) -> Result<ResetBasis, ResetRefused> {
         let basis = reset_basis(self.psks.configured(), static_only)?;
         tracing::warn!(
-            peer = self.id,
+            peer = %self.short,
             epoch = self.state.epoch,
             basis = ?basis,
             "chain reset by the operator"

@@ -192,13 +192,16 @@ impl Session {
         // Accepted: every change happens from here on.
         if self.initiating.take().is_some() {
             tracing::debug!(
-                peer = self.id,
+                peer = %self.short,
                 "yielding our keymix initiation to the peer's"
             );
         }
         self.accept_timestamp(sh, init.timestamp);
         self.psks.authenticated(m.psk);
         self.heard_from_peer(now);
+        if m.choice == ChainChoice::Bootstrap {
+            self.observe_rebootstrap(now, self.state.epoch);
+        }
         if m.choice == ChainChoice::Tentative {
             // The peer keyed this Init with the chain of the exchange we answered: it
             // holds C_n, so it completed that exchange (its Confirm was lost).
@@ -243,7 +246,7 @@ impl Session {
         accepted: Accepted,
         error: String,
     ) {
-        tracing::warn!(peer = self.id, %error, "KME did not deliver the key (as slave)");
+        tracing::warn!(peer = %self.short, %error, "KME did not deliver the key (as slave)");
         self.kme_error = Some(error);
         if self.cfg.qkd == QkdPolicy::Required {
             self.responding = None;
@@ -350,7 +353,7 @@ impl Session {
         // Persisted before the Resp leaves: after a restart the peer's next Init, keyed
         // with this exchange's chain, still confirms it.
         self.record_tentative(sh, init.epoch, &derived.chain);
-        tracing::debug!(peer = self.id, epoch = init.epoch, %sources, "sending keymix response");
+        tracing::debug!(peer = %self.short, epoch = init.epoch, %sources, "sending keymix response");
         sh.send(Destination::Addr(a.src), bytes.clone());
         self.responding = Some(Responding::Sent(Box::new(SentResp {
             epoch: init.epoch,
@@ -415,7 +418,7 @@ impl Session {
             );
         } else if let Some(t) = self.state.tentative.clone() {
             tracing::info!(
-                peer = self.id,
+                peer = %self.short,
                 epoch = t.epoch,
                 "peer confirmed the exchange answered before our restart"
             );

@@ -1,0 +1,63 @@
+//! An initiation that goes unanswered is not always lost: the peer may hold only the other
+//! bootstrap PSK (a rotation under way) or another chain (a gateway back from a failover, a
+//! restored backup). Both switches below replace our live Init, once per attempt, with the
+//! same QKD key IDs (the peer has not consumed them: it did not answer).
+
+use std::time::Instant;
+
+use super::initiator::Initiation;
+use super::Session;
+use crate::shared::Shared;
+
+/// During a bootstrap PSK rotation, an Init unanswered this long is replaced by one keyed
+/// with the other PSK (after two retransmissions: a slow answer to the first is unlikely).
+pub(super) const PSK_SWITCH_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
+/// With a bootstrap PSK configured, a chain-keyed Init unanswered this long is replaced by a
+/// bootstrap Init (C_0 from the PSK): the peer may hold another chain (a gateway back from a
+/// failover with its old state file, a restored backup). The bootstrap needs the PSK, so
+/// this lowers no bar; it costs the chain's history, not its security.
+pub(super) const BOOTSTRAP_FALLBACK_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Session {
+    /// A rotation is under way and our Init has gone unanswered: the peer may hold only the
+    /// other bootstrap PSK. Send the same QKD key IDs in a fresh Init keyed with it.
+    pub(super) fn switch_psk(&mut self, sh: &mut Shared, now: Instant) {
+        let Some(Initiation::Sent(s)) = self.initiating.take() else {
+            return;
+        };
+        self.psks.unanswered(s.psk);
+        let qkd = (!s.init.key_ids.is_empty()).then(|| (s.init.key_ids.clone(), s.k_q.clone()));
+        tracing::debug!(
+            peer = %self.short,
+            "keymix Init unanswered during a PSK rotation: trying the other PSK"
+        );
+        self.send_init(sh, now, qkd, false);
+        if let Some(Initiation::Sent(n)) = &mut self.initiating {
+            n.psk_switched = true;
+            n.fallback = s.fallback;
+            n.started = s.started;
+        }
+    }
+
+    /// Our chain-keyed Init has gone unanswered and a bootstrap PSK guards bootstraps: send
+    /// a bootstrap Init (same QKD key IDs) in its place. The chain is kept until the
+    /// bootstrap completes; if it does not, the next attempt is chain-keyed again.
+    pub(super) fn fall_back_to_bootstrap(&mut self, sh: &mut Shared, now: Instant) {
+        let Some(Initiation::Sent(s)) = self.initiating.take() else {
+            return;
+        };
+        let qkd = (!s.init.key_ids.is_empty()).then(|| (s.init.key_ids.clone(), s.k_q.clone()));
+        tracing::info!(
+            peer = %self.short,
+            epoch = self.state.epoch,
+            "keymix Init unanswered: falling back to a bootstrap by the bootstrap PSK (the peer \
+             may hold another chain)"
+        );
+        self.send_init(sh, now, qkd, true);
+        if let Some(Initiation::Sent(n)) = &mut self.initiating {
+            n.fallback = true;
+            n.psk_switched = s.psk_switched;
+            n.started = s.started;
+        }
+    }
+}
