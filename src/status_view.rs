@@ -138,6 +138,9 @@ pub fn render(status: &InterfaceStatus) -> String {
                  the static keys alone until the chain has grown again"
             );
         }
+        if let Some(w) = &peer.warning {
+            let _ = writeln!(out, "  warning: {w}");
+        }
         if peer.psk_rotation {
             let _ = writeln!(
                 out,
@@ -234,6 +237,7 @@ mod tests {
             last_unverified: None,
             static_only_reset: false,
             psk_rotation: false,
+            warning: None,
             chain_epoch: chain,
             classic: false,
             installed_psk: None,

@@ -25,6 +25,7 @@ use keymix::{Endpoint, PublicKey, StaticSecret};
 use quinn_udp::UdpSocketState;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use tun_rs::AsyncDevice;
 
 use crate::allowed_ips::AllowedIps;
@@ -133,18 +134,18 @@ pub async fn run_reloadable(
     reloader: Option<Reloader>,
 ) -> Result<(), TunnelError> {
     let outer = tokio::runtime::Handle::current();
+    // Every log line of this interface names it (keymix's and boringtun's included).
+    let span = tracing::info_span!("iface", interface = %settings.name);
     // The reload task stays on this runtime: it reads files and runs `ip`.
     let (reload_task, reload) = match reloader {
         Some(r) => {
             let (apply_tx, apply_rx) = mpsc::channel::<Apply>(1);
             let trigger = r.trigger();
             let routes = reload::routes_for(settings.table, &settings.addresses, &settings.peers);
-            let task = tokio::spawn(reload::serve(
-                r,
-                RestartOnly::of(&settings),
-                routes,
-                apply_tx,
-            ));
+            let task = tokio::spawn(
+                reload::serve(r, RestartOnly::of(&settings), routes, apply_tx)
+                    .instrument(span.clone()),
+            );
             (Some(task), Some((apply_rx, trigger)))
         }
         None => (None, None),
@@ -166,15 +167,18 @@ pub async fn run_reloadable(
                 .enable_all()
                 .build()
             {
-                Ok(rt) => rt.block_on(event_loop::run_loop(
-                    settings,
-                    async {
-                        let _ = stop_rx.await;
-                    },
-                    outer,
-                    reload,
-                    metrics,
-                )),
+                Ok(rt) => rt.block_on(
+                    event_loop::run_loop(
+                        settings,
+                        async {
+                            let _ = stop_rx.await;
+                        },
+                        outer,
+                        reload,
+                        metrics,
+                    )
+                    .instrument(span),
+                ),
                 Err(source) => Err(TunnelError::Io {
                     what: "data-plane runtime",
                     source,

@@ -23,14 +23,23 @@ pub struct EpochTunns {
     pub primary: EpochTunn,
     /// Oldest first.
     answered: Vec<EpochTunn>,
+    /// The epoch's reject age: the peer's at install, raised (never lowered) by a reload, so
+    /// shorter timings cannot expire a key before its replacement is due.
+    reject_after: Duration,
 }
 
 impl EpochTunns {
-    pub fn new(primary: EpochTunn) -> Self {
+    pub fn new(primary: EpochTunn, reject_after: Duration) -> Self {
         Self {
             primary,
             answered: Vec::new(),
+            reject_after,
         }
+    }
+
+    /// A reload's reject age: applies if it is longer (see `reject_after`).
+    pub fn extend_reject_after(&mut self, reject_after: Duration) {
+        self.reject_after = self.reject_after.max(reject_after);
     }
 
     pub fn epoch(&self) -> u64 {
@@ -97,7 +106,7 @@ impl EpochTunns {
         })
     }
 
-    pub fn is_past(&self, reject_after: Duration, now: Instant) -> bool {
-        self.primary.is_past(reject_after, now)
+    pub fn is_past(&self, now: Instant) -> bool {
+        self.primary.is_past(self.reject_after, now)
     }
 }

@@ -30,7 +30,7 @@ const MAX_REQUEST: usize = 8 * 1024;
 /// Time a client has to send its request head, and to take the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// The states a peer can be in; each gets a 0/1 sample so a dashboard sees transitions.
-const STATES: [&str; 4] = ["connecting", "up", "degraded", "blocked"];
+const STATES: [&str; 5] = ["connecting", "up", "degraded", "stale", "blocked"];
 
 type Labels = Vec<(String, String)>;
 

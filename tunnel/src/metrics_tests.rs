@@ -63,6 +63,7 @@ fn snapshot() -> Snapshot {
         last_unverified: None,
         static_only_reset: false,
         psk_rotation: false,
+        warning: None,
         chain_epoch: 7,
         classic: false,
         installed_psk: None,

@@ -92,7 +92,7 @@ impl Peer {
             (old_previous, old_current)
         };
         self.previous = keep;
-        self.current = Some(EpochTunns::new(new));
+        self.current = Some(EpochTunns::new(new, self.reject_after));
         self.retire(drop.into_iter().collect())
     }
 
@@ -110,23 +110,22 @@ impl Peer {
 
     /// Drops Tunns whose PSK is older than the reject age, whatever keymix says.
     pub fn expire_by_age(&mut self, now: Instant) -> Vec<EpochTunn> {
-        let reject_after = self.reject_after;
         let mut dropped = Vec::new();
-        if self
-            .previous
-            .as_ref()
-            .is_some_and(|t| t.is_past(reject_after, now))
-        {
+        if self.previous.as_ref().is_some_and(|t| t.is_past(now)) {
             dropped.extend(self.previous.take());
         }
-        if self
-            .current
-            .as_ref()
-            .is_some_and(|t| t.is_past(reject_after, now))
-        {
+        if self.current.as_ref().is_some_and(|t| t.is_past(now)) {
             dropped.extend(self.current.take());
         }
         self.retire(dropped)
+    }
+
+    /// A reload's reject age: new epochs get it, live ones only if it is longer.
+    pub fn set_reject_after(&mut self, reject_after: Duration) {
+        self.reject_after = reject_after;
+        for g in self.current.iter_mut().chain(self.previous.iter_mut()) {
+            g.extend_reject_after(reject_after);
+        }
     }
 
     fn retire(&mut self, groups: Vec<EpochTunns>) -> Vec<EpochTunn> {
@@ -238,6 +237,14 @@ impl Peer {
             .iter()
             .chain(self.previous.iter())
             .flat_map(EpochTunns::tunns)
+    }
+
+    /// The peer's public key, short (first 8 base64 characters), to name it in logs.
+    pub fn short(&self) -> String {
+        use base64::Engine;
+        let mut s = base64::engine::general_purpose::STANDARD.encode(self.public_key.as_bytes());
+        s.truncate(8);
+        s
     }
 
     /// The live epochs' numbers, newest first.

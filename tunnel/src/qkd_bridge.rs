@@ -70,23 +70,24 @@ impl QkdBridge {
             return;
         };
         let results = self.results.clone();
-        self.runtime.spawn(async move {
-            let result = match kind {
-                KmeRequestKind::EncKeys {
-                    slave_sae_id,
-                    number,
-                    size_bits,
-                } => source.enc_keys(&slave_sae_id, number, size_bits).await,
-                KmeRequestKind::DecKeys {
-                    master_sae_id,
-                    key_ids,
-                } => source.dec_keys(&master_sae_id, &key_ids).await,
-            };
-            if let (Some(m), Err(e)) = (&metrics, &result) {
-                m.kme_error(kind_name, protocol, error_kind(e));
-            }
-            let _ = results.send((id, result));
-        });
+        self.runtime
+            .spawn(tracing::Instrument::in_current_span(async move {
+                let result = match kind {
+                    KmeRequestKind::EncKeys {
+                        slave_sae_id,
+                        number,
+                        size_bits,
+                    } => source.enc_keys(&slave_sae_id, number, size_bits).await,
+                    KmeRequestKind::DecKeys {
+                        master_sae_id,
+                        key_ids,
+                    } => source.dec_keys(&master_sae_id, &key_ids).await,
+                };
+                if let (Some(m), Err(e)) = (&metrics, &result) {
+                    m.kme_error(kind_name, protocol, error_kind(e));
+                }
+                let _ = results.send((id, result));
+            }));
     }
 }
 

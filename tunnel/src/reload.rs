@@ -59,6 +59,7 @@ pub struct RestartOnly {
     name: String,
     public_key: [u8; 32],
     listen_port: u16,
+    listen_address: Option<std::net::IpAddr>,
     addresses: Vec<InterfaceAddress>,
     mtu: u16,
     local_sae_id: Option<String>,
@@ -78,6 +79,7 @@ impl RestartOnly {
             name: s.name.clone(),
             public_key: *PublicKey::from(&s.private_key).as_bytes(),
             listen_port: s.listen_port,
+            listen_address: s.listen_address,
             addresses: s.addresses.clone(),
             mtu: s.mtu,
             local_sae_id: s.local_sae_id.clone(),
@@ -103,6 +105,7 @@ impl RestartOnly {
         check(self.name != new.name, "interface name");
         check(self.public_key != new.public_key, "private key");
         check(self.listen_port != new.listen_port, "listen_port");
+        check(self.listen_address != new.listen_address, "listen_address");
         check(self.addresses != new.addresses, "address");
         check(self.mtu != new.mtu, "mtu");
         check(self.local_sae_id != new.local_sae_id, "[qkd] sae_id");
@@ -250,6 +253,7 @@ mod tests {
             name: "t0".into(),
             private_key: keymix::StaticSecret::from([key; 32]),
             listen_port: port,
+            listen_address: None,
             addresses: vec!["10.0.0.1/24".parse().unwrap()],
             mtu: 1420,
             peers: Vec::new(),

@@ -19,6 +19,10 @@ pub struct TunnelSettings {
     /// Zeroized on drop by x25519-dalek.
     pub private_key: StaticSecret,
     pub listen_port: u16,
+    /// `[interface] listen_address`: the UDP socket is bound to this address only, with
+    /// IP_FREEBIND so it may be absent for now (the virtual address of an HA pair: the
+    /// standby neither receives nor can send until it holds the address).
+    pub listen_address: Option<IpAddr>,
     pub addresses: Vec<InterfaceAddress>,
     pub mtu: u16,
     pub peers: Vec<PeerSettings>,

@@ -51,7 +51,7 @@ pub struct ExternalReport {
 pub struct PeerReport {
     pub public_key: String,
     pub endpoint: Option<String>,
-    /// "connecting" | "up" | "degraded" | "blocked".
+    /// "connecting" | "up" | "degraded" | "stale" | "blocked".
     pub state: String,
     pub epoch: Option<u64>,
     pub epoch_age_secs: Option<u64>,
@@ -92,6 +92,9 @@ pub struct PeerReport {
     /// A new bootstrap PSK was loaded and the peer has not used it yet: both are accepted.
     #[serde(default)]
     pub psk_rotation: bool,
+    /// Something the peer proved that the operator should know (it re-bootstrapped).
+    #[serde(default)]
+    pub warning: Option<String>,
     /// The persisted chain's epoch (0: none); ahead of `epoch` right after a restart.
     #[serde(default)]
     pub chain_epoch: u64,
@@ -200,6 +203,7 @@ impl PeerReport {
             last_unverified: st.last_unverified.clone(),
             static_only_reset: st.static_only_reset,
             psk_rotation: st.psk_rotation,
+            warning: st.warning.clone(),
             chain_epoch: st.chain_epoch,
             classic: false,
             installed_psk: None,

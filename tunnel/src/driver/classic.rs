@@ -52,12 +52,15 @@ impl Driver {
                 QkdPolicy::Off,
             );
             peer.classic = true;
-            peer.current = Some(EpochTunns::new(EpochTunn::classic(tunn, index, now)));
+            peer.current = Some(EpochTunns::new(
+                EpochTunn::classic(tunn, index, now),
+                Duration::MAX,
+            ));
             for net in &peer.allowed_ips {
                 self.allowed_ips.insert(*net, id);
             }
             tracing::warn!(
-                peer = id,
+                peer = %peer.short(),
                 static_psk = classic.preshared_key.is_some(),
                 "plain WireGuard peer (keymix = \"off\"): no ML-KEM, no QKD, no epochs"
             );

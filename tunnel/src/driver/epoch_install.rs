@@ -25,7 +25,7 @@ impl Driver {
         let index = match self.indices.allocate(peer_id, key.epoch) {
             Ok(index) => index,
             Err(e) => {
-                tracing::error!(peer = peer_id, epoch = key.epoch, "{e}");
+                tracing::error!(peer = %peer.short(), epoch = key.epoch, "{e}");
                 return;
             }
         };
@@ -39,7 +39,7 @@ impl Driver {
         ) {
             Ok(t) => t,
             Err(e) => {
-                tracing::error!(peer = peer_id, "{e}");
+                tracing::error!(peer = %peer.short(), "{e}");
                 self.indices.release(index);
                 return;
             }
@@ -81,7 +81,7 @@ impl Driver {
         let dropped = peer.expire(epoch);
         if !dropped.is_empty() && peer.current.is_none() {
             tracing::warn!(
-                peer = peer_id,
+                peer = %peer.short(),
                 epoch,
                 "last PSK epoch expired: no traffic until keymix agrees on a new one"
             );

@@ -96,7 +96,7 @@ impl Driver {
             // cannot change a live Tunn's.
             peer.persistent_keepalive = p.persistent_keepalive;
             peer.qkd_policy = p.keymix.qkd;
-            peer.reject_after = p.keymix.reject_after;
+            peer.set_reject_after(p.keymix.reject_after);
             let mut cfg = p.keymix;
             cfg.endpoint_known = peer.endpoint.is_some();
             let keymix_changes = self.endpoint.update_peer(id, cfg, now);

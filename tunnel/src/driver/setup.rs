@@ -55,6 +55,7 @@ pub(super) fn open(
         name,
         private_key,
         listen_port,
+        listen_address,
         addresses,
         mtu,
         peers: peer_settings,
@@ -73,7 +74,7 @@ pub(super) fn open(
 
     // Claim the name first: a second `up` of the same interface must not touch the first.
     let (control, listener) = ControlSocket::bind(&control_dir, &name)?;
-    let (udp, udp_state) = udp_socket::bind(listen_port, fwmark)?;
+    let (udp, udp_state) = udp_socket::bind(listen_address, listen_port, fwmark)?;
     let tun = build_tun(&name, mtu)?;
     let all_allowed: Vec<_> = peer_settings
         .iter()

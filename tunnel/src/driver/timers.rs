@@ -29,21 +29,17 @@ impl Driver {
             counters,
             ..
         } = self;
-        for (peer_id, peer) in peers.iter_mut().enumerate() {
+        for peer in peers.iter_mut() {
+            // boringtun's own warnings (handshake retries, expired connections) come from
+            // update_timers below: this span names the peer in them.
+            let span = tracing::info_span!("peer", peer = %peer.short());
+            let _in_peer = span.enter();
             for t in peer.expire_by_age(now) {
                 // Routine for the previous epoch; worth a warning when nothing is left.
                 if peer.current.is_none() {
-                    tracing::warn!(
-                        peer = peer_id,
-                        epoch = t.epoch,
-                        "last PSK past its reject age: no traffic"
-                    );
+                    tracing::warn!(epoch = t.epoch, "last PSK past its reject age: no traffic");
                 } else {
-                    tracing::debug!(
-                        peer = peer_id,
-                        epoch = t.epoch,
-                        "previous PSK past its reject age"
-                    );
+                    tracing::debug!(epoch = t.epoch, "previous PSK past its reject age");
                 }
                 indices.release(t.index);
             }
@@ -71,7 +67,7 @@ impl Driver {
                         Some(to) => io.send_udp(datagram, to, counters),
                         None => counters.count(TunnelDrop::NoEndpoint),
                     },
-                    TunnResult::Err(e) => tracing::trace!(peer = peer_id, "timers: {e:?}"),
+                    TunnResult::Err(e) => tracing::trace!("timers: {e:?}"),
                     _ => {}
                 }
             }

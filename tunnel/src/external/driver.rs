@@ -69,6 +69,16 @@ pub async fn run(
 
 /// [`run`] with the directory of UAPI sockets as a parameter (tests).
 pub async fn run_with(
+    settings: TunnelSettings,
+    uapi_dir: &Path,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), TunnelError> {
+    // Every log line of this interface names it (keymix's included).
+    let span = tracing::info_span!("iface", interface = %settings.name);
+    tracing::Instrument::instrument(serve(settings, uapi_dir, shutdown), span).await
+}
+
+async fn serve(
     mut settings: TunnelSettings,
     uapi_dir: &Path,
     shutdown: impl Future<Output = ()>,
@@ -175,7 +185,11 @@ impl Driver {
         let public_key = PublicKey::from(&settings.private_key);
         check_device(&device, &wg_name, public_key.as_bytes(), &settings)?;
 
-        let (udp, _state) = udp_socket::bind(settings.listen_port, settings.fwmark)?;
+        let (udp, _state) = udp_socket::bind(
+            settings.listen_address,
+            settings.listen_port,
+            settings.fwmark,
+        )?;
         let map_v4 = udp_socket::maps_v4(&udp);
         let mut keylog = settings
             .keylog_file
