@@ -44,8 +44,12 @@ stop_all() {
     trd_kme_stop a "$WORK"
     trd_kme_stop b "$WORK"
 }
+# Test groups with resources of their own (namespaces, daemons) add their teardown here.
+CLEANUP_HOOKS=()
 cleanup() {
     trap - EXIT INT TERM
+    local hook
+    for hook in "${CLEANUP_HOOKS[@]}"; do "$hook"; done
     stop_all
     "$NETNS" down
     rm -rf "$WORK"

@@ -17,7 +17,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -277,6 +277,19 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
             )
         })?),
     };
+    let listen_address = match &interface.listen_address {
+        None => None,
+        Some(a) => Some(a.get_ref().trim().parse::<IpAddr>().map_err(|_| {
+            src.error(
+                Some(a.span()),
+                "interface.listen_address",
+                format!(
+                    "{:?} is not an IP address (e.g. the site's virtual address \"192.0.2.10\")",
+                    a.get_ref()
+                ),
+            )
+        })?),
+    };
     let mut warnings = Vec::new();
     let mut sharing_interface_psk = 0usize;
     let mut seen = HashSet::new();
@@ -347,6 +360,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         name,
         private_key,
         listen_port: interface.listen_port,
+        listen_address,
         addresses: interface.address.into_iter().map(|a| a.0).collect(),
         mtu,
         peers: peer_settings,

@@ -34,6 +34,9 @@ pub(super) struct InterfaceSection {
     pub(super) name: Spanned<String>,
     pub(super) private_key_file: Spanned<PathBuf>,
     pub(super) listen_port: u16,
+    /// Bind the UDP socket to this address only (a site's virtual address in an HA pair),
+    /// even before it is present on this host (IP_FREEBIND).
+    pub(super) listen_address: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) address: Vec<Parsed<InterfaceAddress>>,
     pub(super) mtu: Option<Spanned<u16>>,
