@@ -4,10 +4,13 @@
 //! can check themselves against the intermediate values.
 //!
 //! The first two vectors come from the shared Net harness; the newer ones (epoch 3 after a
-//! restart with state, two key IDs, a downgraded mask, a cookie reply with mac2) from
-//! vectors/gen.rs, which also pins the ephemeral secrets and intermediate values. Every
+//! restart with state, two key IDs, a downgraded mask, a cookie reply with mac2, the larger
+//! key initiating) from vectors/gen.rs, which also pins the ephemeral secrets and
+//! intermediate values, and those of several exchanges (a chain of epochs 1 to 3, the
+//! responder's state files, a bootstrap over a chain) from vectors/render_chain.rs. Every
 //! file is recomputed from its inputs by an independent reading of PROTOCOL.md
-//! (vectors/spec.rs, vectors/verify.rs).
+//! (vectors/spec.rs, vectors/verify.rs and the verify_*.rs it uses); PROTOCOL.md's
+//! "Known-answer vectors" table lists the files.
 //!
 //! Regenerate (only after an intended, documented change of protocol):
 //!     TRIDENT_REGENERATE_VECTORS=1 cargo test -p keymix --test vectors
@@ -136,10 +139,16 @@ fn rendering_is_deterministic() {
 mod gen;
 #[path = "vectors/render.rs"]
 mod render;
+#[path = "vectors/render_chain.rs"]
+mod render_chain;
 #[path = "vectors/spec.rs"]
 mod spec;
 #[path = "vectors/verify.rs"]
 mod verify;
+#[path = "vectors/verify_exchange.rs"]
+mod verify_exchange;
+#[path = "vectors/verify_state.rs"]
+mod verify_state;
 
 #[test]
 fn epoch_3_after_a_restart_with_state_matches_the_vector() {
@@ -200,23 +209,153 @@ fn cookie_reply_and_mac2_match_the_vector() {
     check("exchange_cookie_reply.txt", render::render(sc));
 }
 
+/// What a one-exchange file of vectors/gen.rs pins.
+const PINS_ONE: &str = "Pins: static keys, ss_static, C_0, mac1 and auth keys, ephemeral secrets, \
+                        KME keys, Init, Resp, Confirm, ss_x, ss_k, k_q, T and its input, the \
+                        combiner's IKM and PRK, C_n, PSK_n, confirm keys, masks, fingerprint.";
+/// What each exchange of a multi-exchange file pins.
+const PINS_EACH: &str = "Pins, per exchange (names prefixed exchange<j>.): auth keys, ephemeral \
+                         secrets, KME keys, Init, Resp, Confirm, ss_x, ss_k, k_q, T and its \
+                         input, the combiner's IKM and PRK, C_n, PSK_n, confirm keys, masks, \
+                         fingerprint; the static values once, unprefixed.";
+
+#[test]
+fn an_initiator_holding_the_larger_static_key_matches_the_vector() {
+    let sc = gen::Scenario {
+        qkd_a: QkdPolicy::Required,
+        qkd_b: QkdPolicy::Required,
+        preferred_unreachable: true,
+        pins: &[
+            "The initiator's static public key is bytewise LARGER than the responder's: the",
+            "smaller-key side has no endpoint for its peer (endpoint_known = false), so only",
+            "the larger-key side initiates. T has S_i, S_r by role, not by key order.",
+            PINS_ONE,
+        ],
+        ..gen::Scenario::new(
+            "epoch 1, the larger static key initiates, qkd required, no bootstrap PSK",
+            7,
+        )
+    };
+    check("exchange_larger_key_initiates.txt", render::render(sc));
+}
+
+#[test]
+fn a_chain_grown_from_epoch_1_to_3_matches_the_vector() {
+    let sc = gen::Scenario {
+        qkd_a: QkdPolicy::Required,
+        qkd_b: QkdPolicy::Required,
+        pins: &[
+            "Three real exchanges in a row: epoch 1 keyed with C_0, epoch n = 2, 3 keyed with",
+            "C_(n-1), the C_n of the exchange before (no chain key is given: recompute it).",
+            PINS_EACH,
+        ],
+        ..gen::Scenario::new(
+            "epochs 1 to 3 by real exchanges, qkd required, no bootstrap PSK",
+            8,
+        )
+    };
+    let plan = render_chain::Plan {
+        epochs: 3,
+        rebootstrap: false,
+        responder_states: false,
+    };
+    check(
+        "exchange_chain_epochs_1_to_3.txt",
+        render_chain::render_chain(sc, plan),
+    );
+}
+
+#[test]
+fn the_responders_state_files_match_the_vector() {
+    let sc = gen::Scenario {
+        pins: &[
+            "Epochs 1 and 2, and the responder's state file (format 2, 254 bytes) after it",
+            "sent each Resp (the committed chain unchanged, tentative = epoch n and C_n, replay",
+            "floor = that Init's timestamp) and after each Confirm (epoch n, C_n, C_(n-1) only",
+            "when epoch n was keyed with a chain, no tentative).",
+            PINS_EACH,
+        ],
+        ..gen::Scenario::new(
+            "the responder's state files, epochs 1 and 2, qkd off, no bootstrap PSK",
+            9,
+        )
+    };
+    let plan = render_chain::Plan {
+        epochs: 2,
+        rebootstrap: false,
+        responder_states: true,
+    };
+    check(
+        "exchange_responder_state.txt",
+        render_chain::render_chain(sc, plan),
+    );
+}
+
+#[test]
+fn a_bootstrap_over_a_chain_with_a_bootstrap_psk_matches_the_vector() {
+    let sc = gen::Scenario {
+        bootstrap_psk: Some([0x3c; 32]),
+        pins: &[
+            "Epochs 1 and 2, then the initiator restarts without its state file and",
+            "bootstraps (exchange 3: epoch 1 keyed with C_0 from the bootstrap PSK); the",
+            "responder accepts it over its chain. Its state file after each Resp and each",
+            "Confirm: after exchange 3's Resp it still holds epoch 2 (C_2, C_1) with tentative",
+            "epoch 1; after the Confirm the chain is replaced (epoch 1, no C_(m-1)); the replay",
+            "floor rises to the bootstrap Init's timestamp, never back.",
+            PINS_EACH,
+        ],
+        ..gen::Scenario::new(
+            "a bootstrap over a chain, bootstrap PSK 0x3c * 32, qkd off",
+            10,
+        )
+    };
+    let plan = render_chain::Plan {
+        epochs: 2,
+        rebootstrap: true,
+        responder_states: true,
+    };
+    check(
+        "exchange_bootstrap_over_chain_psk.txt",
+        render_chain::render_chain(sc, plan),
+    );
+}
+
 /// Every vector file, old and new, recomputed from its inputs by an independent reading of
-/// docs/PROTOCOL.md (vectors/spec.rs, vectors/verify.rs).
+/// docs/PROTOCOL.md (vectors/spec.rs, vectors/verify.rs); the files named here show the
+/// case their name promises.
 #[test]
 fn every_vector_recomputes_from_its_inputs() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
-    let mut count = 0;
+    let mut summaries = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "txt") {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             let text = std::fs::read_to_string(&path).unwrap();
-            verify::verify(&mut verify::Vector::parse(&name, &text));
-            count += 1;
+            let summary = verify::verify(&mut verify::Vector::parse(&name, &text));
+            summaries.insert(name, summary);
         }
     }
     assert!(
-        count >= 6,
-        "expected at least six vector files, found {count}"
+        summaries.len() >= 10,
+        "expected at least ten vector files, found {}",
+        summaries.len()
+    );
+    let larger = &summaries["exchange_larger_key_initiates.txt"];
+    assert!(larger.larger_key_initiates, "{larger:?}");
+    assert_eq!(
+        summaries["exchange_chain_epochs_1_to_3.txt"].epochs,
+        [1, 2, 3]
+    );
+    let responder = &summaries["exchange_responder_state.txt"];
+    assert_eq!(
+        (&responder.epochs[..], responder.responder_states),
+        (&[1, 2][..], 4)
+    );
+    let rebootstrap = &summaries["exchange_bootstrap_over_chain_psk.txt"];
+    assert!(rebootstrap.bootstrap_over_chain, "{rebootstrap:?}");
+    assert_eq!(
+        (&rebootstrap.epochs[..], rebootstrap.responder_states),
+        (&[1, 2, 1][..], 6)
     );
 }

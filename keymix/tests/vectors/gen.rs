@@ -24,6 +24,8 @@ pub const WALL_CLOCK_SECS: u64 = 1_800_000_000;
 #[derive(Clone)]
 pub struct Scenario {
     pub title: &'static str,
+    /// Header lines after the standard ones saying what the file pins (without `# `).
+    pub pins: &'static [&'static str],
     pub seed: u8,
     pub qkd_a: QkdPolicy,
     pub qkd_b: QkdPolicy,
@@ -36,12 +38,16 @@ pub struct Scenario {
     pub under_load: bool,
     /// Reach epoch 2, restart the preferred initiator from its state file, pin epoch 3.
     pub restart_with_state: bool,
+    /// The preferred initiator (the smaller static key) has no endpoint for its peer
+    /// (`endpoint_known = false`), so only the side with the larger key initiates.
+    pub preferred_unreachable: bool,
 }
 
 impl Scenario {
     pub fn new(title: &'static str, seed: u8) -> Self {
         Self {
             title,
+            pins: &[],
             seed,
             qkd_a: QkdPolicy::Off,
             qkd_b: QkdPolicy::Off,
@@ -50,6 +56,7 @@ impl Scenario {
             dec_fails: false,
             under_load: false,
             restart_with_state: false,
+            preferred_unreachable: false,
         }
     }
 }
@@ -81,7 +88,8 @@ pub struct Side {
 #[derive(Default)]
 pub struct Kme {
     pub store: HashMap<String, Vec<u8>>,
-    pub issued: Vec<Vec<u8>>,
+    /// Every key the KME issued, by key ID (the vector names the keys of each Init).
+    pub issued: HashMap<String, Vec<u8>>,
     pub next: u64,
     pub parts: usize,
     pub dec_fails: bool,
@@ -101,7 +109,7 @@ impl Kme {
                         .to_vec();
                     let key_id = format!("00000000-0000-4000-8000-{:012x}", self.next);
                     self.store.insert(key_id.clone(), key.clone());
-                    self.issued.push(key.clone());
+                    self.issued.insert(key_id.clone(), key.clone());
                     keys.push(QkdKey {
                         key_id,
                         key: key.into(),
@@ -126,10 +134,20 @@ impl Kme {
     }
 }
 
+/// What happened, in order: a datagram sent, or a state file written (`true`: by a).
+pub enum Logged {
+    Sent(bool, Vec<u8>),
+    Persisted(bool, Vec<u8>),
+}
+
 pub struct Pair {
     pub sc: Scenario,
     pub a: Side,
     pub b: Side,
+    /// Sides replaced by a restart, with their draws and epoch keys.
+    pub retired: Vec<Side>,
+    /// Every datagram sent and state file written, in order.
+    pub log: Vec<Logged>,
     pub kme: Kme,
     pub start: Instant,
     pub now: Instant,
@@ -147,6 +165,7 @@ fn make_side(
     addr: &str,
     at: (Instant, SystemTime),
     state: Option<ChainState>,
+    endpoint_known: bool,
 ) -> Side {
     let draws = Arc::new(Mutex::new(Vec::new()));
     let rng = RecordingRng {
@@ -161,6 +180,7 @@ fn make_side(
     pc.peer_sae_id = Some("SAE_PEER".into());
     pc.bootstrap_psk = sc.bootstrap_psk.map(zeroize::Zeroizing::new);
     pc.state = state;
+    pc.endpoint_known = endpoint_known;
     ep.add_peer(pc, at.0).expect("valid vector peer");
     Side {
         secret,
@@ -184,6 +204,8 @@ impl Pair {
         let pa = *PublicKey::from(&StaticSecret::from(sa)).as_bytes();
         let pb = *PublicKey::from(&StaticSecret::from(sb)).as_bytes();
         let at = (start, wall);
+        // Which side (true: a) has no endpoint for its peer, if any.
+        let unreachable_a = sc.preferred_unreachable.then_some(pa < pb);
         let a = make_side(
             &sc,
             sa,
@@ -193,6 +215,7 @@ impl Pair {
             "192.0.2.1:51820",
             at,
             None,
+            unreachable_a != Some(true),
         );
         let b = make_side(
             &sc,
@@ -203,6 +226,7 @@ impl Pair {
             "[2001:db8::2]:51821",
             at,
             None,
+            unreachable_a != Some(false),
         );
         let kme = Kme {
             parts: sc.kme_parts,
@@ -214,6 +238,8 @@ impl Pair {
             sc,
             a,
             b,
+            retired: Vec::new(),
+            log: Vec::new(),
             kme,
             start,
             now: start,
@@ -241,13 +267,17 @@ impl Pair {
             kme,
             now,
             wire,
+            log,
             ..
         } = self;
         for (from_a, side) in [(true, a), (false, b)] {
             while let Some(ev) = side.ep.poll_event() {
                 progressed = true;
                 match ev {
-                    Event::PersistState { state, .. } => side.saved = Some(*state),
+                    Event::PersistState { state, .. } => {
+                        log.push(Logged::Persisted(from_a, state.to_bytes().to_vec()));
+                        side.saved = Some(*state);
+                    }
                     Event::EpochKey { key, .. } => side.keys.push(key),
                     Event::Expired { .. } => {}
                     Event::KmeRequest(req) => {
@@ -258,6 +288,7 @@ impl Pair {
             }
             while let Some(t) = side.ep.poll_transmit() {
                 progressed = true;
+                log.push(Logged::Sent(from_a, t.payload.clone()));
                 wire.push((from_a, t.payload));
             }
         }
@@ -301,13 +332,19 @@ impl Pair {
         self.now = until;
     }
 
-    fn preferred_is_a(&self) -> bool {
+    pub fn preferred_is_a(&self) -> bool {
         self.a.public < self.b.public
     }
 
     /// Restarts the preferred initiator from the state file it last wrote, with fresh
     /// randomness; returns that file.
     pub fn restart_preferred(&mut self) -> Vec<u8> {
+        self.restart_preferred_as(true)
+    }
+
+    /// Restarts the preferred initiator with fresh randomness, from the state file it last
+    /// wrote (`keep_state`) or without one; returns that file (even when not kept).
+    pub fn restart_preferred_as(&mut self, keep_state: bool) -> Vec<u8> {
         let wall = UNIX_EPOCH + Duration::from_secs(WALL_CLOCK_SECS) + (self.now - self.start);
         let is_a = self.preferred_is_a();
         let (old, peer_public, qkd) = if is_a {
@@ -317,6 +354,7 @@ impl Pair {
         };
         let state = old.saved.clone().expect("a state file");
         let file = state.to_bytes().to_vec();
+        let state = keep_state.then_some(state);
         let addr = old.addr.to_string();
         let fresh = make_side(
             &self.sc,
@@ -326,9 +364,37 @@ impl Pair {
             self.sc.seed.wrapping_add(64),
             &addr,
             (self.now, wall),
-            Some(state),
+            state,
+            true,
         );
-        *(if is_a { &mut self.a } else { &mut self.b }) = fresh;
+        let old = std::mem::replace(if is_a { &mut self.a } else { &mut self.b }, fresh);
+        self.retired.push(old);
         file
+    }
+}
+
+impl Pair {
+    /// Both live sides, then the retired ones.
+    pub fn sides(&self) -> impl Iterator<Item = &Side> {
+        [&self.a, &self.b].into_iter().chain(self.retired.iter())
+    }
+
+    /// (initiator, responder) for an exchange whose Init names `s_init`: the live sides.
+    pub fn roles(&self, s_init: &[u8; 32]) -> (&Side, &Side) {
+        if *s_init == self.a.public {
+            (&self.a, &self.b)
+        } else {
+            (&self.b, &self.a)
+        }
+    }
+
+    /// Runs until side a has emitted `a_keys` epoch keys and side b `b_keys` (a restarted
+    /// side counts those since its restart).
+    pub fn run_until_keys(&mut self, a_keys: usize, b_keys: usize) {
+        let deadline = self.now + Duration::from_secs(400);
+        while self.a.keys.len() < a_keys || self.b.keys.len() < b_keys {
+            assert!(self.now < deadline, "the exchange did not complete");
+            self.run_until(self.now + Duration::from_secs(1));
+        }
     }
 }

@@ -168,7 +168,8 @@ pub fn cookie(secret: &[u8], source: &[u8]) -> [u8; 32] {
     h.finalize().into_bytes().into()
 }
 
-/// A state file read by the layout of "Persisted state".
+/// A state file read (and written) by the layout of "Persisted state", format 2.
+#[derive(Debug, PartialEq, Eq)]
 pub struct State {
     pub keys: ([u8; 32], [u8; 32]),
     pub epoch: u64,
@@ -189,6 +190,17 @@ impl State {
         assert_eq!(&b[222..], &sha256(&[&b[..222]]), "{name}: state checksum");
         let be = |o: usize| u64::from_be_bytes(b[o..o + 8].try_into().unwrap());
         let flags = b[120];
+        let zero = |r: std::ops::Range<usize>| b[r].iter().all(|&x| x == 0);
+        assert_eq!(flags & !7, 0, "{name}: other flag bits are written 0");
+        assert!(be(80) != 0 || zero(88..120), "{name}: C_m zero when m = 0");
+        assert!(
+            flags & 1 != 0 || zero(121..153),
+            "{name}: C_(m-1) zero when absent"
+        );
+        assert!(
+            flags & 2 != 0 || zero(153..193),
+            "{name}: tentative zero when absent"
+        );
         Self {
             keys: (arr32(&b[16..48]), arr32(&b[48..80])),
             epoch: be(80),
@@ -201,5 +213,33 @@ impl State {
             wireguard_initiation: b[209..221].try_into().unwrap(),
             pinned_version: b[221],
         }
+    }
+}
+
+impl State {
+    /// The 254 bytes of format 2: magic, own key, peer key, epoch, C_m, flags, C_{m-1},
+    /// tentative epoch and chain, the two Init timestamps, the WireGuard record, the
+    /// pinned version, then SHA-256 of all of that; integers big-endian, absent fields 0.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = STATE_MAGIC.to_vec();
+        b.extend_from_slice(&self.keys.0);
+        b.extend_from_slice(&self.keys.1);
+        b.extend_from_slice(&self.epoch.to_be_bytes());
+        b.extend_from_slice(&self.chain);
+        let flags = u8::from(self.prev.is_some())
+            | u8::from(self.tentative.is_some()) << 1
+            | u8::from(self.static_only_reset) << 2;
+        b.push(flags);
+        b.extend_from_slice(&self.prev.unwrap_or([0; 32]));
+        let (t_epoch, t_chain) = self.tentative.unwrap_or((0, [0; 32]));
+        b.extend_from_slice(&t_epoch.to_be_bytes());
+        b.extend_from_slice(&t_chain);
+        b.extend_from_slice(&self.highest_init_ts.to_be_bytes());
+        b.extend_from_slice(&self.last_init_sent_ts.to_be_bytes());
+        b.extend_from_slice(&self.wireguard_initiation);
+        b.push(self.pinned_version);
+        let sum = sha256(&[&b]);
+        b.extend_from_slice(&sum);
+        b
     }
 }
