@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Demo: two sites linked by trident in network namespaces, with all three key sources.
 # Builds in release mode, brings up the harness, starts one KME simulator per site, generates
-# keys and configs (qkd = "required"), starts both gateways, pings LAN host A -> LAN host B,
-# prints both status views, and tears everything down (also on Ctrl-C).
+# keys, a per-pair bootstrap PSK and configs (qkd = "required"), the setup the README
+# recommends; starts both gateways, pings LAN host A -> LAN host B, waits for the second
+# epoch (authenticated by the chain, not only by the bootstrap PSK), prints both status
+# views, and tears everything down (also on Ctrl-C).
 #
 # Where the KMEs run (scripts/lib/trident.sh): KME A on gateway A's host (namespace trd-gwa),
 # KME B on gateway B's (trd-gwb). Each serves its SAE (the gateway's trident) on the host's
@@ -47,8 +49,9 @@ echo "   key link $TRD_KME_LINK_A <-> $TRD_KME_LINK_B across the WAN"
 trd_kme_init "$WORK"
 trd_kme_start a "$WORK"
 trd_kme_start b "$WORK"
-echo "== keys and configs in $WORK (qkd = \"required\")"
-trd_configs "$WORK" 120 180 required
+echo "== keys, a bootstrap PSK for the pair and configs in $WORK (qkd = \"required\", 10 s epochs)"
+trd_configs "$WORK" 10 30 required
+trd_add_psk "$WORK"
 echo "== starting gateways"
 trd_start a "$WORK"
 trd_start b "$WORK"
@@ -59,6 +62,12 @@ if ! trd_wait_state trdA up 20 || ! trd_wait_state trdB up 20; then
 fi
 echo "== ping LAN host A (192.168.10.2) -> LAN host B (192.168.20.2)"
 "$NETNS" exec lana ping -c 5 -i 0.2 -W 2 192.168.20.2
+echo "== epoch 1 was authenticated by the bootstrap PSK; waiting for epoch 2, authenticated by the chain"
+for ((i = 0; i < 150; i++)); do
+    [[ $(trd_json trdA "s['peers'][0]['auth']") == chain && $(trd_json trdB "s['peers'][0]['auth']") == chain ]] && break
+    sleep 0.2
+done
+"$NETNS" exec lana ping -c 3 -i 0.2 -W 2 192.168.20.2
 for side in A B; do
     echo "== status on gateway $side"
     "$TRIDENT" status "trd$side"

@@ -111,6 +111,16 @@ impl Endpoint {
         }
     }
 
+    /// The driver could not send `payload` to `peer` (no endpoint yet, or the kernel refused
+    /// it: an HA standby without its listen address). If it was our live Init, the next
+    /// try is a fresh Init: a copy of one that never left carries an ever older timestamp,
+    /// which the peer may meanwhile refuse as a replay.
+    pub fn transmit_failed(&mut self, peer: PeerId, payload: &[u8]) {
+        if let Some(s) = self.session_mut(peer) {
+            s.transmit_failed(payload);
+        }
+    }
+
     /// The wall clock, read by the driver whenever it hands keymix an input: Init
     /// timestamps and the bootstrap clock window follow it, so a step of the system clock
     /// (NTP after boot) is honoured from the next input on.

@@ -85,3 +85,46 @@ fn without_a_bootstrap_psk_a_stale_chain_does_not_fall_back() {
         0
     );
 }
+
+/// An HA standby binds the site's virtual address before it holds it: every Init it makes
+/// fails to send. Each failure makes the next try a fresh Init; otherwise, once the address
+/// arrives, the peer would first see a copy with the timestamp of the first try, older than
+/// what it has accepted from the active gateway since: a replay.
+#[test]
+fn an_init_that_never_left_is_sent_fresh() {
+    let opt = opts(true);
+    let mut net = Net::new(opt.clone());
+    net.run_for(Duration::from_secs(30), |_| 1);
+    // A (the standby, no state of its own) cannot send; B hears nothing from it.
+    net.restart(true, false, &opt);
+    let mut stamps = Vec::new();
+    for _ in 0..40 {
+        net.run_for(Duration::from_millis(500), |p| usize::from(!p.from_a));
+        let peer = net.a.peer;
+        let sent: Vec<Vec<u8>> = net
+            .recorded
+            .iter()
+            .filter(|p| p.from_a && p.payload[0] == keymix::message::TYPE_INIT)
+            .map(|p| p.payload.clone())
+            .collect();
+        net.recorded.clear();
+        for init in sent {
+            net.a.ep.transmit_failed(peer, &init);
+            let ts = keymix::message::Init::parse(&init)
+                .map(|i| i.timestamp)
+                .unwrap_or(0);
+            if stamps.last() != Some(&ts) {
+                stamps.push(ts);
+            }
+        }
+    }
+    assert!(
+        stamps.len() >= 5,
+        "every try is fresh: {} distinct Inits",
+        stamps.len()
+    );
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]));
+    // The address arrives: the next try is fresh and accepted at once.
+    let took = agreed_within(&mut net, Duration::from_secs(10)).expect("agreed");
+    assert!(took <= Duration::from_secs(6), "{took:?}");
+}

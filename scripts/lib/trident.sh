@@ -82,6 +82,15 @@ $sae_b
 TOML
 }
 
+# trd_add_psk DIR: a bootstrap PSK for the pair (DIR/ab.psk, `trident genpsk`) in both
+# configs' [[peer]] tables (the last table of each).
+trd_add_psk() {
+    local dir=$1
+    (umask 077 && "$TRIDENT" genpsk >"$dir/ab.psk")
+    echo "bootstrap_psk_file = \"$dir/ab.psk\"" >>"$dir/a.toml"
+    echo "bootstrap_psk_file = \"$dir/ab.psk\"" >>"$dir/b.toml"
+}
+
 # trd_start SIDE(a|b) DIR [NAME CONFIG]: start that gateway's trident (`up CONFIG`,
 # default DIR/SIDE.toml; interface NAME, default trdA/trdB) in the background, log in
 # DIR/SIDE.log, pid in DIR/SIDE.pid; waits for its control socket.

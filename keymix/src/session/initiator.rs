@@ -70,6 +70,8 @@ pub(super) struct SentInit {
     pub(super) psk_switched: bool,
     /// A bootstrap Init sent in place of an unanswered chain-keyed one (one per attempt).
     pub(super) fallback: bool,
+    /// The driver could not send it: the next try is a fresh Init, not a copy.
+    pub(super) unsent: bool,
     pub(super) auth: AuthKeys,
     pub(super) init: Init,
     pub(super) bytes: Vec<u8>,
@@ -115,6 +117,8 @@ impl Session {
                     && now.saturating_duration_since(s.started) >= BOOTSTRAP_FALLBACK_AFTER
                 {
                     self.fall_back_to_bootstrap(sh, now);
+                } else if now >= s.retransmit.next && s.unsent {
+                    self.refresh_init(sh, now);
                 } else if now >= s.retransmit.next {
                     let word = sh.rng_word();
                     s.retransmit.schedule_next(now, word);
@@ -257,6 +261,7 @@ impl Session {
             psk,
             psk_switched: false,
             fallback: false,
+            unsent: false,
             auth,
             init,
             bytes,

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::initiator::Initiation;
 use super::Session;
+use crate::message::Init;
 use crate::shared::Shared;
 
 /// During a bootstrap PSK rotation, an Init unanswered this long is replaced by one keyed
@@ -19,6 +20,36 @@ pub(super) const PSK_SWITCH_AFTER: std::time::Duration = std::time::Duration::fr
 pub(super) const BOOTSTRAP_FALLBACK_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Session {
+    /// See [`crate::Endpoint::transmit_failed`].
+    pub(crate) fn transmit_failed(&mut self, payload: &[u8]) {
+        if let Some(Initiation::Sent(s)) = &mut self.initiating {
+            if s.bytes.get(..Init::mac1_offset(&s.bytes))
+                == payload.get(..Init::mac1_offset(payload))
+            {
+                s.unsent = true;
+            }
+        }
+    }
+
+    /// Our Init never left: a fresh one (new timestamp, index and ephemerals, the same QKD
+    /// key IDs, keyed as before) takes its place, keeping the attempt's schedule.
+    pub(super) fn refresh_init(&mut self, sh: &mut Shared, now: Instant) {
+        let Some(Initiation::Sent(s)) = self.initiating.take() else {
+            return;
+        };
+        let qkd = (!s.init.key_ids.is_empty()).then(|| (s.init.key_ids.clone(), s.k_q.clone()));
+        let bootstrap_over_chain = s.bootstrap && self.state.has_chain();
+        self.send_init(sh, now, qkd, bootstrap_over_chain);
+        if let Some(Initiation::Sent(n)) = &mut self.initiating {
+            n.fallback = s.fallback;
+            n.psk_switched = s.psk_switched;
+            n.started = s.started;
+            n.retransmit = s.retransmit;
+            let word = sh.rng_word();
+            n.retransmit.schedule_next(now, word);
+        }
+    }
+
     /// A rotation is under way and our Init has gone unanswered: the peer may hold only the
     /// other bootstrap PSK. Send the same QKD key IDs in a fresh Init keyed with it.
     pub(super) fn switch_psk(&mut self, sh: &mut Shared, now: Instant) {

@@ -26,9 +26,17 @@ impl Driver {
                     Destination::Addr(a) => Some(a),
                     Destination::Peer(id) => self.peers.get(id).and_then(|p| p.endpoint),
                 };
-                match to {
+                let sent = match to {
                     Some(to) => io.send_keymix(&t.payload, to, &mut self.counters),
-                    None => self.counters.count(TunnelDrop::NoEndpoint),
+                    None => {
+                        self.counters.count(TunnelDrop::NoEndpoint);
+                        false
+                    }
+                };
+                if let (false, Destination::Peer(id)) = (sent, t.destination) {
+                    // It never left: keymix makes its next try a fresh Init, not a copy of
+                    // one the peer never saw (an old timestamp it may refuse as a replay).
+                    self.endpoint.transmit_failed(id, &t.payload);
                 }
             }
             if !progressed {

@@ -295,12 +295,18 @@ impl Driver {
                 };
                 let Some(to) = to else {
                     self.no_endpoint = self.no_endpoint.saturating_add(1);
+                    if let Destination::Peer(id) = t.destination {
+                        self.endpoint.transmit_failed(id, &t.payload);
+                    }
                     continue;
                 };
                 let to = udp_socket::for_family(self.map_v4, to);
                 if let Err(e) = self.udp.try_send_to(&t.payload, to) {
                     tracing::trace!("UDP send to {to}: {e}");
                     self.send_errors = self.send_errors.saturating_add(1);
+                    if let Destination::Peer(id) = t.destination {
+                        self.endpoint.transmit_failed(id, &t.payload);
+                    }
                 }
             }
             if !progressed {
