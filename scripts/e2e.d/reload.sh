@@ -131,4 +131,33 @@ TOML
     rl_cleanup
 }
 
-TESTS+=(t_reload_add_peer_no_loss)
+# t_reload_timings_no_loss (issue 21): 120/180 s timings reloaded to 3/8 s on both sides
+# under a 10 ms ping. Before, the new 8 s reject age applied to the live key at once while
+# the next exchange stayed on the 120 s schedule: both sides blocked for a minute. Now the
+# live key keeps its reject age, the next exchange is due by the new epoch, and not a ping
+# is lost; reload names the change.
+t_reload_timings_no_loss() {
+    fresh 120 180 || return 1
+    local e0
+    e0=$(trd_peer trdA epoch)
+    "$NETNS" exec lana ping -q -c 2000 -i 0.01 -W 1 192.168.20.2 >"$WORK/timings-ping.txt" 2>&1 &
+    local pinger=$!
+    sleep 5
+    sed -i -e 's/^epoch_secs = .*/epoch_secs = 3/' -e 's/^reject_after_secs = .*/reject_after_secs = 8/' \
+        "$WORK/a.toml" "$WORK/b.toml"
+    local out_a out_b
+    out_a=$("$TRIDENT" reload trdA 2>&1)
+    out_b=$("$TRIDENT" reload trdB 2>&1)
+    wait "$pinger"
+    local summary received
+    summary=$(grep 'packets transmitted' "$WORK/timings-ping.txt")
+    received=$(grep -oE '[0-9]+ received' <<<"$summary" | cut -d' ' -f1)
+    log "reload A: $out_a"
+    log "reload B: $out_b"
+    log "pings: $summary; epoch $e0 -> $(trd_peer trdA epoch), states A $(trd_peer trdA state) B $(trd_peer trdB state)"
+    [[ $out_a == *"epoch timings"* && $out_b == *"epoch timings"* ]] || { log "reload did not name the timings"; return 1; }
+    ((${received:-0} == 2000)) || { log "pings lost"; return 1; }
+    (($(trd_peer trdA epoch) >= e0 + 3)) || { log "the new 3 s epochs did not apply"; return 1; }
+}
+
+TESTS+=(t_reload_add_peer_no_loss t_reload_timings_no_loss)
