@@ -16,8 +16,8 @@ const MAGIC: &[u8; 16] = b"trident-chain-v2";
 const MAGIC_V1: &[u8; 16] = b"trident-chain-v1";
 /// Encoded length of format 2: magic, two public keys, epoch, chain, flags, previous
 /// chain, tentative epoch and chain, the two Init timestamps, the WireGuard initiation
-/// record, the pinned protocol version, checksum.
-pub const ENCODED_LEN: usize = 16 + 32 + 32 + 8 + 32 + 1 + 32 + 8 + 32 + 8 + 8 + 12 + 1 + 32;
+/// record, the pinned protocol version, the tie floor, checksum.
+pub const ENCODED_LEN: usize = 16 + 32 + 32 + 8 + 32 + 1 + 32 + 8 + 32 + 8 + 8 + 12 + 1 + 8 + 32;
 /// Encoded length of format 1 (read only).
 pub const ENCODED_LEN_V1: usize = 16 + 32 + 32 + 8 + 32 + 1 + 32 + 8 + 32 + 8 + 8 + 32;
 const FLAG_PREV: u8 = 1;
@@ -59,6 +59,12 @@ pub struct ChainState {
     /// The keymix protocol version this peer has spoken (0: none recorded, i.e. version 1
     /// only); a later version, once spoken, is never given up for an earlier one.
     pub pinned_version: u8,
+    /// The highest timestamp of an authenticated Init of the peer's that lost a tie here
+    /// since our last commit (0: none). Not part of the replay floor yet (its
+    /// retransmission must still pass while ours goes unanswered) but never accepted keyed
+    /// with another chain; folded into the replay floor at the next commit. Persisted so
+    /// that a restart between the tie and the commit does not forget it.
+    pub tie_floor: u64,
 }
 
 impl std::fmt::Debug for ChainState {
@@ -71,6 +77,7 @@ impl std::fmt::Debug for ChainState {
             .field("last_init_sent_ts", &self.last_init_sent_ts)
             .field("static_only_reset", &self.static_only_reset)
             .field("pinned_version", &self.pinned_version)
+            .field("tie_floor", &self.tie_floor)
             .finish()
     }
 }
@@ -104,6 +111,7 @@ impl ChainState {
             wireguard_initiation: [0; 12],
             static_only_reset: false,
             pinned_version: 0,
+            tie_floor: 0,
         }
     }
 
@@ -116,11 +124,19 @@ impl ChainState {
     /// passes after the reset either. `static_only` records the operator's acknowledgement
     /// that the next first contact rests on the static keys alone.
     pub fn forget_chain(&mut self, static_only: bool) {
+        self.fold_tie_floor();
         self.epoch = 0;
         self.chain.zeroize();
         self.prev_chain = None;
         self.tentative = None;
         self.static_only_reset = static_only;
+    }
+
+    /// At a commit or a reset: an Init of the peer's that lost a tie is obsolete, below
+    /// the replay floor from now on.
+    pub fn fold_tie_floor(&mut self) {
+        self.highest_init_ts = self.highest_init_ts.max(self.tie_floor);
+        self.tie_floor = 0;
     }
 
     /// Fixed-length encoding (format 2), integers big-endian, with a SHA-256 checksum
@@ -155,6 +171,7 @@ impl ChainState {
         out.extend_from_slice(&self.last_init_sent_ts.to_be_bytes());
         out.extend_from_slice(&self.wireguard_initiation);
         out.push(self.pinned_version);
+        out.extend_from_slice(&self.tie_floor.to_be_bytes());
         let sum: [u8; 32] = Sha256::digest(&out[..]).into();
         out.extend_from_slice(&sum);
         out
@@ -196,10 +213,14 @@ impl ChainState {
         let t_chain = r.take::<32>();
         let highest_init_ts = u64::from_be_bytes(r.take::<8>());
         let last_init_sent_ts = u64::from_be_bytes(r.take::<8>());
-        let (wireguard_initiation, pinned_version) = if v1 {
-            ([0; 12], 0)
+        let (wireguard_initiation, pinned_version, tie_floor) = if v1 {
+            ([0; 12], 0, 0)
         } else {
-            (r.take::<12>(), r.take::<1>()[0])
+            (
+                r.take::<12>(),
+                r.take::<1>()[0],
+                u64::from_be_bytes(r.take::<8>()),
+            )
         };
         Ok(Self {
             local_public: local,
@@ -216,6 +237,7 @@ impl ChainState {
             wireguard_initiation,
             static_only_reset: !v1 && flags & FLAG_STATIC_ONLY_RESET != 0,
             pinned_version,
+            tie_floor,
         })
     }
 }
@@ -255,6 +277,7 @@ mod tests {
         s.wireguard_initiation = [0x40, 0, 0, 0, 0x69, 0x8a, 0, 0, 0, 0, 0, 7];
         s.static_only_reset = true;
         s.pinned_version = 2;
+        s.tie_floor = 1_700_000_000_000_000_002;
         s
     }
 
@@ -276,6 +299,7 @@ mod tests {
         assert_eq!(r.wireguard_initiation, s.wireguard_initiation);
         assert!(r.static_only_reset);
         assert_eq!(r.pinned_version, 2);
+        assert_eq!(r.tie_floor, s.tie_floor);
     }
 
     /// A format-1 file from an earlier release (241 bytes) is still read: no WireGuard
@@ -301,6 +325,7 @@ mod tests {
         assert_eq!(r.wireguard_initiation, [0; 12]);
         assert!(!r.static_only_reset);
         assert_eq!(r.pinned_version, 0);
+        assert_eq!(r.tie_floor, 0);
         // A v1 magic on a v2-sized file (or the reverse) is refused.
         let mut bad = v2.to_vec();
         bad[..16].copy_from_slice(MAGIC_V1);
@@ -316,7 +341,9 @@ mod tests {
         s.forget_chain(false);
         assert_eq!((s.epoch, s.chain, s.prev_chain), (0, [0; 32], None));
         assert!(s.tentative.is_none() && !s.static_only_reset);
-        assert_eq!(s.highest_init_ts, 1_700_000_000_000_000_000);
+        // The tie floor (above the replay floor in the sample) is folded into it.
+        assert_eq!(s.highest_init_ts, 1_700_000_000_000_000_002);
+        assert_eq!(s.tie_floor, 0);
         assert_eq!(s.last_init_sent_ts, 1_700_000_000_000_000_001);
         assert_ne!(s.wireguard_initiation, [0; 12]);
         s.forget_chain(true);

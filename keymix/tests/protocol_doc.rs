@@ -136,6 +136,7 @@ fn state_file_layout_matches_the_code() {
     s.wireguard_initiation = [0x66; 12];
     s.static_only_reset = true;
     s.pinned_version = 2;
+    s.tie_floor = 0x4142_4344_4546_4748;
     let bytes = s.to_bytes();
     assert_eq!(bytes.len(), ENCODED_LEN);
     let mut next = 0;
@@ -171,6 +172,8 @@ fn state_file_layout_matches_the_code() {
             vec![0x66; 12]
         } else if f.starts_with("pinned protocol version") {
             vec![2]
+        } else if f.starts_with("tie floor") {
+            s.tie_floor.to_be_bytes().to_vec()
         } else if f.starts_with(&format!("SHA-256 of bytes 0..{off}")) {
             use sha2::Digest;
             sha2::Sha256::digest(&bytes[..off]).to_vec()

@@ -20,6 +20,8 @@ mod prng;
 mod run;
 #[path = "sim/scenarios.rs"]
 mod scenarios;
+#[path = "sim/scenarios_campaign.rs"]
+mod scenarios_campaign;
 #[path = "sim/scenarios_hub.rs"]
 mod scenarios_hub;
 #[path = "sim/scenarios_static_key.rs"]

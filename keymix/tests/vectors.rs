@@ -269,7 +269,7 @@ fn a_chain_grown_from_epoch_1_to_3_matches_the_vector() {
 fn the_responders_state_files_match_the_vector() {
     let sc = gen::Scenario {
         pins: &[
-            "Epochs 1 and 2, and the responder's state file (format 2, 254 bytes) after it",
+            "Epochs 1 and 2, and the responder's state file (format 2, 262 bytes) after it",
             "sent each Resp (the committed chain unchanged, tentative = epoch n and C_n, replay",
             "floor = that Init's timestamp) and after each Confirm (epoch n, C_n, C_(n-1) only",
             "when epoch n was keyed with a chain, no tentative).",

@@ -31,10 +31,7 @@ impl Session {
         self.state.prev_chain = keyed_with.copied();
         self.state.epoch = epoch;
         self.state.chain = *chain;
-        // An Init of the peer's that lost a tie is obsolete once we commit: from now on it
-        // is below the persisted replay floor, also after a restart.
-        self.state.highest_init_ts = self.state.highest_init_ts.max(self.tie_floor);
-        self.tie_floor = 0;
+        self.state.fold_tie_floor();
         if keyed_with.is_some() {
             // The chain has grown again past an operator's static-only reset.
             self.state.static_only_reset = false;

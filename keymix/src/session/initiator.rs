@@ -13,7 +13,7 @@ use super::bootstrap_psk::PskChoice;
 use super::initiator_retry::{BOOTSTRAP_FALLBACK_AFTER, PSK_SWITCH_AFTER};
 use super::material::{check_keys, keylog_entry};
 use super::retransmit::Retransmit;
-use super::{LastConfirm, Session, RETRY_PAUSE};
+use super::{retry_pause, LastConfirm, Session};
 use crate::config::QkdPolicy;
 use crate::cookie;
 use crate::counters::DropReason;
@@ -44,14 +44,23 @@ impl Initiation {
         }
     }
 
-    /// Whether our initiation may still win a tie: started less than the longest
-    /// retransmission interval ago (after that, the peer evidently does not answer it).
+    /// Whether our initiation may still win a tie: its Init first went out (or its KME
+    /// request, before it) less than the longest retransmission interval ago; after that,
+    /// the peer evidently does not answer it.
     pub(super) fn is_young(&self, now: Instant) -> bool {
-        let started = match self {
+        let since = match self {
             Self::AwaitingKme { started, .. } => *started,
-            Self::Sent(s) => s.started,
+            Self::Sent(s) => s.keyed_at,
         };
-        now.saturating_duration_since(started) < super::retransmit::RETRANSMIT_MAX
+        now.saturating_duration_since(since) < super::retransmit::RETRANSMIT_MAX
+    }
+
+    /// Keyed with C_0: a bootstrap (without a chain, or a fallback over it).
+    pub(super) fn keyed_with_c0(&self, has_chain: bool) -> bool {
+        match self {
+            Self::AwaitingKme { .. } => !has_chain,
+            Self::Sent(s) => s.bootstrap,
+        }
     }
 
     pub(super) fn awaits(&self, id: KmeRequestId) -> bool {
@@ -79,7 +88,11 @@ pub(super) struct SentInit {
     pub(super) dk: DecapsulationKey<MlKem768>,
     pub(super) k_q: Zeroizing<Vec<u8>>,
     pub(super) cookie: Option<Zeroizing<[u8; COOKIE_LEN]>>,
+    /// When this attempt began (its KME request or first Init): the exchange's duration,
+    /// the PSK switch and the bootstrap fallback count from it.
     pub(super) started: Instant,
+    /// When an Init keyed as this one (chain, PSK) first went out: its youth in a tie.
+    pub(super) keyed_at: Instant,
     pub(super) retransmit: Retransmit,
 }
 
@@ -105,7 +118,7 @@ impl Session {
                         "keymix initiation unanswered; starting over"
                     );
                     self.initiating = None;
-                    self.next_initiation_at = now + RETRY_PAUSE;
+                    self.next_initiation_at = now + retry_pause(sh.rng_word());
                 } else if self.psks.rotating()
                     && !s.psk_switched
                     && now.saturating_duration_since(s.started) >= PSK_SWITCH_AFTER
@@ -170,7 +183,7 @@ impl Session {
         if self.cfg.qkd == QkdPolicy::Required {
             // Fail closed: no epoch without QKD; try again shortly (nothing was consumed).
             self.initiating = None;
-            self.next_initiation_at = now + RETRY_PAUSE;
+            self.next_initiation_at = now + retry_pause(sh.rng_word());
         } else {
             self.send_init(sh, now, None, false);
         }
@@ -270,6 +283,7 @@ impl Session {
             k_q,
             cookie: None,
             started: now,
+            keyed_at: now,
             retransmit: Retransmit::new(now),
         })));
     }
@@ -318,7 +332,7 @@ impl Session {
             self.kme_error = Some("peer's KME did not deliver the QKD key".to_string());
             if self.cfg.qkd == QkdPolicy::Required {
                 self.initiating = None;
-                self.next_initiation_at = now + RETRY_PAUSE;
+                self.next_initiation_at = now + retry_pause(sh.rng_word());
                 return Err(DropReason::Policy);
             }
         }
@@ -357,7 +371,7 @@ impl Session {
             // Authentic but the keys differ (e.g. the KMEs handed out different keys).
             self.kme_error = Some("key confirmation failed: peer derived another key".into());
             self.initiating = None;
-            self.next_initiation_at = now + RETRY_PAUSE;
+            self.next_initiation_at = now + retry_pause(sh.rng_word());
             return Err(DropReason::BadConfirm);
         }
         let epoch = sent.init.epoch;

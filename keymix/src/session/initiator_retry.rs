@@ -44,6 +44,7 @@ impl Session {
             n.fallback = s.fallback;
             n.psk_switched = s.psk_switched;
             n.started = s.started;
+            n.keyed_at = s.keyed_at;
             n.retransmit = s.retransmit;
             let word = sh.rng_word();
             n.retransmit.schedule_next(now, word);

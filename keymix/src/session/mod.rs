@@ -13,6 +13,7 @@ mod material;
 mod operator;
 mod responder;
 mod retransmit;
+mod tie;
 
 use std::time::{Duration, Instant};
 
@@ -40,8 +41,12 @@ pub const QKD_KEY_BITS: u32 = 256;
 /// responder stops retransmitting its Resp after it, but keeps the exchange until a newer
 /// one supersedes it (implicit confirmation), however late that comes.
 const EXCHANGE_LIFETIME: Duration = Duration::from_secs(30);
-/// Pause before a new initiation after a failed one (KME error, abandoned exchange).
-const RETRY_PAUSE: Duration = Duration::from_secs(2);
+/// Pause before a new initiation after a failed one (KME error, abandoned exchange): 2 to
+/// 4 s, at random, so that two sides whose timers ran in step (both gave up at once) do
+/// not start again at once, cross, and repeat.
+fn retry_pause(rng_word: u32) -> Duration {
+    Duration::from_millis(2000 + u64::from(rng_word % 2000))
+}
 /// Without an epoch, the side that is not the preferred initiator waits this long first,
 /// so that both sides rarely initiate at once.
 const SECONDARY_START_DELAY: Duration = Duration::from_secs(1);
@@ -111,11 +116,6 @@ pub(crate) struct Session {
     next_initiation_at: Instant,
     kme_error: Option<String>,
     observations: Observations,
-    /// The highest timestamp of an authenticated Init of the peer's that we dropped in a
-    /// simultaneous initiation (not recorded then: its retransmission must still pass
-    /// while ours goes unanswered). Only a *current* Init may be at or below it; at our
-    /// next commit it is folded into the persisted replay floor.
-    tie_floor: u64,
     exchanges: u64,
     /// How long our last completed initiation took (Init sent to Resp accepted).
     last_exchange: Option<Duration>,
@@ -179,7 +179,6 @@ impl Session {
             },
             kme_error: None,
             observations: Observations::new(now),
-            tie_floor: 0,
             exchanges: 0,
             last_exchange: None,
             cfg,

@@ -69,9 +69,6 @@ impl Session {
         self.initiating = None;
         self.responding = None;
         self.last_confirm = None;
-        // Keep every replay record, including an Init that lost a tie here.
-        self.state.highest_init_ts = self.state.highest_init_ts.max(self.tie_floor);
-        self.tie_floor = 0;
         self.persist(sh);
         if let Some(c) = self.committed.take() {
             sh.events.push_back(Event::Expired {

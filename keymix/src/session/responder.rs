@@ -144,9 +144,11 @@ impl Session {
         // Authenticated from here on; nothing has changed yet, and every check that can
         // still refuse the Init comes before the first change (an `Err` changes nothing).
         let bootstrap = m.is_bootstrap(self.state.has_chain());
-        if m.choice != ChainChoice::Current && init.timestamp <= self.tie_floor {
-            // An Init of the peer's that lost a tie here, replayed after the epoch moved
-            // on: only as a *current* Init (its retransmission) could it still be genuine.
+        let keyed_for_good = matches!(m.choice, ChainChoice::Current | ChainChoice::Bootstrap);
+        if !keyed_for_good && init.timestamp <= self.state.tie_floor {
+            // An Init of the peer's that lost a tie here, seen again keyed with a chain
+            // that exists only around a commit: only keyed as it was then (its
+            // retransmission) could it still be genuine.
             return Err(DropReason::Replay);
         }
         if bootstrap {
@@ -162,21 +164,16 @@ impl Session {
             return Ok(());
         }
         if let Some(ours) = &self.initiating {
-            // Both initiated this epoch with the same chain key: ours wins, the peer will
-            // answer it — but only while ours is young. An Init of ours that has gone
-            // unanswered (the peer refuses it, e.g. as a replay after our clock went back)
-            // must not block the peer's for good; nor does a tie count when the peer's Init
-            // was keyed with another chain (ours is then stale).
-            let tie_won = ours.epoch() == init.epoch
-                && m.choice == ChainChoice::Current
-                && self.preferred_initiator
-                && self.reachable
-                && ours.is_young(now);
-            if tie_won {
+            if self.wins_tie(now, ours, &init, m.choice) {
                 // Not recorded as seen: if ours goes unanswered, the peer's retransmission
                 // of this very Init must still be accepted once ours is no longer young.
-                // But it may pass only as a current Init (see tie_floor).
-                self.tie_floor = self.tie_floor.max(init.timestamp);
+                // But never keyed with another chain (see `ChainState::tie_floor`); kept
+                // across a restart, so written now if it rose (an authenticated Init of
+                // the peer's: a replay of it finds the floor already there).
+                if init.timestamp > self.state.tie_floor {
+                    self.state.tie_floor = init.timestamp;
+                    self.persist(sh);
+                }
                 return Err(DropReason::SimultaneousInitiation);
             }
         }

@@ -14,7 +14,7 @@ use super::world::{addr, Origin, Packet, World, A, B, ROGUE_ADDR};
 /// Runs for up to `d`, losing every Init A sends, until A drops one of B's Inits as a
 /// simultaneous initiation (A is the preferred initiator and its own Init is young).
 /// Returns that Init of B's.
-fn lose_a_inits_until_tie(w: &mut World, d: Duration) -> Option<Packet> {
+pub(super) fn lose_a_inits_until_tie(w: &mut World, d: Duration) -> Option<Packet> {
     let end = w.now + d;
     while w.now < end {
         w.step += 1;
@@ -36,7 +36,10 @@ fn lose_a_inits_until_tie(w: &mut World, d: Duration) -> Option<Packet> {
 }
 
 /// What a side shows outside: its state file, where it sends, what it sent.
-fn footprint(w: &World, x: usize) -> (Option<Vec<u8>>, Option<std::net::SocketAddr>, u64) {
+pub(super) fn footprint(
+    w: &World,
+    x: usize,
+) -> (Option<Vec<u8>>, Option<std::net::SocketAddr>, u64) {
     (
         w.sides[x].saved.as_ref().map(|s| s.to_bytes().to_vec()),
         w.sides[x].peer_addr,
@@ -44,7 +47,7 @@ fn footprint(w: &World, x: usize) -> (Option<Vec<u8>>, Option<std::net::SocketAd
     )
 }
 
-fn from_rogue(mut p: Packet) -> Packet {
+pub(super) fn from_rogue(mut p: Packet) -> Packet {
     p.src = ROGUE_ADDR.parse().unwrap_or(p.src);
     p.origin = Origin::Forged;
     p

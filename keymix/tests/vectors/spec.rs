@@ -181,13 +181,14 @@ pub struct State {
     pub static_only_reset: bool,
     pub wireguard_initiation: [u8; 12],
     pub pinned_version: u8,
+    pub tie_floor: u64,
 }
 
 impl State {
     pub fn parse(b: &[u8], name: &str) -> Self {
-        assert_eq!(b.len(), 254, "{name}: state file length");
+        assert_eq!(b.len(), 262, "{name}: state file length");
         assert_eq!(&b[..16], STATE_MAGIC);
-        assert_eq!(&b[222..], &sha256(&[&b[..222]]), "{name}: state checksum");
+        assert_eq!(&b[230..], &sha256(&[&b[..230]]), "{name}: state checksum");
         let be = |o: usize| u64::from_be_bytes(b[o..o + 8].try_into().unwrap());
         let flags = b[120];
         let zero = |r: std::ops::Range<usize>| b[r].iter().all(|&x| x == 0);
@@ -212,14 +213,16 @@ impl State {
             static_only_reset: flags & 4 != 0,
             wireguard_initiation: b[209..221].try_into().unwrap(),
             pinned_version: b[221],
+            tie_floor: be(222),
         }
     }
 }
 
 impl State {
-    /// The 254 bytes of format 2: magic, own key, peer key, epoch, C_m, flags, C_{m-1},
+    /// The 262 bytes of format 2: magic, own key, peer key, epoch, C_m, flags, C_{m-1},
     /// tentative epoch and chain, the two Init timestamps, the WireGuard record, the
-    /// pinned version, then SHA-256 of all of that; integers big-endian, absent fields 0.
+    /// pinned version, the tie floor, then SHA-256 of all of that; integers big-endian,
+    /// absent fields 0.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = STATE_MAGIC.to_vec();
         b.extend_from_slice(&self.keys.0);
@@ -238,6 +241,7 @@ impl State {
         b.extend_from_slice(&self.last_init_sent_ts.to_be_bytes());
         b.extend_from_slice(&self.wireguard_initiation);
         b.push(self.pinned_version);
+        b.extend_from_slice(&self.tie_floor.to_be_bytes());
         let sum = sha256(&[&b]);
         b.extend_from_slice(&sum);
         b

@@ -43,9 +43,10 @@ pub fn initiator(v: &mut Vector, st: &Statics, out: &Outcome) {
             (
                 st.static_only_reset,
                 st.wireguard_initiation,
-                st.pinned_version
+                st.pinned_version,
+                st.tie_floor
             ),
-            (false, [0; 12], 0),
+            (false, [0; 12], 0, 0),
             "{}",
             v.name
         );
@@ -91,6 +92,7 @@ pub fn responder(v: &mut Vector, st: &Statics, done: &[Outcome], out: &Outcome) 
         static_only_reset: false,
         wireguard_initiation: [0; 12],
         pinned_version: 0,
+        tie_floor: 0,
     };
     if let Some(file) = v.input("responder_state_after_resp") {
         let name = format!("{}: {}responder_state_after_resp", v.name, v.prefix);
