@@ -1,6 +1,7 @@
 //! ML-KEM-768 assurance (issue 20). RustCrypto's `ml-kem`, which keymix runs, has never been
 //! independently audited, so it is checked here, byte for byte, against libcrux-ml-kem
-//! (formally verified) and against NIST's own answers:
+//! (formally verified; its runtime-selected back end, AVX2 where the CPU has it, and its
+//! portable one, every call) and against NIST's own answers:
 //!
 //! - random: seeded (d, z) and m through the very calls keymix makes (the initiator's
 //!   `DecapsulationKey::from_seed` and `decapsulate`, the responder's `EncapsulationKey::new`
