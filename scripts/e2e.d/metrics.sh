@@ -146,6 +146,30 @@ t_metrics_idle_connections() {
         log "0.0.0.0 not reachable from the LAN"
         return 1
     }
+    # Any local user reads them on loopback, too ...
+    "$NETNS" exec gwa setpriv --reuid=65534 --regid=65534 --clear-groups \
+        curl -sf --max-time 2 -o /dev/null "http://$MT_ADDR/metrics" || {
+        log "user nobody cannot scrape even without a rule"
+        return 1
+    }
+    # ... unless the README's recipe keeps them to the scraper's user (root here).
+    "$NETNS" exec gwa nft -f - <<'EOF' || { log "nft rule refused"; return 1; }
+table inet trident_metrics {
+    chain out {
+        type filter hook output priority 0; policy accept;
+        oifname "lo" tcp dport 9586 meta skuid != 0 reject with tcp reset
+    }
+}
+EOF
+    if "$NETNS" exec gwa setpriv --reuid=65534 --regid=65534 --clear-groups \
+        curl -sf --max-time 2 -o /dev/null "http://$MT_ADDR/metrics"; then
+        log "another local user read the metrics despite the skuid rule"
+        return 1
+    fi
+    "$NETNS" exec gwa curl -sf --max-time 2 -o /dev/null "http://$MT_ADDR/metrics" || {
+        log "the allowed user cannot scrape"
+        return 1
+    }
 }
 
 TESTS+=(t_metrics_scrape t_metrics_idle_connections)
