@@ -187,10 +187,11 @@ async fn concurrent_scrapes_share_a_snapshot_taken_after_they_arrived() {
         let (answer, _) = s.await.unwrap();
         assert!(answer.starts_with("HTTP/1.0 200 OK\r\n"), "{answer}");
     }
-    // The first scrape's snapshot, then one for all who arrived while it was taken.
+    // The first scrape's snapshot, then one for all who arrived while it was taken (one
+    // more if a scrape is scheduled 200 ms late on a loaded machine).
     let n = asked.load(Ordering::SeqCst);
     assert!(
-        (1..=2).contains(&n),
+        (1..=3).contains(&n),
         "{n} snapshots for 6 concurrent scrapes"
     );
     // A later scrape does not get an older snapshot.
