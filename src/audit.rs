@@ -4,13 +4,14 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use keymix::audit::{analyse, AuditReport, Broken, EpochResult, Outcome};
+use keymix::audit::{analyse, AuditError, AuditReport, Broken, EpochResult, Outcome};
 
 use crate::capture::{self, Stats};
 use keymix::keylog::KeyLogEntry;
 use zeroize::Zeroizing;
 
-/// Largest capture or key log read into memory.
+/// Largest key log (or PSK file) read into memory. The capture is read as a stream, of any
+/// size (`capture`).
 const MAX_FILE: u64 = 1 << 30;
 
 #[derive(clap::Args)]
@@ -63,17 +64,28 @@ fn read_psk(path: &PathBuf) -> anyhow::Result<Zeroizing<[u8; 32]>> {
 
 pub fn run(args: AuditArgs) -> anyhow::Result<()> {
     let broken = Broken::parse(&args.broken)?;
-    let capture = read_bounded(&args.pcap, "capture")?;
-    let capture =
-        capture::read(&capture).with_context(|| format!("capture {}", args.pcap.display()))?;
+    let file = std::fs::File::open(&args.pcap)
+        .with_context(|| format!("capture {}", args.pcap.display()))?;
+    let capture = capture::keymix_messages(file)
+        .with_context(|| format!("capture {}", args.pcap.display()))?;
     let datagrams = capture.datagrams;
+    // The audit sees only the keymix messages; its counts are of the whole capture.
+    let udp = usize::try_from(capture.stats.udp).unwrap_or(usize::MAX);
     let keylog_text = Zeroizing::new(read_bounded(&args.keylog, "key log")?);
     let keylog_text = std::str::from_utf8(&keylog_text).context("the key log is not UTF-8 text")?;
     let keylog = KeyLogEntry::parse_file(keylog_text)
         .with_context(|| format!("key log {}", args.keylog.display()))?;
     let protocols = qkd_protocols(keylog_text);
     let psk = args.bootstrap_psk_file.as_ref().map(read_psk).transpose()?;
-    let report = analyse(&datagrams, &keylog, broken, psk.as_deref()).with_context(|| {
+    let report = match analyse(&datagrams, &keylog, broken, psk.as_deref()) {
+        Ok(r) => Ok(AuditReport {
+            datagrams: udp,
+            ..r
+        }),
+        Err(AuditError::NoExchanges { .. }) => Err(AuditError::NoExchanges { datagrams: udp }),
+        Err(e) => Err(e),
+    }
+    .with_context(|| {
         format!(
             "capture {} with key log {}",
             args.pcap.display(),
@@ -172,17 +184,26 @@ fn render_capture(s: &Stats) -> String {
         s.fragments,
         s.not_udp + s.not_ip
     );
-    if s.unreadable() > 0 {
+    let unreadable = s.unreadable().saturating_sub(s.keymix_not_kept);
+    if unreadable > 0 {
         out.push_str(&format!(
             "capture: {} unreadable (may hide keymix messages): {} malformed, {} cut by the \
              snap length, {} of an unknown link type, {} invalid fragments, {} packets with \
              fragments missing\n",
-            s.unreadable(),
+            unreadable,
             s.malformed,
             s.truncated,
             s.unsupported_link,
             s.fragments_invalid,
             s.fragments_unfinished
+        ));
+    }
+    if s.keymix_not_kept > 0 {
+        out.push_str(&format!(
+            "capture: {} keymix messages not kept: the audit holds at most {} MiB of them; \
+             epochs whose messages were not kept come out unknown\n",
+            s.keymix_not_kept,
+            capture::MAX_KEPT_BYTES >> 20
         ));
     }
     out
@@ -307,6 +328,22 @@ mod tests {
             text.contains("1 of 4 epochs recovered, 1 not recovered, 2 unknown"),
             "{text}"
         );
+    }
+
+    /// Messages the audit could not keep are reported apart from unreadable frames.
+    #[test]
+    fn keymix_messages_not_kept_are_reported() {
+        let s = Stats {
+            frames: 10,
+            udp: 10,
+            keymix_kept: 4,
+            keymix_not_kept: 2,
+            ..Stats::default()
+        };
+        let text = render_capture(&s);
+        assert!(!text.contains("unreadable"), "{text}");
+        assert!(text.contains("2 keymix messages not kept"), "{text}");
+        assert!(text.contains("come out unknown"), "{text}");
     }
 
     /// A capture without keymix exchanges is an error that names both files.

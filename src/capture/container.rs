@@ -1,7 +1,9 @@
 //! The capture container: classic pcap (either byte order, µs or ns timestamps) and pcapng
 //! (several sections and interfaces, each with its own link type), read with `pcap-parser`.
 //! Yields each packet record with its interface's link type and its capture time; the
-//! packet bytes are the next layer's business.
+//! packet bytes are the next layer's business. The file is read as a stream (`stream`).
+
+use std::io::Read;
 
 use anyhow::{anyhow, bail};
 use pcap_parser::nom;
@@ -9,8 +11,10 @@ use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapNGPacketBlock as _;
 use pcap_parser::{
     parse_block_be, parse_block_le, parse_pcap_frame, parse_pcap_frame_be, parse_pcap_header,
-    parse_sectionheaderblock, Linktype, PcapError,
+    Linktype, PcapError,
 };
+
+use super::stream::Stream;
 
 /// One packet record.
 pub struct Frame<'a> {
@@ -26,40 +30,64 @@ pub struct Frame<'a> {
 
 type NomResult<'a, T> = Result<(&'a [u8], T), nom::Err<PcapError<&'a [u8]>>>;
 
-/// Names the byte where a record could not be read. `Incomplete` is a file that ends
-/// inside a record (a capture cut short); anything else is not a capture this reader can
-/// trust past that point, so it is an error rather than a silent stop.
-fn record_error(file: &[u8], rest: &[u8], e: &nom::Err<PcapError<&[u8]>>) -> anyhow::Error {
-    let at = file.len() - rest.len();
-    match e {
-        nom::Err::Incomplete(_) => {
-            anyhow!("truncated at byte {at} (the file ends inside a record)")
-        }
-        _ => anyhow!("malformed record at byte {at}"),
-    }
+/// A record that does not parse although the file holds all the bytes its length field
+/// claims: it contradicts itself, so nothing past it can be trusted; an error rather than
+/// a silent stop.
+fn malformed(at: u64) -> anyhow::Error {
+    anyhow!("malformed record at byte {at}")
 }
 
-/// Calls `each` for every packet record of `file`, in file order.
-pub fn frames(file: &[u8], mut each: impl FnMut(Frame<'_>)) -> anyhow::Result<()> {
-    match file.get(..4) {
-        Some([0x0a, 0x0d, 0x0d, 0x0a]) => pcapng(file, &mut each),
-        Some([0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1])
-        | Some([0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d]) => pcap(file, &mut each),
+/// A record's 32-bit length field.
+fn length(field: Option<&[u8]>, big_endian: bool) -> Option<usize> {
+    let bytes: [u8; 4] = field?.try_into().ok()?;
+    let n = if big_endian {
+        u32::from_be_bytes(bytes)
+    } else {
+        u32::from_le_bytes(bytes)
+    };
+    usize::try_from(n).ok()
+}
+
+/// Calls `each` for every packet record read from `reader`, in file order; only the
+/// record at hand is in memory.
+pub fn frames(reader: impl Read, mut each: impl FnMut(Frame<'_>)) -> anyhow::Result<()> {
+    let mut s = Stream::new(reader);
+    match s.peek(4)? {
+        [0x0a, 0x0d, 0x0d, 0x0a] => pcapng(&mut s, &mut each),
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => pcap(&mut s, &mut each),
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => pcap(&mut s, &mut each),
         _ => bail!("not a pcap or pcapng file"),
     }
 }
 
-fn pcap(file: &[u8], each: &mut dyn FnMut(Frame<'_>)) -> anyhow::Result<()> {
-    let (mut rest, header) = parse_pcap_header(file)
-        .map_err(|e| record_error(file, file, &e).context("pcap file header"))?;
-    let parse: fn(&[u8]) -> NomResult<'_, pcap_parser::LegacyPcapBlock<'_>> =
-        if header.is_bigendian() {
-            parse_pcap_frame_be
-        } else {
-            parse_pcap_frame
-        };
-    while !rest.is_empty() {
-        let (next, rec) = parse(rest).map_err(|e| record_error(file, rest, &e))?;
+/// A classic pcap file header's length.
+const PCAP_HEADER: usize = 24;
+/// A classic pcap record header's length; the captured length is at bytes 8..12.
+const PCAP_RECORD_HEADER: usize = 16;
+
+fn pcap<R: Read>(s: &mut Stream<R>, each: &mut dyn FnMut(Frame<'_>)) -> anyhow::Result<()> {
+    let (_, header) = parse_pcap_header(s.peek(PCAP_HEADER)?).map_err(|e| {
+        match e {
+            nom::Err::Incomplete(_) => {
+                anyhow!("truncated at byte 0 (the file ends inside a record)")
+            }
+            _ => malformed(0),
+        }
+        .context("pcap file header")
+    })?;
+    s.consume(PCAP_HEADER);
+    let big_endian = header.is_bigendian();
+    let parse: fn(&[u8]) -> NomResult<'_, pcap_parser::LegacyPcapBlock<'_>> = if big_endian {
+        parse_pcap_frame_be
+    } else {
+        parse_pcap_frame
+    };
+    while !s.at_end()? {
+        let at = s.offset();
+        let caplen = length(s.record(PCAP_RECORD_HEADER)?.get(8..12), big_endian)
+            .ok_or_else(|| malformed(at))?;
+        let len = PCAP_RECORD_HEADER.saturating_add(caplen);
+        let (_, rec) = parse(s.record(len)?).map_err(|_| malformed(at))?;
         each(Frame {
             linktype: header.network,
             interface: 0,
@@ -67,7 +95,7 @@ fn pcap(file: &[u8], each: &mut dyn FnMut(Frame<'_>)) -> anyhow::Result<()> {
             data: rec.data,
             truncated: rec.origlen > rec.caplen,
         });
-        rest = next;
+        s.consume(len);
     }
     Ok(())
 }
@@ -79,21 +107,44 @@ struct Interface {
     offset: i64,
 }
 
-fn pcapng(file: &[u8], each: &mut dyn FnMut(Frame<'_>)) -> anyhow::Result<()> {
-    parse_sectionheaderblock(file).map_err(|e| record_error(file, file, &e))?;
+/// The block type of a section header, the same in either byte order.
+const SHB: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+
+/// The length of the pcapng block at the stream's position: in the byte order of its
+/// section, or for a section header in the one its byte-order magic gives.
+fn block_length<R: Read>(s: &mut Stream<R>, big_endian: bool) -> anyhow::Result<usize> {
+    let at = s.offset();
+    let head = s.record(8)?;
+    let big_endian = if head.get(..4) == Some(&SHB[..]) {
+        match s.record(12)?.get(8..12) {
+            Some([0x1a, 0x2b, 0x3c, 0x4d]) => true,
+            Some([0x4d, 0x3c, 0x2b, 0x1a]) => false,
+            _ => return Err(malformed(at)),
+        }
+    } else {
+        big_endian
+    };
+    let len = length(s.record(8)?.get(4..8), big_endian).ok_or_else(|| malformed(at))?;
+    if len < 12 || len % 4 != 0 {
+        return Err(malformed(at));
+    }
+    Ok(len)
+}
+
+fn pcapng<R: Read>(s: &mut Stream<R>, each: &mut dyn FnMut(Frame<'_>)) -> anyhow::Result<()> {
     let mut big_endian = false;
     let mut interfaces: Vec<Interface> = Vec::new();
     // Simple packet blocks carry no timestamp: they get the last one seen.
     let mut time = 0u64;
-    let mut rest = file;
-    while !rest.is_empty() {
+    while !s.at_end()? {
         let parse = if big_endian {
             parse_block_be
         } else {
             parse_block_le
         };
-        let (next, block) = parse(rest).map_err(|e| record_error(file, rest, &e))?;
-        let at = file.len() - rest.len();
+        let at = s.offset();
+        let len = block_length(s, big_endian)?;
+        let (_, block) = parse(s.record(len)?).map_err(|_| malformed(at))?;
         match block {
             Block::SectionHeader(shb) => {
                 big_endian = shb.big_endian();
@@ -139,7 +190,7 @@ fn pcapng(file: &[u8], each: &mut dyn FnMut(Frame<'_>)) -> anyhow::Result<()> {
             // Statistics, name resolution, secrets, custom blocks: no packets in them.
             _ => {}
         }
-        rest = next;
+        s.consume(len);
     }
     Ok(())
 }

@@ -1,15 +1,27 @@
-//! Reading a WAN capture for `trident audit`: pcap/pcapng records (`container`), link and
-//! IP layers with bounded reassembly (`packet`, `defrag`), out come UDP datagrams for
-//! keymix's pure audit core. Nothing is skipped silently: every frame that yields no
-//! datagram is counted under why, and the audit prints the counts.
+//! Reading a WAN capture for `trident audit`: pcap/pcapng records read as a stream
+//! (`stream`, `container`), link and IP layers with bounded reassembly (`packet`,
+//! `defrag`), out come UDP datagrams, of which the keymix Inits and Resps are kept for
+//! keymix's pure audit core (`keymix_messages`). Memory is bounded whatever the capture's
+//! size: one record, the reassembly, and the kept messages. Nothing is skipped silently:
+//! every frame that yields no datagram is counted under why, and the audit prints the
+//! counts.
 
 mod container;
 mod defrag;
+pub(crate) mod keymix_messages;
 mod packet;
+mod stream;
+#[cfg(test)]
+mod streaming_tests;
 #[cfg(test)]
 mod tests;
 
+use std::io::Read;
+use std::net::SocketAddr;
+
 use keymix::audit::Datagram;
+
+pub use keymix_messages::MAX_KEPT_BYTES;
 
 /// What the reader made of the capture's frames.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -36,6 +48,10 @@ pub struct Stats {
     pub fragments_invalid: u64,
     /// Fragmented packets never completed (missing fragments, timed out or evicted).
     pub fragments_unfinished: u64,
+    /// Distinct keymix Inits and Resps kept for the audit.
+    pub keymix_kept: u64,
+    /// Keymix Inits and Resps not kept: the kept ones reached [`MAX_KEPT_BYTES`].
+    pub keymix_not_kept: u64,
 }
 
 impl Stats {
@@ -46,7 +62,15 @@ impl Stats {
             + self.truncated
             + self.fragments_invalid
             + self.fragments_unfinished
+            + self.keymix_not_kept
     }
+}
+
+/// One UDP datagram as read, borrowing the capture's bytes.
+pub struct Udp<'a> {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub payload: &'a [u8],
 }
 
 pub struct Capture {
@@ -54,17 +78,44 @@ pub struct Capture {
     pub stats: Stats,
 }
 
-/// All UDP datagrams of a pcap or pcapng capture, in capture order (a reassembled one at
-/// its last fragment), with the counts of what was not one.
-pub fn read(file: &[u8]) -> anyhow::Result<Capture> {
+/// Calls `each` for every UDP datagram of a pcap or pcapng capture read from `reader`, in
+/// capture order (a reassembled one at its last fragment), and returns the counts of what
+/// was not one.
+fn read_with(reader: impl Read, mut each: impl FnMut(Udp<'_>)) -> anyhow::Result<Stats> {
     let mut stats = Stats::default();
-    let mut datagrams = Vec::new();
     let mut reassembly = defrag::Defrag::default();
-    container::frames(file, |frame| {
+    container::frames(reader, |frame| {
         stats.frames += 1;
-        packet::decode(&frame, &mut reassembly, &mut stats, &mut datagrams);
+        packet::decode(&frame, &mut reassembly, &mut stats, &mut each);
     })?;
     reassembly.finish();
     stats.fragments_unfinished = reassembly.given_up;
+    Ok(stats)
+}
+
+/// What the audit needs of a capture: its keymix Inits and Resps (each distinct message
+/// once, in capture order), with the counts of the whole capture.
+pub fn keymix_messages(reader: impl Read) -> anyhow::Result<Capture> {
+    let mut keep = keymix_messages::KeymixMessages::default();
+    let mut stats = read_with(reader, |d| keep.offer(d))?;
+    stats.keymix_kept = keep.kept.len() as u64;
+    stats.keymix_not_kept = keep.not_kept;
+    Ok(Capture {
+        datagrams: keep.kept,
+        stats,
+    })
+}
+
+/// Every UDP datagram of an in-memory capture (tests).
+#[cfg(test)]
+pub fn read(file: &[u8]) -> anyhow::Result<Capture> {
+    let mut datagrams = Vec::new();
+    let stats = read_with(file, |d| {
+        datagrams.push(Datagram {
+            src: d.src,
+            dst: d.dst,
+            payload: d.payload.to_vec(),
+        })
+    })?;
     Ok(Capture { datagrams, stats })
 }

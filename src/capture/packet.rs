@@ -4,17 +4,21 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use etherparse::{EtherType, Ipv6ExtensionSlice, NetSlice, SlicedPacket, TransportSlice, UdpSlice};
-use keymix::audit::Datagram;
-
 use super::container::Frame;
 use super::defrag::{Added, Defrag, FragKey, Fragment};
-use super::Stats;
+use super::{Stats, Udp};
+use etherparse::{EtherType, Ipv6ExtensionSlice, NetSlice, SlicedPacket, TransportSlice, UdpSlice};
 
 /// Linux cooked capture v2's header length (etherparse reads v1 only).
 const SLL2_HEADER: usize = 20;
 
-pub fn decode(frame: &Frame<'_>, defrag: &mut Defrag, stats: &mut Stats, out: &mut Vec<Datagram>) {
+/// Hands the frame's UDP datagram (if it completes one) to `out`, or counts why not.
+pub fn decode(
+    frame: &Frame<'_>,
+    defrag: &mut Defrag,
+    stats: &mut Stats,
+    out: &mut dyn FnMut(Udp<'_>),
+) {
     let data = frame.data;
     let sliced = match frame.linktype.0 {
         1 => SlicedPacket::from_ethernet(data),
@@ -138,12 +142,18 @@ fn fragment<'a>(net: &NetSlice<'a>) -> Option<(u32, Fragment<'a>)> {
     }
 }
 
-fn push(out: &mut Vec<Datagram>, stats: &mut Stats, src: IpAddr, dst: IpAddr, u: &UdpSlice<'_>) {
+fn push(
+    out: &mut dyn FnMut(Udp<'_>),
+    stats: &mut Stats,
+    src: IpAddr,
+    dst: IpAddr,
+    u: &UdpSlice<'_>,
+) {
     stats.udp += 1;
-    out.push(Datagram {
+    out(Udp {
         src: SocketAddr::new(src, u.source_port()),
         dst: SocketAddr::new(dst, u.destination_port()),
-        payload: u.payload().to_vec(),
+        payload: u.payload(),
     });
 }
 

@@ -11,7 +11,7 @@ fn keymix_payload() -> Vec<u8> {
     p
 }
 
-fn udp(payload: &[u8]) -> Vec<u8> {
+pub(super) fn udp(payload: &[u8]) -> Vec<u8> {
     let len = (8 + payload.len()) as u16;
     let mut u = vec![0xca, 0x6c, 0xca, 0x6c];
     u.extend(len.to_be_bytes());
@@ -21,7 +21,7 @@ fn udp(payload: &[u8]) -> Vec<u8> {
 }
 
 /// An IPv4 packet; `offset` in bytes (a multiple of 8).
-fn ipv4(proto: u8, id: u16, offset: usize, more: bool, body: &[u8]) -> Vec<u8> {
+pub(super) fn ipv4(proto: u8, id: u16, offset: usize, more: bool, body: &[u8]) -> Vec<u8> {
     let total = (20 + body.len()) as u16;
     let frag = (offset / 8) as u16 | if more { 0x2000 } else { 0 };
     let mut p = vec![0x45, 0];
@@ -57,7 +57,7 @@ fn ipv6(body: &[u8], frag: Option<(usize, bool, u32)>) -> Vec<u8> {
 }
 
 /// Ethernet with the given tags (TPID, VLAN id), outermost first.
-fn eth(ethertype: u16, tags: &[(u16, u16)], ip: &[u8]) -> Vec<u8> {
+pub(super) fn eth(ethertype: u16, tags: &[(u16, u16)], ip: &[u8]) -> Vec<u8> {
     let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
     for (tpid, vid) in tags {
         f.extend(tpid.to_be_bytes());
@@ -69,7 +69,7 @@ fn eth(ethertype: u16, tags: &[(u16, u16)], ip: &[u8]) -> Vec<u8> {
 }
 
 /// A classic little-endian pcap; each record (time, bytes, original length).
-fn pcap(linktype: u32, records: &[(u32, Vec<u8>, usize)]) -> Vec<u8> {
+pub(super) fn pcap(linktype: u32, records: &[(u32, Vec<u8>, usize)]) -> Vec<u8> {
     let mut f = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
     f.extend([0u8; 8]);
     f.extend(65535u32.to_le_bytes());

@@ -2,11 +2,13 @@
 //! HTTP/1.x, in the OpenMetrics text format (prometheus-client) when the scraper accepts
 //! it (Prometheus does), else in the classic text format 0.0.4 (curl, promtool).
 //!
-//! The server runs on the caller's runtime, not on the seccomp-filtered packet thread
-//! (which may not accept TCP connections it did not set up). Per scrape it asks the packet
-//! loop for a [`Snapshot`] (the status plus packet counts) over a channel; the exchange
-//! durations and KME request counts are observed as they happen into [`Shared`], whose
-//! metrics are atomics.
+//! The server ([`server`]) runs on the caller's runtime, not on the seccomp-filtered
+//! packet thread (which may not accept TCP connections it did not set up), and serves
+//! connections concurrently within fixed bounds. Per scrape it asks the packet loop for a
+//! [`Snapshot`] (the status plus packet counts) over a channel; the exchange durations and
+//! KME request counts are observed as they happen into [`Shared`], whose metrics are
+//! atomics. Every sample carries the `interface` label (a constant label of the registry),
+//! so scrapes of several gateways or interfaces never mix.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,17 +20,16 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::TunnelError;
 use crate::status::InterfaceStatus;
 
-/// Longest request head read; a scraper's GET is far shorter.
-const MAX_REQUEST: usize = 8 * 1024;
-/// Time a client has to send its request head, and to take the answer.
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
+#[path = "metrics_server.rs"]
+pub mod server;
+pub use server::Limits;
+
 /// The states a peer can be in; each gets a 0/1 sample so a dashboard sees transitions.
 const STATES: [&str; 5] = ["connecting", "up", "degraded", "stale", "blocked"];
 
@@ -53,7 +54,6 @@ impl Default for Shared {
 }
 
 impl Shared {
-    /// A keymix exchange this side initiated completed after `took`.
     /// Records the duration of an exchange this side initiated, when an epoch key arrives.
     pub fn observe_epoch(&self, endpoint: &keymix::Endpoint, peer: usize, key: &keymix::EpochKey) {
         if key.role != keymix::Role::Initiator {
@@ -67,6 +67,7 @@ impl Shared {
         }
     }
 
+    /// A keymix exchange this side initiated completed after `took`.
     pub fn observe_exchange(&self, took: Duration) {
         self.exchange_seconds.observe(took.as_secs_f64());
     }
@@ -120,9 +121,11 @@ fn to_i64(value: u64) -> i64 {
 
 /// The OpenMetrics text of one scrape.
 pub fn render(shared: &Shared, snap: &Snapshot) -> String {
-    let mut registry = Registry::with_prefix("trident");
     let status = &snap.status;
-    let iface = ("interface".to_owned(), status.interface.clone());
+    let mut registry = Registry::with_prefix_and_labels(
+        "trident",
+        [("interface".into(), status.interface.clone().into())].into_iter(),
+    );
     let rx_bytes = Family::<Labels, Counter>::default();
     let tx_bytes = Family::<Labels, Counter>::default();
     let rx_packets = Family::<Labels, Counter>::default();
@@ -133,7 +136,7 @@ pub fn render(shared: &Shared, snap: &Snapshot) -> String {
     let source = Family::<Labels, Gauge>::default();
     let exchanges = Family::<Labels, Counter>::default();
     for (i, p) in status.peers.iter().enumerate() {
-        let peer = vec![iface.clone(), ("peer".to_owned(), p.public_key.clone())];
+        let peer = vec![("peer".to_owned(), p.public_key.clone())];
         let (tx_p, rx_p) = snap.packets.get(i).copied().unwrap_or_default();
         let set = |f: &Family<Labels, Counter>, v: u64| {
             f.get_or_create(&peer).inc_by(v);
@@ -171,7 +174,7 @@ pub fn render(shared: &Shared, snap: &Snapshot) -> String {
     let dropped = Family::<Labels, Counter>::default();
     for (reason, n) in &status.dropped {
         dropped
-            .get_or_create(&vec![iface.clone(), ("reason".to_owned(), reason.clone())])
+            .get_or_create(&vec![("reason".to_owned(), reason.clone())])
             .inc_by(*n);
     }
     let peers = Gauge::<i64>::default();
@@ -214,12 +217,12 @@ pub fn render(shared: &Shared, snap: &Snapshot) -> String {
     );
     registry.register(
         "kme_requests",
-        "ETSI 014 KME requests, by kind",
+        "KME requests, by kind and protocol (etsi014, skip)",
         shared.kme_requests.clone(),
     );
     registry.register(
         "kme_errors",
-        "Failed KME requests, by kind and error",
+        "Failed KME requests, by kind, protocol and error",
         shared.kme_errors.clone(),
     );
     let mut out = String::new();
@@ -236,17 +239,26 @@ pub struct Running {
     pub shared: Arc<Shared>,
 }
 
-/// Binds the listener at startup, so a taken port fails `up` at once, and starts serving.
+/// Binds the listener at startup, so a taken port fails `up` at once, and starts serving
+/// (concurrently, with the bounds of [`Limits::default`]).
 pub async fn start(addr: SocketAddr) -> Result<Running, TunnelError> {
+    start_with(addr, Limits::default()).await
+}
+
+/// [`start`] with other bounds (tests).
+pub async fn start_with(addr: SocketAddr, limits: Limits) -> Result<Running, TunnelError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| TunnelError::Io {
             what: "metrics_listen",
             source,
         })?;
+    if let Some(warning) = exposure_warning(addr) {
+        tracing::warn!("{warning}");
+    }
     let shared = Arc::new(Shared::default());
     let (tx, snapshots) = mpsc::channel::<SnapshotRequest>(2);
-    let task = serve(listener, shared.clone(), tx);
+    let task = server::serve(listener, shared.clone(), tx, limits);
     tracing::info!(%addr, "metrics on http://{addr}/metrics");
     Ok(Running {
         task,
@@ -255,81 +267,28 @@ pub async fn start(addr: SocketAddr) -> Result<Running, TunnelError> {
     })
 }
 
-/// Serves scrapes one at a time until the packet loop goes away.
-fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    requests: mpsc::Sender<SnapshotRequest>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let mut stream = match listener.accept().await {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::debug!("metrics accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let head = read_head(&mut stream).await;
-            let answer = match route(&head) {
-                Route::Metrics => {
-                    let (tx, rx) = oneshot::channel();
-                    if requests.send(tx).await.is_err() {
-                        return;
-                    }
-                    let Ok(snap) = rx.await else { return };
-                    let text = render(&shared, &snap);
-                    if accepts_openmetrics(&head) {
-                        let om = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-                        response("200 OK", om, &text)
-                    } else {
-                        let classic = "text/plain; version=0.0.4; charset=utf-8";
-                        response("200 OK", classic, &classic_text(&text))
-                    }
-                }
-                Route::NotFound => response("404 Not Found", "text/plain", "GET /metrics\n"),
-                Route::BadMethod => response("405 Method Not Allowed", "text/plain", "GET only\n"),
-                Route::Bad => response("400 Bad Request", "text/plain", "bad request\n"),
-            };
-            let _ = tokio::time::timeout(IO_TIMEOUT, async {
-                let _ = stream.write_all(answer.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            })
-            .await;
-        }
-    })
-}
-
-fn response(status: &str, content_type: &str, body: &str) -> String {
-    format!(
-        "HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-/// Reads the request head: up to the blank line, [`MAX_REQUEST`] bytes or [`IO_TIMEOUT`].
-async fn read_head(stream: &mut TcpStream) -> Vec<u8> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    let read = async {
-        while head.len() < MAX_REQUEST {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    head.extend_from_slice(buf.get(..n).unwrap_or_default());
-                    if head.windows(4).any(|w| w == b"\r\n\r\n")
-                        || head.windows(2).any(|w| w == b"\n\n")
-                    {
-                        break;
-                    }
-                }
-            }
-        }
+/// What `up` says when the metrics listen beyond this host: they have no authentication,
+/// and name every peer's key with its state and traffic, which `trident status` keeps to
+/// root. On loopback only local users reach them (README, "Metrics").
+pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
+    let ip = addr.ip();
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
     };
-    let _ = tokio::time::timeout(IO_TIMEOUT, read).await;
-    head
+    if ip.is_loopback() {
+        return None;
+    }
+    let reach = if ip.is_unspecified() {
+        "every address of this host"
+    } else {
+        "a non-loopback address"
+    };
+    Some(format!(
+        "metrics_listen {addr} is {reach}: anyone who can reach it reads every peer's public \
+         key, state, epoch and traffic counters, without authentication; firewall the port \
+         or listen on 127.0.0.1"
+    ))
 }
 
 /// Whether the request's Accept header names the OpenMetrics format.

@@ -34,7 +34,7 @@ fn requests_are_routed() {
     assert_eq!(route(b""), Route::Bad);
 }
 
-fn snapshot() -> Snapshot {
+pub(crate) fn snapshot() -> Snapshot {
     let peer = PeerReport {
         public_key: "cGVlcg==".into(),
         endpoint: None,
@@ -103,11 +103,19 @@ fn render_has_every_family() {
         "state=\"blocked\"} 0",
         "source=\"qkd\"} 0",
         "trident_dropped_total{interface=\"trdA\",reason=\"no_route\"} 4",
-        "trident_keymix_exchange_duration_seconds_count 1",
-        "trident_kme_requests_total{kind=\"enc_keys\",protocol=\"skip\"} 1",
-        "trident_kme_errors_total{kind=\"enc_keys\",protocol=\"skip\",error=\"transport\"} 1",
+        "trident_peers{interface=\"trdA\"} 1",
+        "trident_keymix_exchange_duration_seconds_count{interface=\"trdA\"} 1",
+        "trident_kme_requests_total{interface=\"trdA\",kind=\"enc_keys\",protocol=\"skip\"} 1",
+        "trident_kme_errors_total{interface=\"trdA\",kind=\"enc_keys\",protocol=\"skip\",error=\"transport\"} 1",
         "# EOF",
     ] {
         assert!(text.contains(want), "{want} missing in\n{text}");
+    }
+    // Every family carries the interface, so scrapes of several interfaces never mix.
+    for sample in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            sample.contains("{interface=\"trdA\""),
+            "unlabelled sample {sample}"
+        );
     }
 }
