@@ -56,13 +56,12 @@ pub enum Refusal {
     #[error("it changed size while being read")]
     Changed,
     /// The policy for files a config names (crate::trusted_file): who may own them.
-    #[error(
-        "owned by {owner} (mode {mode:04o}); only root or {ours} (who runs trident) may own it"
-    )]
+    #[error("owned by {owner}, mode {mode:04o}: only {allowed} may own it")]
     UntrustedOwner {
         owner: String,
         mode: u32,
-        ours: String,
+        /// "root", or "root or uid 1000 (alice), who runs trident".
+        allowed: String,
     },
     #[error("mode {mode:04o} (owner {owner}) lets the group or other users write it")]
     WritableByOthers { owner: String, mode: u32 },

@@ -53,10 +53,14 @@ fn trusted_owner(uid: u32) -> bool {
 }
 
 fn untrusted_owner(meta: &Metadata) -> Refusal {
+    let allowed = match euid() {
+        0 => "root".to_owned(),
+        ours => format!("root or {}, who runs trident", user_label(ours)),
+    };
     Refusal::UntrustedOwner {
         owner: user_label(meta.uid()),
         mode: meta.mode() & 0o7777,
-        ours: user_label(euid()),
+        allowed,
     }
 }
 
