@@ -55,7 +55,9 @@ enum Command {
         /// Create this file (mode 0600) instead of printing the PSK.
         file: Option<PathBuf>,
     },
-    /// Bring an interface up from CONFIG.toml and run it in the foreground until SIGINT/SIGTERM.
+    /// Bring an interface up from CONFIG.toml and run it in the foreground until SIGINT,
+    /// SIGTERM or `trident down`; SIGHUP reloads. It runs the checks of `check` first and
+    /// refuses an interface that already runs.
     Up {
         /// The interface's TOML config.
         config: PathBuf,

@@ -46,6 +46,12 @@ fn paragraphs(out: &mut String, text: &str) {
     }
 }
 
+fn value_name(arg: &clap::Arg) -> String {
+    arg.get_value_names()
+        .and_then(|v| v.first())
+        .map_or_else(|| arg.get_id().as_str().to_uppercase(), ToString::to_string)
+}
+
 fn usage(prefix: &str, cmd: &clap::Command) -> String {
     let mut words = vec![format!("{prefix} {}", cmd.get_name())];
     for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
@@ -79,6 +85,11 @@ fn command(out: &mut String, prefix: &str, cmd: &clap::Command) {
     }
     for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
         let name = match arg.get_long() {
+            Some(long) if arg.get_action().takes_values() => format!(
+                "\\fB{}\\fR \\fI{}\\fR",
+                code(&format!("--{long}")),
+                esc(&value_name(arg))
+            ),
             Some(long) => format!("\\fB{}\\fR", code(&format!("--{long}"))),
             None => format!(
                 "\\fI{}\\fR",

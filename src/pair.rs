@@ -60,6 +60,13 @@ pub struct PairArgs {
     /// `trident kme-sim run DIR/kme/kme-a.toml` and `kme-b.toml`) and `[qkd]` tables.
     #[arg(long)]
     qkd: bool,
+    /// With --qkd: where KME A accepts the simulated key link from KME B. The default is
+    /// loopback (both KMEs on one host); with the KMEs on the two gateways, A's address.
+    #[arg(long, value_name = "IP:PORT", default_value_t = qkd::sim::DEFAULT_LINK_A)]
+    kme_link_a: SocketAddr,
+    /// With --qkd: where KME B accepts the key link from KME A.
+    #[arg(long, value_name = "IP:PORT", default_value_t = qkd::sim::DEFAULT_LINK_B)]
+    kme_link_b: SocketAddr,
 }
 
 /// One side as its config needs it.
@@ -259,8 +266,8 @@ pub fn run(args: &PairArgs) -> Result<()> {
             b.name,
             qkd::sim::DEFAULT_LISTEN_A,
             qkd::sim::DEFAULT_LISTEN_B,
-            qkd::sim::DEFAULT_LINK_A,
-            qkd::sim::DEFAULT_LINK_B,
+            args.kme_link_a,
+            args.kme_link_b,
         )
         .with_context(|| format!("kme-sim init {}", kme.display()))?;
     }
@@ -282,9 +289,12 @@ pub fn run(args: &PairArgs) -> Result<()> {
     }
     if args.qkd {
         summary.push_str(&format!(
-            "KME simulators: trident kme-sim run {0}/kme/kme-a.toml; trident kme-sim run \
-             {0}/kme/kme-b.toml (both on this host's loopback)\n",
-            args.out.display()
+            "KME simulators: `trident kme-sim run {0}/kme/kme-a.toml` on {1}'s gateway, \
+             `trident kme-sim run {0}/kme/kme-b.toml` on {2}'s (each serves its gateway on \
+             loopback)\n",
+            args.out.display(),
+            a.name,
+            b.name
         ));
     }
     summary.push_str("next: copy each directory to its gateway, `trident check`, `trident up`\n");
@@ -321,6 +331,8 @@ mod tests {
             lan_a: vec!["192.168.10.0/24".into()],
             lan_b: vec!["192.168.20.0/24".into()],
             qkd,
+            kme_link_a: qkd::sim::DEFAULT_LINK_A,
+            kme_link_b: qkd::sim::DEFAULT_LINK_B,
         }
     }
 
