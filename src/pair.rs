@@ -260,6 +260,8 @@ pub fn run(args: &PairArgs) -> Result<()> {
     }
     if args.qkd {
         let kme = args.out.join("kme");
+        // Private before `init` fills it, whatever the umask (it holds the SAE keys).
+        private_dir(&kme)?;
         qkd::sim::init(
             &kme,
             a.name,

@@ -90,11 +90,13 @@ pub fn up(config_path: &Path) -> Result<()> {
         }
         let shutdown = {
             let (phase, name, pre_down) = (phase.clone(), name.clone(), hooks.pre_down.clone());
+            // Taken now, before the control socket exists, so no `down` finds it missing.
+            let down = tunnel::process_control::down_requested();
             async move {
                 tokio::select! {
                     _ = sigint.recv() => {}
                     _ = sigterm.recv() => {}
-                    () = tunnel::process_control::down_requested() => {}
+                    () = down => {}
                     Ok(()) = &mut failed_rx => {}
                 }
                 // pre_down: shutdown has started, the interface is still there.

@@ -26,6 +26,8 @@ use crate::status::InterfaceStatus;
 
 /// Longest request line read from a client; anything longer is refused.
 const MAX_REQUEST: usize = 256;
+/// Longest answer a client reads.
+const MAX_ANSWER: u64 = 16 << 20;
 /// How long the server waits for a request line. A client that writes nothing (an older
 /// `trident status`) gets the status when this runs out.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
@@ -304,7 +306,11 @@ pub(crate) fn request(path: &Path, line: &str) -> Result<(Vec<u8>, Option<i32>),
     stream.write_all(line.as_bytes()).map_err(err)?;
     stream.shutdown(std::net::Shutdown::Write).map_err(err)?;
     let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).map_err(err)?;
+    // Bounded like every read: a status of a few hundred peers is well under this.
+    (&mut stream)
+        .take(MAX_ANSWER)
+        .read_to_end(&mut buf)
+        .map_err(err)?;
     Ok((buf, pid))
 }
 
