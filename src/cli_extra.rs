@@ -1,12 +1,13 @@
-//! Operator conveniences of the command line (issue 11): shell completions, the man page,
-//! the version with its git revision, interface-name checking for every command that
-//! takes one, and where the control sockets live.
+//! Operator conveniences of the command line (issue 11): shell completions, the version
+//! with its git revision, interface-name checking for every command that takes one, where
+//! the control sockets live and whether an interface runs.
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Result};
 use clap::CommandFactory;
 use clap_complete::Shell;
+use tunnel::process_control::Liveness;
 use tunnel::settings::CONTROL_DIR;
 
 /// `trident --version`: the crate version plus `git rev-parse --short HEAD` when the build
@@ -49,18 +50,31 @@ fn control_dir_in(runtime_directory: Option<std::ffi::OsString>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(CONTROL_DIR))
 }
 
+/// The control socket of a running interface, or the error an operator should see: "not
+/// running", and after a crash (a socket file nobody listens on) that it crashed, not
+/// "Connection refused".
+pub fn running_socket(name: &str) -> Result<PathBuf> {
+    let path = tunnel::control::socket_path(&control_dir(), name);
+    match tunnel::process_control::probe(&path) {
+        Liveness::Running => Ok(path),
+        Liveness::Stale => bail!(
+            "interface {name} is not running (its control socket {} is left from a process \
+             that ended without cleaning up; the next `trident up` replaces it)",
+            path.display()
+        ),
+        Liveness::Absent => bail!(
+            "interface {name} is not running (no control socket {})",
+            path.display()
+        ),
+    }
+}
+
 /// `trident completions SHELL`: the completion script on stdout.
 pub fn completions(shell: Shell) -> Result<()> {
     let mut command = crate::Cli::command();
-    clap_complete::generate(shell, &mut command, "trident", &mut std::io::stdout());
-    Ok(())
-}
-
-/// `trident man`: the roff man page on stdout (`trident man > /usr/share/man/man1/trident.1`).
-pub fn man() -> Result<()> {
-    let page = clap_mangen::Man::new(crate::Cli::command());
-    page.render(&mut std::io::stdout())
-        .context("writing the man page")
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "trident", &mut script);
+    crate::output::print_bytes(&script)
 }
 
 #[cfg(test)]
@@ -104,10 +118,7 @@ mod tests {
         let mut out = Vec::new();
         clap_complete::generate(Shell::Bash, &mut command, "trident", &mut out);
         assert!(String::from_utf8_lossy(&out).contains("check"));
-        let mut page = Vec::new();
-        clap_mangen::Man::new(crate::Cli::command())
-            .render(&mut page)
-            .unwrap();
+        let page = crate::man::page_1().unwrap();
         assert!(String::from_utf8_lossy(&page).contains(".TH trident"));
     }
 

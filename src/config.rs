@@ -1,7 +1,8 @@
 //! The TOML config of `trident up`: wg-quick's names plus `[keymix]` and `[qkd]`. Unknown
 //! keys are errors. Every error is one line naming the file, the line, the key and what is
 //! wrong (`main` prints it and exits with 2). Relative paths are relative to the config
-//! file's directory.
+//! file's directory. Every file it names is read under the file policy of
+//! config/files.rs, and `load` reports every problem it finds, one line each.
 //!
 //! QKD: a `[qkd]` table (ETSI 014: kme_url, sae_id, ca_file, cert_file, key_file,
 //! timeout_secs; or `protocol = "skip"`: kp_url, local_system_id, tls, ... in
@@ -15,29 +16,26 @@
 //! older `[keymix] bootstrap_psk_file` still applies to every peer without its own, with a
 //! warning when several peers share it.
 
-use std::collections::HashSet;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use keymix::{PeerConfig, PublicKey, QkdPolicy, StaticSecret};
-use toml::Spanned;
-use tunnel::settings::{Hooks, RouteTable};
-use tunnel::{PeerSettings, TunnelSettings};
-use zeroize::Zeroizing;
+use tunnel::TunnelSettings;
 
-use crate::keys::decode_key;
-use file::ConfigFile;
-
+mod allowed_ips;
+mod build;
 mod file;
+mod files;
+mod machine;
+mod parse;
 mod qkd;
 mod qkd_skip;
+mod render;
 mod source;
 mod validate;
 mod wgquick;
 mod wireguard;
-use qkd::{peer_qkd_id, qkd_client};
+use build::Problems;
 pub use qkd_skip::KpCheck;
 use source::Source;
 
@@ -68,6 +66,14 @@ pub struct Loaded {
     /// SKIP: the Key Provider's capabilities check, run by `check` and `up` (it needs the
     /// network, which `load` never touches).
     pub kp_check: Option<KpCheck>,
+    /// The config as `trident showconf` shows it (config/render.rs).
+    pub shown: String,
+    /// With [`load_for_start`]: an interface of this name runs now (`check` warns, `up`
+    /// refuses). Always false from [`load`].
+    pub running: bool,
+    /// The `[qkd]` table as rendered (empty without one): the key source is built at
+    /// start, so `up` refuses a reload that changes it.
+    pub qkd_table: String,
 }
 
 /// The state directory when the config names none.
@@ -112,283 +118,86 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn read_key_file(
-    src: &Source,
-    path: &Spanned<PathBuf>,
-    key: &str,
-) -> Result<Zeroizing<[u8; 32]>, ConfigError> {
-    let file = &src.resolve(path.get_ref());
-    let text = std::fs::read_to_string(file)
-        .map(Zeroizing::new)
-        .map_err(|e| {
-            src.error(
-                Some(path.span()),
-                key,
-                format!("cannot read {}: {e}", file.display()),
-            )
-        })?;
-    decode_key(&text).ok_or_else(|| {
-        src.error(
-            Some(path.span()),
-            key,
-            format!("{} does not hold a base64 32-byte key", file.display()),
-        )
-    })
+/// Every problem of a config, one [`ConfigError`] each, in the order of their lines
+/// (never empty), and the warnings found on the way. Printed one per line; exit code 2.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub errors: Vec<ConfigError>,
+    pub warnings: Vec<String>,
 }
 
-fn resolve_endpoint(
-    src: &Source,
-    value: &Spanned<String>,
-    key: &str,
-) -> Result<SocketAddr, ConfigError> {
-    validate::resolve_endpoint(src, value, key)
+impl ConfigErrors {
+    pub fn new(mut errors: Vec<ConfigError>, warnings: Vec<String>) -> Self {
+        // In file order; errors without a line (the file as a whole) first.
+        errors.sort_by_key(|e| e.line);
+        Self { errors, warnings }
+    }
 }
 
-/// Reads and checks a config file; every problem is a [`ConfigError`].
-pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.to_owned(),
-        line: None,
-        key: None,
-        message: format!("cannot read: {e}"),
-    })?;
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> Self {
+        Self::new(vec![e], Vec::new())
+    }
+}
+
+/// Reads and checks a config file. Every problem is reported, not only the first: bad keys
+/// are set aside and the rest checked on (config/parse.rs, config/build.rs).
+pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+    load_with(path, false)
+}
+
+/// [`load`], plus what `up` would run into on this machine (config/machine.rs): for
+/// `trident check` and `trident up`, not for a reload of a running interface.
+pub fn load_for_start(path: &Path) -> Result<Loaded, ConfigErrors> {
+    load_with(path, true)
+}
+
+fn load_with(path: &Path, machine: bool) -> Result<Loaded, ConfigErrors> {
+    let text = files::read_config(path)?;
     let src = Source {
         file: path,
         text: &text,
     };
-    let file: ConfigFile = toml::from_str(&text).map_err(|e| src.parse_error(&e))?;
-    let ConfigFile {
-        interface,
-        keymix,
-        qkd,
-        peers,
-    } = file;
-
-    let name = interface.name.get_ref().clone();
-    if name.is_empty()
-        || name.len() > MAX_NAME_LEN
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-    {
-        return Err(src.error(
-            Some(interface.name.span()),
-            "interface.name",
-            format!("{name:?} is not a valid interface name (1-{MAX_NAME_LEN} characters of A-Z a-z 0-9 _ . -)"),
-        ));
-    }
-    let private_key = read_key_file(
-        &src,
-        &interface.private_key_file,
-        "interface.private_key_file",
-    )?;
-    let private_key = StaticSecret::from(*private_key);
-    let own_public = PublicKey::from(&private_key);
-    let mtu = match &interface.mtu {
-        None => DEFAULT_MTU,
-        Some(m) if (576..=65_535).contains(m.get_ref()) => *m.get_ref(),
-        Some(m) => {
-            return Err(src.error(
-                Some(m.span()),
-                "interface.mtu",
-                "must be between 576 and 65535",
-            ))
-        }
+    let (parsed, errors) = parse::parse_all(&src);
+    let mut problems = Problems {
+        errors,
+        warnings: Vec::new(),
     };
-
-    let epoch_secs = *keymix.epoch_secs.get_ref();
-    let reject_after_secs = *keymix.reject_after_secs.get_ref();
-    if !(1..=MAX_EPOCH_SECS).contains(&epoch_secs) {
-        return Err(src.error(
-            Some(keymix.epoch_secs.span()),
-            "keymix.epoch_secs",
-            format!("must be between 1 and {MAX_EPOCH_SECS}"),
-        ));
-    }
-    if reject_after_secs > MAX_REJECT_AFTER_SECS {
-        return Err(src.error(
-            Some(keymix.reject_after_secs.span()),
-            "keymix.reject_after_secs",
-            format!("must be at most {MAX_REJECT_AFTER_SECS}"),
-        ));
-    }
-    if reject_after_secs <= epoch_secs {
-        return Err(src.error(
-            Some(keymix.reject_after_secs.span()),
-            "keymix.reject_after_secs",
-            format!("must be greater than epoch_secs ({epoch_secs}), or every PSK expires before the next one"),
-        ));
-    }
-    let bootstrap_psk = match &keymix.bootstrap_psk_file {
-        Some(p) => Some(read_key_file(&src, p, "keymix.bootstrap_psk_file")?),
-        None => None,
-    };
-    let policy = match &keymix.qkd {
-        Some(p) => p.get_ref().0,
-        None if qkd.is_some() => QkdPolicy::Preferred,
-        None => QkdPolicy::Off,
-    };
-    // The peers' SKIP remote IDs, for the Key Provider's capabilities check.
-    let remote_ids: Vec<_> = peers
-        .iter()
-        .filter_map(|p| p.remote_system_id.as_ref())
-        .map(|r| (r.get_ref().clone(), Some(r.span())))
-        .collect();
-    let qkd_setup = match (&qkd, policy) {
-        (_, QkdPolicy::Off) => None,
-        (Some(q), _) => Some(qkd_client(&src, q, &remote_ids)?),
-        (None, _) => {
-            return Err(src.error(
-                keymix.qkd.as_ref().map(Spanned::span),
-                "keymix.qkd",
-                format!("qkd = \"{policy}\" needs a [qkd] table (kme_url, sae_id, ca_file, cert_file, key_file; or protocol = \"skip\" with kp_url, local_system_id, ...)"),
-            ))
-        }
-    };
-    let protocol = match &qkd {
-        Some(q) => Some(q.protocol(&src)?),
-        None => None,
-    };
-    let kme_timeout = qkd
-        .as_ref()
-        .and_then(|q| q.timeout_secs.as_ref())
-        .map_or(DEFAULT_KME_TIMEOUT_SECS, |t| *t.get_ref());
-    let keylog_file = match std::env::var_os(KEYLOG_ENV).filter(|v| !v.is_empty()) {
-        Some(env) => Some(PathBuf::from(env)),
-        None => keymix
-            .keylog_file
-            .as_ref()
-            .map(|p| src.resolve(p.get_ref())),
-    };
-
-    let state_dir = match &interface.state_dir {
-        Some(d) => src.resolve(d.get_ref()),
-        None => default_state_dir(&name),
-    };
-
-    let external = wireguard::external_interface(&src, &interface, &peers)?;
-    let metrics_listen = match &interface.metrics_listen {
-        None => None,
-        Some(m) => Some(m.get_ref().trim().parse::<SocketAddr>().map_err(|_| {
-            src.error(
-                Some(m.span()),
-                "interface.metrics_listen",
-                format!("{:?} is not IP:PORT (e.g. \"127.0.0.1:9586\")", m.get_ref()),
-            )
-        })?),
-    };
-    let listen_address = match &interface.listen_address {
-        None => None,
-        Some(a) => Some(a.get_ref().trim().parse::<IpAddr>().map_err(|_| {
-            src.error(
-                Some(a.span()),
-                "interface.listen_address",
-                format!(
-                    "{:?} is not an IP address (e.g. the site's virtual address \"192.0.2.10\")",
-                    a.get_ref()
-                ),
-            )
-        })?),
-    };
-    let mut warnings = Vec::new();
-    let mut sharing_interface_psk = 0usize;
-    let mut seen = HashSet::new();
-    let mut peer_settings = Vec::with_capacity(peers.len());
-    for peer in peers {
-        let public_key = peer.public_key.get_ref().0 .0;
-        if public_key == own_public {
-            return Err(src.error(
-                Some(peer.public_key.span()),
-                "peer.public_key",
-                "is this interface's own public key",
-            ));
-        }
-        // A low-order point makes the static-static X25519 all zero: a key anyone computes.
-        if !private_key.diffie_hellman(&public_key).was_contributory() {
-            return Err(src.error(
-                Some(peer.public_key.span()),
-                "peer.public_key",
-                "is a low-order point (X25519 with it gives an all-zero secret)",
-            ));
-        }
-        if !seen.insert(*public_key.as_bytes()) {
-            return Err(src.error(
-                Some(peer.public_key.span()),
-                "peer.public_key",
-                "appears in more than one [[peer]]",
-            ));
-        }
-        let endpoint = match &peer.endpoint {
-            Some(e) => Some(resolve_endpoint(&src, e, "peer.endpoint")?),
-            None => None,
+    let loaded = parsed.and_then(|(file, checked_text)| {
+        let src = Source {
+            file: path,
+            text: &checked_text,
         };
-        let classic = wireguard::classic_peer(&src, &peer, &mut warnings)?;
-        let mut keymix_config = PeerConfig::new(public_key);
-        keymix_config.epoch = Duration::from_secs(epoch_secs);
-        keymix_config.reject_after = Duration::from_secs(reject_after_secs);
-        keymix_config.qkd = policy;
-        keymix_config.bootstrap_psk = match &peer.bootstrap_psk_file {
-            Some(p) => Some(read_key_file(&src, p, "peer.bootstrap_psk_file")?),
-            None => {
-                sharing_interface_psk += usize::from(bootstrap_psk.is_some());
-                bootstrap_psk.clone()
-            }
-        };
-        keymix_config.kme_timeout = Duration::from_secs(kme_timeout) + KME_TIMEOUT_MARGIN;
-        // The SAE ID (ETSI 014) or the remote system ID (SKIP): the ID keymix hands the
-        // key source as "the other side".
-        keymix_config.peer_sae_id = peer_qkd_id(&src, protocol, policy, classic.is_some(), &peer)?;
-        peer_settings.push(PeerSettings {
-            endpoint,
-            allowed_ips: peer.allowed_ips.into_iter().map(|a| a.0 .0).collect(),
-            // 0 means off, as in wg.
-            persistent_keepalive: peer.persistent_keepalive.filter(|k| *k > 0),
-            keymix: keymix_config,
-            classic,
-        });
+        build::build(&src, file, &mut problems, machine)
+    });
+    if !problems.errors.is_empty() {
+        return Err(ConfigErrors::new(problems.errors, problems.warnings));
     }
-
-    if sharing_interface_psk > 1 {
-        warnings.push(format!(
-            "[keymix] bootstrap_psk_file is shared by {sharing_interface_psk} peers: A-B \
-             authentication rests on a secret every other site also holds. Give each \
-             [[peer]] its own bootstrap_psk_file (`trident genpsk`)."
-        ));
+    let mut loaded = loaded;
+    if let Some(l) = loaded.as_mut() {
+        l.warnings = problems.warnings;
     }
-
-    let settings = TunnelSettings {
-        name,
-        private_key,
-        listen_port: interface.listen_port,
-        listen_address,
-        addresses: interface.address.into_iter().map(|a| a.0).collect(),
-        mtu,
-        peers: peer_settings,
-        local_sae_id: qkd_setup.as_ref().map(|s| s.local_id.clone()),
-        qkd_source: qkd_setup.as_ref().map(|s| s.source.clone()),
-        keylog_file,
-        control_dir: crate::cli_extra::control_dir(),
-        state_dir: Some(state_dir),
-        wireguard: external,
-        metrics_listen,
-        table: interface.table.map_or(RouteTable::Auto, |t| t.0),
-        fwmark: interface.fwmark.and_then(|f| f.0),
-        hooks: Hooks {
-            pre_up: interface.pre_up.0,
-            post_up: interface.post_up.0,
-            pre_down: interface.pre_down.0,
-            post_down: interface.post_down.0,
-        },
-        on_up: None,
-    };
-    validate::check_loaded(&src, &settings, &mut warnings)?;
-    if let Some(setup) = &qkd_setup {
-        tracing::debug!(protocol = ?setup.protocol, "QKD key source configured");
-    }
-    Ok(Loaded {
-        settings,
-        warnings,
-        kp_check: qkd_setup.and_then(|s| s.kp_check),
+    loaded.ok_or_else(|| {
+        ConfigErrors::from(ConfigError {
+            file: path.to_owned(),
+            line: None,
+            key: None,
+            message: "could not be checked".to_owned(),
+        })
     })
 }
 

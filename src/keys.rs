@@ -1,6 +1,12 @@
 //! `genkey`, `pubkey`, `genpsk`: base64 keys on stdin/stdout, byte-compatible with `wg`.
+//! `genkey FILE` and `genpsk FILE` create FILE with mode 0600 whatever the umask (never
+//! replacing one); a key printed into a file other users can read (`genkey > a.key` under
+//! umask 022) gets a warning, as wg gives one.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, IsTerminal as _, Read, Write};
+use std::os::fd::AsFd as _;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
@@ -23,6 +29,51 @@ fn print_key(bytes: &[u8; 32]) -> Result<()> {
         .context("writing to stdout")
 }
 
+/// A secret key to FILE (created 0600) or to stdout (warned about when other users can
+/// read where it goes).
+fn emit_secret(bytes: &[u8; 32], out: Option<&Path>) -> Result<()> {
+    let Some(path) = out else {
+        if let Some(warning) = stdout_warning() {
+            eprintln!("trident: WARNING: {warning}");
+        }
+        return print_key(bytes);
+    };
+    // `up` refuses a key in a directory others control; better to know now.
+    tunnel::trusted_file::check_parent_dirs(path)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("not writing a key to {}", path.display()))?;
+    let line = Zeroizing::new(format!("{}\n", B64.encode(bytes)));
+    tunnel::secret_file::create_new(path, line.as_bytes())
+        .map_err(anyhow::Error::from)
+        .with_context(|| {
+            format!(
+                "writing {} (an existing file is never replaced)",
+                path.display()
+            )
+        })
+}
+
+/// Why stdout is a bad place for a secret: a regular file that other users can read.
+fn stdout_warning() -> Option<String> {
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        return None;
+    }
+    let meta = std::fs::File::from(stdout.as_fd().try_clone_to_owned().ok()?)
+        .metadata()
+        .ok()?;
+    let mode = meta.mode() & 0o7777;
+    if !meta.is_file() || mode & 0o007 == 0 {
+        return None;
+    }
+    let name = std::fs::read_link("/proc/self/fd/1")
+        .map_or_else(|_| "stdout".to_owned(), |p| p.display().to_string());
+    Some(format!(
+        "writing a secret key to {name} (mode {mode:04o}), which every user can read: \
+         chmod 600 it, and next time `umask 077` first or give the file name (created 0600)"
+    ))
+}
+
 /// Decodes a base64 32-byte key as `wg` writes it (surrounding whitespace ignored).
 pub fn decode_key(text: &str) -> Option<Zeroizing<[u8; 32]>> {
     let decoded = Zeroizing::new(B64.decode(text.trim()).ok()?);
@@ -34,16 +85,30 @@ pub fn decode_key(text: &str) -> Option<Zeroizing<[u8; 32]>> {
     Some(key)
 }
 
-pub fn genkey() -> Result<()> {
+/// A new private key, clamped like `wg genkey`, so it is the canonical form of the scalar.
+pub fn new_private_key() -> Result<Zeroizing<[u8; 32]>> {
     let mut key = random_32()?;
-    // Clamped like `wg genkey`, so the printed key is the canonical form of the scalar.
     key[0] &= 248;
     key[31] = (key[31] & 127) | 64;
-    print_key(&key)
+    Ok(key)
 }
 
-pub fn genpsk() -> Result<()> {
-    print_key(&*random_32()?)
+/// A new random PSK.
+pub fn new_psk() -> Result<Zeroizing<[u8; 32]>> {
+    random_32()
+}
+
+/// A key or PSK as the one line its file holds.
+pub fn key_line(key: &[u8; 32]) -> Zeroizing<String> {
+    Zeroizing::new(format!("{}\n", B64.encode(key)))
+}
+
+pub fn genkey(out: Option<&Path>) -> Result<()> {
+    emit_secret(&*new_private_key()?, out)
+}
+
+pub fn genpsk(out: Option<&Path>) -> Result<()> {
+    emit_secret(&*new_psk()?, out)
 }
 
 /// Longest line `pubkey` reads: a 44-character key plus generous trailing whitespace.

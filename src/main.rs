@@ -6,10 +6,14 @@ mod capture;
 mod check;
 mod cli_extra;
 mod config;
+mod down;
 mod hooks;
 mod keys;
 mod kme_sim;
 mod logging;
+mod man;
+mod output;
+mod pair;
 mod reload;
 mod reset;
 mod status_view;
@@ -37,19 +41,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print a new private key (base64), like `wg genkey`.
-    Genkey,
+    /// Print a new private key (base64), like `wg genkey`; with FILE, create FILE with mode
+    /// 0600 instead (never replacing one). Warns when stdout is a file others can read.
+    Genkey {
+        /// Create this file (mode 0600) instead of printing the key.
+        file: Option<PathBuf>,
+    },
     /// Read a private key on stdin, print its public key, like `wg pubkey`.
     Pubkey,
-    /// Print a new random bootstrap pre-shared key (base64), like `wg genpsk`.
-    Genpsk,
-    /// Bring an interface up from CONFIG.toml and run it in the foreground until SIGINT/SIGTERM.
+    /// Print a new random bootstrap pre-shared key (base64), like `wg genpsk`; with FILE,
+    /// create FILE with mode 0600 instead.
+    Genpsk {
+        /// Create this file (mode 0600) instead of printing the PSK.
+        file: Option<PathBuf>,
+    },
+    /// Bring an interface up from CONFIG.toml and run it in the foreground until SIGINT,
+    /// SIGTERM or `trident down`; SIGHUP reloads. It runs the checks of `check` first and
+    /// refuses an interface that already runs.
     Up {
         /// The interface's TOML config.
         config: PathBuf,
     },
     /// Check CONFIG.toml as `up` would, without side effects (no device, no socket, no file
-    /// written): exit 0 when it would start, 2 with one line per problem (like `nginx -t`).
+    /// written): exit 0 when it would start, 2 with one line per problem, every problem
+    /// (like `nginx -t`). Also asks the machine what `up` would run into: a device of the
+    /// same name, the state directory, the external WireGuard interface.
     Check {
         /// The interface's TOML config.
         config: PathBuf,
@@ -90,6 +106,25 @@ enum Command {
         #[arg(value_parser = cli_extra::interface_name)]
         name: String,
     },
+    /// Shut a running interface down cleanly, as SIGTERM does (pre_down, routes, device,
+    /// post_down), and wait until it is gone, like `wg-quick down`.
+    Down {
+        /// Interface name.
+        #[arg(value_parser = cli_extra::interface_name)]
+        name: String,
+    },
+    /// Print the config a running interface runs, like `wg showconf`: the file it was
+    /// started with (or last reloaded successfully) with its defaults filled in; secrets
+    /// appear as the paths of their files, never their contents.
+    Showconf {
+        /// Interface name.
+        #[arg(value_parser = cli_extra::interface_name)]
+        name: String,
+    },
+    /// Write both ends of a site-to-site link, ready for `trident up`: DIR/SITE_A/ and
+    /// DIR/SITE_B/ with each gateway's config, private key and their bootstrap PSK (all
+    /// 0600); with --qkd also the KME simulator pair and the [qkd] tables.
+    Pair(pair::PairArgs),
     /// ETSI GS QKD 014 KME simulator pair: init, run, status.
     #[command(subcommand)]
     KmeSim(kme_sim::KmeSimCommand),
@@ -99,8 +134,13 @@ enum Command {
     /// Print the shell completion script (e.g. `trident completions bash >
     /// /etc/bash_completion.d/trident`).
     Completions { shell: clap_complete::Shell },
-    /// Print the man page in roff (`trident man > /usr/local/share/man/man1/trident.1`).
-    Man,
+    /// Print a man page in roff: trident(1) (`trident man > .../man1/trident.1`), or with
+    /// `--section 5` trident.toml(5), the configuration reference.
+    Man {
+        /// 1: the commands (default); 5: the configuration file.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+        section: u8,
+    },
 }
 
 fn main() -> ExitCode {
@@ -110,9 +150,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let result = match cli.command {
-        Command::Genkey => keys::genkey(),
+        Command::Genkey { file } => keys::genkey(file.as_deref()),
         Command::Pubkey => keys::pubkey(),
-        Command::Genpsk => keys::genpsk(),
+        Command::Genpsk { file } => keys::genpsk(file.as_deref()),
         Command::Up { config } => up::up(&config),
         Command::Check { config } => check::check(&config),
         Command::Status { name, json } => status_view::status(name.as_deref(), json),
@@ -123,14 +163,26 @@ fn main() -> ExitCode {
             config,
         } => reset::reset(&name, &peer, config.as_deref(), static_only),
         Command::Reload { name } => reload::reload(&name),
+        Command::Down { name } => down::down(&name),
+        Command::Showconf { name } => down::showconf(&name),
+        Command::Pair(args) => pair::run(&args),
         Command::KmeSim(command) => kme_sim::run(command),
         Command::Audit(args) => audit::run(args),
         Command::Completions { shell } => cli_extra::completions(shell),
-        Command::Man => cli_extra::man(),
+        Command::Man { section } => man::print(section),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(errors) = e.downcast_ref::<config::ConfigErrors>() {
+                for warning in &errors.warnings {
+                    eprintln!("trident: WARNING: {warning}");
+                }
+                for error in &errors.errors {
+                    eprintln!("trident: {error}");
+                }
+                return ExitCode::from(2);
+            }
             if let Some(config_error) = e.downcast_ref::<config::ConfigError>() {
                 eprintln!("trident: {config_error}");
                 return ExitCode::from(2);

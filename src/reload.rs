@@ -3,20 +3,13 @@
 //! a restart is refused and the running config stays (tunnel::reload).
 
 use anyhow::{bail, Context, Result};
-use tunnel::control::{request_reload, socket_path};
+use tunnel::control::request_reload;
 
 pub fn reload(name: &str) -> Result<()> {
-    let path = socket_path(&crate::cli_extra::control_dir(), name);
-    if std::os::unix::net::UnixStream::connect(&path).is_err() {
-        bail!(
-            "interface {name} is not running (no control socket {})",
-            path.display()
-        );
-    }
+    let path = crate::cli_extra::running_socket(name)?;
     let reply = request_reload(&path).with_context(|| format!("interface {name}"))?;
     if !reply.ok {
         bail!("{}", reply.message);
     }
-    println!("{}", reply.message);
-    Ok(())
+    crate::output::print(&format!("{}\n", reply.message))
 }

@@ -5,29 +5,38 @@ use std::fmt::Write as _;
 
 use anyhow::{bail, Context, Result};
 use tunnel::control::{list_interfaces, query_status, socket_path};
+use tunnel::process_control::{probe, Liveness};
 use tunnel::{InterfaceStatus, PeerReport};
 
 pub fn status(name: Option<&str>, json: bool) -> Result<()> {
     let dir = &crate::cli_extra::control_dir();
     let name = match name {
         Some(n) => n.to_owned(),
-        None => match list_interfaces(dir).as_slice() {
+        None => match running_interfaces(dir).as_slice() {
             [only] => only.clone(),
             [] => bail!(
-                "no trident interface is running (no socket in {})",
+                "no trident interface is running (no live control socket in {})",
                 dir.display()
             ),
             many => bail!("several interfaces run ({}); name one", many.join(", ")),
         },
     };
-    let path = socket_path(dir, &name);
+    let path = crate::cli_extra::running_socket(&name)?;
     let status = query_status(&path).with_context(|| format!("interface {name}"))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        let text = serde_json::to_string_pretty(&status)?;
+        crate::output::print(&format!("{text}\n"))
     } else {
-        print!("{}", render(&status));
+        crate::output::print(&render(&status))
     }
-    Ok(())
+}
+
+/// The interfaces whose control socket answers; a socket left by a crash is not one.
+fn running_interfaces(dir: &std::path::Path) -> Vec<String> {
+    list_interfaces(dir)
+        .into_iter()
+        .filter(|name| probe(&socket_path(dir, name)) == Liveness::Running)
+        .collect()
 }
 
 fn ago(secs: u64) -> String {

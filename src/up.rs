@@ -1,5 +1,7 @@
-//! `trident up CONFIG.toml`: load the config, run the tunnel until SIGINT or SIGTERM.
-//! SIGHUP (like `trident reload`) re-reads the same file and applies peer changes live.
+//! `trident up CONFIG.toml`: load the config, run the tunnel until SIGINT, SIGTERM or
+//! `trident down` (the control socket's SIGTERM: the same hooks and teardown). SIGHUP
+//! (like `trident reload`) re-reads the same file and applies peer changes live; what
+//! `trident showconf` prints follows only a reload that was applied.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -10,15 +12,29 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 
 pub fn up(config_path: &Path) -> Result<()> {
+    // With what `up` would otherwise run into half-way (after pre_up): a running
+    // interface of this name, a device in the way, a state directory that cannot be one.
+    let loaded = crate::config::load_for_start(config_path)?;
+    if loaded.running {
+        let name = &loaded.settings.name;
+        anyhow::bail!(
+            "interface {name} is already running (its control socket answers): `trident down \
+             {name}` stops it; `trident reload {name}` applies a changed config"
+        );
+    }
     let crate::config::Loaded {
         settings,
         warnings,
         kp_check,
-    } = crate::config::load(config_path)?;
+        shown,
+        running: _,
+        qkd_table,
+    } = loaded;
     // The same checks as `trident check`; each warning is logged once.
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
+    tunnel::process_control::set_running_config(shown_config(config_path, "started", &shown));
     if let Some(path) = &settings.keylog_file {
         // Loud on purpose: the file lets anyone who reads it decrypt recorded traffic.
         let warning = format!(
@@ -74,10 +90,13 @@ pub fn up(config_path: &Path) -> Result<()> {
         }
         let shutdown = {
             let (phase, name, pre_down) = (phase.clone(), name.clone(), hooks.pre_down.clone());
+            // Taken now, before the control socket exists, so no `down` finds it missing.
+            let down = tunnel::process_control::down_requested();
             async move {
                 tokio::select! {
                     _ = sigint.recv() => {}
                     _ = sigterm.recv() => {}
+                    () = down => {}
                     Ok(()) = &mut failed_rx => {}
                 }
                 // pre_down: shutdown has started, the interface is still there.
@@ -107,19 +126,36 @@ pub fn up(config_path: &Path) -> Result<()> {
             let path = config_path.to_owned();
             let reloader = tunnel::reload::Reloader::new(Box::new(move || {
                 let loaded = crate::config::load(&path).map_err(|e| e.to_string())?;
+                // The key source was built at start; the tunnel would keep running it.
+                if loaded.qkd_table != qkd_table {
+                    return Err(
+                        "changing the [qkd] table needs a restart of the interface (the KME \
+                         client is set up at start)"
+                            .to_owned(),
+                    );
+                }
                 for warning in &loaded.warnings {
                     tracing::warn!("{warning}");
                 }
+                // Shown by `showconf` once the reload is applied (tunnel::process_control).
+                tunnel::process_control::set_reload_candidate(shown_config(
+                    &path,
+                    "reloaded",
+                    &loaded.shown,
+                ));
                 Ok(loaded.settings)
             }));
             let trigger = reloader.trigger();
             tokio::spawn(async move {
                 while sighup.recv().await.is_some() {
                     tracing::info!("SIGHUP: reloading the config");
-                    let request = tunnel::reload::ReloadRequest { reply: None };
+                    let (reply, answer) = oneshot::channel();
+                    let request = tunnel::reload::ReloadRequest { reply: Some(reply) };
                     if trigger.send(request).await.is_err() {
                         break;
                     }
+                    let applied = answer.await.is_ok_and(|a| a.ok);
+                    tunnel::process_control::reload_finished(applied);
                 }
             });
             tunnel::driver::run_reloadable(settings, shutdown, Some(reloader)).await
@@ -140,6 +176,19 @@ pub fn up(config_path: &Path) -> Result<()> {
         }
         result
     })
+}
+
+/// `showconf`'s text: where it came from, then the re-rendered config.
+fn shown_config(config_path: &Path, how: &str, shown: &str) -> String {
+    let path = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_owned());
+    let when = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!(
+        "# the running config of this interface: {} ({how} at unix time {when}), defaults\n\
+         # filled in; secrets are shown as the files that hold them\n{shown}",
+        path.display()
+    )
 }
 
 /// Where the interface is in its life, for which hooks still apply.

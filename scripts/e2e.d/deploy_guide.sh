@@ -127,6 +127,10 @@ t_unprivileged_up() {
     rt=$dir/run
     guide_configs "$dir"
     mkdir -p "$rt" "$dir/state-a"
+    # On one host the two gateways cannot share the PSK file: B (root) refuses a file uid
+    # 65534 owns (the file policy), as it would on a real gateway. B gets its own copy.
+    cp -p "$dir/ab.psk" "$dir/ab-b.psk"
+    sed -i 's/"ab.psk"/"ab-b.psk"/' "$dir/site-b.toml"
     chown 65534:65534 "$rt" "$dir/state-a" "$dir/a.key" "$dir/ab.psk" "$dir/site-a.toml"
     chmod 0700 "$rt" "$dir/state-a"
     # Distributions make /dev/net/tun 0666; where it is 0600 (some containers), a private

@@ -165,6 +165,7 @@ fn etsi014_client(src: &Source, q: &QkdSection) -> Result<QkdSetup, ConfigError>
         (key, "qkd.key_file"),
     ]
     .map(|(p, key)| (src.resolve(p.get_ref()), p.span(), key));
+    super::files::check_tls_files(src, &files)?;
     let [(ca_file, ..), (cert_file, ..), (key_file, ..)] = files.clone();
     let config = Etsi014ClientConfig {
         kme_url: kme_url.get_ref().clone(),

@@ -1,7 +1,8 @@
 //! `[qkd] protocol = "skip"`: a SKIP Key Provider (draft-cisco-skip-02). Certificate mode
 //! (`tls = "certificate"`: `ca_file`, optional `cert_file` + `key_file`) or PSK mode
 //! (`tls = "psk"`: `psk_identity_file`, `psk_file` in hex, `tls_version` "1.3" or "1.2"),
-//! the PSK files read under the secret-file rules (owned by us, mode 0600, bounded).
+//! the PSK files read under the file policy of config/files.rs (owned by root or us, not
+//! readable by others, bounded).
 //!
 //! The capabilities check ([`KpCheck`]) needs the network, so `load` only prepares it;
 //! `trident check` and `trident up` run it: a KP that reports another localSystemID, serves
@@ -99,19 +100,13 @@ fn one_of<'a>(
     }
 }
 
-/// A secret file, refused unless ours and private (tunnel::secret_file), at most 4 KiB.
+/// A secret file under the file policy (config/files.rs), at most 4 KiB.
 fn read_secret(
     src: &Source,
     path: &Spanned<PathBuf>,
     key: &str,
 ) -> Result<zeroize::Zeroizing<Vec<u8>>, ConfigError> {
-    let file = src.resolve(path.get_ref());
-    let err = |m: String| src.error(Some(path.span()), key, m);
-    match tunnel::secret_file::read(&file, MAX_PSK_FILE) {
-        Ok(Some(bytes)) => Ok(bytes),
-        Ok(None) => Err(err(format!("{} does not exist", file.display()))),
-        Err(e) => Err(err(format!("{:#}", anyhow::Error::from(e)))),
-    }
+    super::files::read_secret(src, path, key, MAX_PSK_FILE)
 }
 
 fn psk_material(
@@ -205,6 +200,7 @@ pub(super) fn skip_client(
             }
         }
     };
+    super::files::check_tls_files(src, &files)?;
     let config = SkipClientConfig {
         kp_url: kp_url.get_ref().clone(),
         local_system_id: local.get_ref().clone(),

@@ -1,6 +1,8 @@
 //! Config loading: defaults, one-line errors with file, line and key.
 
 use super::*;
+use crate::keys::decode_key;
+use keymix::{PublicKey, QkdPolicy, StaticSecret};
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);

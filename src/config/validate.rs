@@ -1,31 +1,29 @@
-//! Checks that see the whole config at once (issue 11), run by `load` after parsing, so
-//! `trident check` and `trident up` refuse and warn about exactly the same things:
+//! Checks that see the whole config at once (issues 11 and 21), run by `load` after
+//! parsing, so `trident check` and `trident up` refuse and warn about exactly the same
+//! things, every problem on its own line:
 //!
-//! * errors: a prefix on two peers (or overlapping prefixes), a default route (it would
-//!   carry the tunnel's own UDP and cut the gateway off its WAN), a bootstrap or static
-//!   PSK that is the private key (same file or same bytes);
-//! * warnings: key files every user can read, a peer `sae_id` while QKD is off;
+//! * errors: a bootstrap or static PSK that is the private key (same file or same bytes),
+//!   and the allowed-IP checks of config/allowed_ips.rs;
+//! * warnings: a peer `sae_id` while QKD is off;
 //! * better parse messages: a wg-quick INI file, the element line inside a multi-line array,
 //!   an endpoint whose host does not resolve or whose port is 0.
 //!
+//! Files readable or writable by others are refused when they are read (config/files.rs).
 //! Spans come from toml's own parse tree (`DeTable`), so every line names its element.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::Range;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use base64::Engine;
-use ip_network::IpNetwork;
-use keymix::QkdPolicy;
+use keymix::{QkdPolicy, StaticSecret};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
-use tunnel::settings::parse_allowed_ip;
-use tunnel::settings::RouteTable;
-use tunnel::{InterfaceAddress, TunnelSettings};
+use tunnel::settings::{parse_allowed_ip, RouteTable};
+use tunnel::{InterfaceAddress, PeerSettings};
 use zeroize::Zeroizing;
 
+use super::build::Problems;
 use super::source::Source;
 use super::ConfigError;
 
@@ -116,57 +114,26 @@ pub(super) fn resolve_endpoint(
     Ok(addr)
 }
 
-/// One `[[peer]]` as written: its spans and the key files it names.
-struct PeerSpans<'a> {
-    at: Range<usize>,
-    allowed_ips: Vec<(IpNetwork, Range<usize>)>,
-    sae_id: Option<Range<usize>>,
-    table: Option<&'a DeTable<'a>>,
-}
-
-fn peers<'a>(doc: &'a DeTable<'a>) -> Vec<PeerSpans<'a>> {
-    let Some(array) = doc.get("peer").and_then(|p| p.get_ref().as_array()) else {
-        return Vec::new();
-    };
-    array
-        .iter()
-        .map(|peer| {
-            let table = peer.get_ref().as_table();
-            let field = |k: &str| table.and_then(|t| t.get(k));
-            let allowed_ips = field("allowed_ips")
-                .and_then(|a| a.get_ref().as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|ip| {
-                            let net = parse_allowed_ip(ip.get_ref().as_str()?).ok()?;
-                            Some((net, ip.span()))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            PeerSpans {
-                at: field("public_key").map_or(peer.span(), Spanned::span),
-                allowed_ips,
-                sae_id: field("sae_id").map(Spanned::span),
-                table,
-            }
-        })
-        .collect()
-}
-
-fn overlaps(a: &IpNetwork, b: &IpNetwork) -> bool {
-    a.is_ipv4() == b.is_ipv4()
-        && (a.contains(b.network_address()) || b.contains(a.network_address()))
-}
-
-fn key_b64(settings: &TunnelSettings, index: usize) -> String {
-    settings.peers.get(index).map_or_else(String::new, |p| {
-        base64::engine::general_purpose::STANDARD.encode(p.keymix.public_key.as_bytes())
-    })
+/// What the whole-config checks need besides the file's own tree.
+pub(super) struct Whole<'a> {
+    /// The external data plane (`[interface] wireguard`): no routes, no allowed IPs.
+    pub(super) external: bool,
+    pub(super) table: RouteTable,
+    pub(super) addresses: &'a [InterfaceAddress],
+    pub(super) private_key: Option<&'a StaticSecret>,
+    pub(super) policy: QkdPolicy,
+    /// The peers' settings, in file order; None when a peer had an error (then the checks
+    /// that compare a peer's PSK bytes are left out: that peer's line says what is wrong).
+    pub(super) peers: Option<&'a [PeerSettings]>,
 }
 
 /// A warning line in the format of [`ConfigError`].
-fn warning(src: &Source, span: Option<Range<usize>>, key: &str, message: String) -> String {
+pub(super) fn warning(
+    src: &Source,
+    span: Option<Range<usize>>,
+    key: &str,
+    message: String,
+) -> String {
     src.error(span, key, message)
         .to_string()
         .replacen("config error in", "config warning in", 1)
@@ -191,64 +158,21 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// The whole-config checks; warnings are appended, the first error is returned.
-pub(super) fn check_loaded(
-    src: &Source,
-    settings: &TunnelSettings,
-    warnings: &mut Vec<String>,
-) -> Result<(), ConfigError> {
+/// The whole-config checks; every error and warning goes into `p`.
+pub(super) fn check_whole(src: &Source, whole: &Whole, p: &mut Problems) {
     let Ok(doc) = DeTable::parse(src.text) else {
-        return Ok(()); // `load` parsed it already; nothing to add.
+        return; // `load` parsed it already; nothing to add.
     };
     let doc = doc.get_ref();
     let table = |name: &str| doc.get(name).and_then(|t| t.get_ref().as_table());
-    let peers = peers(doc);
+    let peers: Vec<Option<&DeTable>> = doc
+        .get("peer")
+        .and_then(|v| v.get_ref().as_array())
+        .map(|a| a.iter().map(|t| t.get_ref().as_table()).collect())
+        .unwrap_or_default();
+    super::allowed_ips::check(src, doc, whole, p);
 
-    // Routes: a default route through the tunnel also captures the tunnel's own UDP.
-    // With table = "off" or a number the operator's policy routing decides (wg-quick style).
-    if settings.wireguard.is_none() && settings.table == RouteTable::Auto {
-        for (net, span) in peers.iter().flat_map(|p| &p.allowed_ips) {
-            if net.netmask() == 0 {
-                return Err(src.error(
-                    Some(span.clone()),
-                    "peer.allowed_ips",
-                    format!(
-                        "{net} is a default route: Trident routes allowed_ips into the main \
-                         table, so it would also capture the encrypted UDP to the peers and cut \
-                         this gateway off its WAN; list the remote site's prefixes instead, or \
-                         set [interface] table = \"off\" or a table number (with fwmark) and \
-                         route it with your own policy rules"
-                    ),
-                ));
-            }
-        }
-    }
-    for (i, earlier) in peers.iter().enumerate() {
-        for (j, later) in peers.iter().enumerate().skip(i + 1) {
-            for (b, span) in &later.allowed_ips {
-                if let Some((a, _)) = earlier.allowed_ips.iter().find(|(a, _)| overlaps(a, b)) {
-                    let what = if a == b { "is also" } else { "overlaps" };
-                    return Err(src.error(
-                        Some(span.clone()),
-                        "peer.allowed_ips",
-                        format!(
-                            "{b} {what} {a} of peer {} (line {}): an address must belong to one \
-                             peer, or its packets go to whichever was listed last; give {} \
-                             and {} disjoint prefixes",
-                            key_b64(settings, i),
-                            src.error(Some(earlier.at.clone()), "", "")
-                                .line
-                                .unwrap_or(0),
-                            key_b64(settings, i),
-                            key_b64(settings, j),
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-
-    // Secret files: a PSK must not be the private key; nobody else may read either.
+    // A PSK must not be the private key: not the same file, not the same bytes.
     let interface = table("interface");
     let private = path_at(
         src,
@@ -256,31 +180,25 @@ pub(super) fn check_loaded(
         "private_key_file",
         "interface.private_key_file",
     );
-    let mut secrets: Vec<_> = private.iter().cloned().collect();
-    secrets.extend(path_at(
+    let mut psk_files: Vec<_> = path_at(
         src,
         table("keymix"),
         "bootstrap_psk_file",
         "keymix.bootstrap_psk_file",
-    ));
+    )
+    .into_iter()
+    .collect();
     for peer in &peers {
-        secrets.extend(path_at(
-            src,
-            peer.table,
-            "bootstrap_psk_file",
-            "peer.bootstrap_psk_file",
-        ));
-        secrets.extend(path_at(
-            src,
-            peer.table,
-            "preshared_key_file",
-            "peer.preshared_key_file",
-        ));
+        for field in ["bootstrap_psk_file", "preshared_key_file"] {
+            psk_files.extend(path_at(src, *peer, field, &format!("peer.{field}")));
+        }
     }
+    let mut same_path = false;
     if let Some((private_path, ..)) = &private {
-        for (path, span, key) in secrets.iter().skip(1) {
+        for (path, span, key) in &psk_files {
             if same_file(path, private_path) {
-                return Err(src.error(
+                same_path = true;
+                p.errors.push(src.error(
                     Some(span.clone()),
                     key,
                     format!(
@@ -292,21 +210,23 @@ pub(super) fn check_loaded(
             }
         }
     }
-    let private_bytes = Zeroizing::new(settings.private_key.to_bytes());
-    for (i, peer) in settings.peers.iter().enumerate() {
-        let psks = [
-            (peer.keymix.bootstrap_psk.as_ref(), "bootstrap_psk_file"),
-            (
-                peer.classic.as_ref().and_then(|c| c.preshared_key.as_ref()),
-                "preshared_key_file",
-            ),
-        ];
-        for (psk, field) in psks {
-            if psk.is_some_and(|k| **k == *private_bytes) {
-                let own = peers
-                    .get(i)
-                    .and_then(|p| p.table)
-                    .and_then(|t| t.get(field));
+    if let (Some(private_key), Some(settings), false) = (whole.private_key, whole.peers, same_path)
+    {
+        let private_bytes = Zeroizing::new(private_key.to_bytes());
+        let mut reported = Vec::new();
+        for (i, peer) in settings.iter().enumerate() {
+            let psks = [
+                (peer.keymix.bootstrap_psk.as_ref(), "bootstrap_psk_file"),
+                (
+                    peer.classic.as_ref().and_then(|c| c.preshared_key.as_ref()),
+                    "preshared_key_file",
+                ),
+            ];
+            for (psk, field) in psks {
+                if psk.is_none_or(|k| **k != *private_bytes) {
+                    continue;
+                }
+                let own = peers.get(i).copied().flatten().and_then(|t| t.get(field));
                 let (span, key) = match own {
                     Some(v) => (Some(v.span()), format!("peer.{field}")),
                     None => (
@@ -316,7 +236,12 @@ pub(super) fn check_loaded(
                         format!("keymix.{field}"),
                     ),
                 };
-                return Err(src.error(
+                // The interface's file is one problem however many peers use it.
+                if reported.contains(&key) && key.starts_with("keymix") {
+                    continue;
+                }
+                reported.push(key.clone());
+                p.errors.push(src.error(
                     span,
                     &key,
                     "holds the same key as private_key_file: a PSK must be a separate secret \
@@ -325,44 +250,21 @@ pub(super) fn check_loaded(
             }
         }
     }
-    secrets.extend(path_at(src, table("qkd"), "key_file", "qkd.key_file"));
-    for (path, span, key) in &secrets {
-        let Ok(meta) = std::fs::metadata(path) else {
-            continue;
-        };
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o004 != 0 {
-            warnings.push(warning(
-                src,
-                Some(span.clone()),
-                key,
-                format!(
-                    "{} is readable by every user (mode {mode:04o}) but holds a secret key: \
-                     chmod 600 {}",
-                    path.display(),
-                    path.display()
-                ),
-            ));
-        }
-    }
 
-    for (i, peer) in peers.iter().enumerate() {
-        let off = settings
-            .peers
-            .get(i)
-            .is_some_and(|p| p.keymix.qkd == QkdPolicy::Off);
-        if let (Some(span), true) = (&peer.sae_id, off) {
-            warnings.push(warning(
-                src,
-                Some(span.clone()),
-                "peer.sae_id",
-                "is set but QKD is off (no [qkd] table, or [keymix] qkd = \"off\"): it is \
-                 ignored and this peer's keys use no QKD"
-                    .to_owned(),
-            ));
+    if whole.policy == QkdPolicy::Off {
+        for peer in peers.iter().flatten() {
+            if let Some(sae) = peer.get("sae_id") {
+                p.warnings.push(warning(
+                    src,
+                    Some(sae.span()),
+                    "peer.sae_id",
+                    "is set but QKD is off (no [qkd] table, or [keymix] qkd = \"off\"): it is \
+                     ignored and this peer's keys use no QKD"
+                        .to_owned(),
+                ));
+            }
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -168,20 +168,57 @@ fn a_bad_element_of_a_multi_line_array_names_its_own_line() {
 }
 
 #[test]
-fn world_readable_key_files_warn() {
+fn key_files_other_users_can_read_are_refused_every_one() {
     let d = dir("modes");
     let text = config("", "bootstrap_psk_file = \"p.psk\"\n", "");
     assert!(load_text(&d, &text).unwrap().warnings.is_empty());
     for name in ["a.key", "p.psk"] {
         std::fs::set_permissions(d.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
     }
+    let e = load_text(&d, &text).err().unwrap_or_default();
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(lines.len(), 2, "{e}");
+    assert!(lines[0].contains("line 3") && lines[0].contains("interface.private_key_file"));
+    assert!(lines[1].contains("line 9") && lines[1].contains("peer.bootstrap_psk_file"));
+    assert!(lines
+        .iter()
+        .all(|l| l.contains("mode 0644") && l.contains("0600")));
+}
+
+#[test]
+fn check_lists_every_problem_of_a_file() {
+    let d = dir("many");
+    // Three independent problems: an MTU out of range, host bits, the gateway's own address.
+    let text = config(
+        "mtu = 100\n",
+        "",
+        &second_peer("[\"192.168.120.5/24\", \"10.99.0.1/32\"]"),
+    );
+    let e = load_text(&d, &text).err().unwrap_or_default();
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(lines.len(), 3, "{e}");
+    assert!(lines[0].contains("interface.mtu"), "{e}");
+    assert!(
+        lines[1].contains("host bits") && lines[1].contains("192.168.120.0/24"),
+        "{e}"
+    );
+    assert!(lines[2].contains("own address"), "{e}");
+}
+
+#[test]
+fn overlaps_inside_one_peer_and_a_prefix_holding_our_address_warn() {
+    let d = dir("warn-ips");
+    let text = config("", "", "").replace(
+        "[\"10.99.0.2/32\", \"192.168.20.0/24\"]",
+        "[\"10.99.0.0/24\", \"192.168.20.0/24\", \"192.168.20.0/25\"]",
+    );
     let warnings = load_text(&d, &text).unwrap().warnings;
     assert_eq!(warnings.len(), 2, "{warnings:?}");
-    assert!(warnings[0].contains("line 3") && warnings[0].contains("interface.private_key_file"));
-    assert!(warnings[1].contains("line 9") && warnings[1].contains("peer.bootstrap_psk_file"));
-    assert!(warnings
-        .iter()
-        .all(|w| w.contains("config warning in") && w.contains("chmod 600")));
+    assert!(
+        warnings[0].contains("own address 10.99.0.1"),
+        "{warnings:?}"
+    );
+    assert!(warnings[1].contains("same peer"), "{warnings:?}");
 }
 
 #[test]

@@ -14,8 +14,9 @@ use base64::Engine;
 use tunnel::settings::ClassicPeer;
 
 use super::file::{InterfaceSection, PeerSection};
+use super::files::read_key_file;
 use super::source::Source;
-use super::{read_key_file, ConfigError, MAX_NAME_LEN};
+use super::{ConfigError, MAX_NAME_LEN};
 
 /// The span of the first line that sets `key` (`key = ...`) at or after `from`, so an
 /// error about a list (which carries no span of its own) still names its line.
@@ -38,15 +39,15 @@ fn key_span(text: &str, key: &str, from: usize) -> Option<Range<usize>> {
     None
 }
 
-/// The WireGuard interface of the external data plane, checked; None for the built-in one.
+/// The WireGuard interface of the external data plane, checked (every problem into
+/// `errors`); None for the built-in one or when the name itself is wrong.
 pub(super) fn external_interface(
     src: &Source,
     interface: &InterfaceSection,
     peers: &[PeerSection],
-) -> Result<Option<String>, ConfigError> {
-    let Some(wg) = &interface.wireguard else {
-        return Ok(None);
-    };
+    errors: &mut Vec<ConfigError>,
+) -> Option<String> {
+    let wg = interface.wireguard.as_ref()?;
     let name = wg.get_ref();
     if name.is_empty()
         || name.len() > MAX_NAME_LEN
@@ -54,11 +55,12 @@ pub(super) fn external_interface(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
     {
-        return Err(src.error(
+        errors.push(src.error(
             Some(wg.span()),
             "interface.wireguard",
             format!("{name:?} is not a valid interface name"),
         ));
+        return None;
     }
     let refuse = |key: &str, span: Option<Range<usize>>| {
         src.error(
@@ -71,42 +73,40 @@ pub(super) fn external_interface(
         )
     };
     if !interface.address.is_empty() {
-        return Err(refuse(
+        errors.push(refuse(
             "interface.address",
             key_span(src.text, "address", 0),
         ));
     }
     if let Some(mtu) = &interface.mtu {
-        return Err(refuse("interface.mtu", Some(mtu.span())));
+        errors.push(refuse("interface.mtu", Some(mtu.span())));
     }
     for peer in peers {
         let at = peer.public_key.span().start;
         if !peer.allowed_ips.is_empty() {
-            return Err(refuse(
+            errors.push(refuse(
                 "peer.allowed_ips",
                 key_span(src.text, "allowed_ips", at),
             ));
         }
         if peer.persistent_keepalive.is_some() {
-            return Err(refuse(
+            errors.push(refuse(
                 "peer.persistent_keepalive",
                 key_span(src.text, "persistent_keepalive", at),
             ));
         }
-        if let Some(k) = &peer.keymix {
-            if k.get_ref() == "off" {
-                return Err(src.error(
-                    Some(k.span()),
-                    "peer.keymix",
-                    format!(
-                        "a plain WireGuard peer needs no Trident with `wireguard = \"{name}\"`: \
-                         keep it in {name}'s config only"
-                    ),
-                ));
-            }
+        if let Some(k) = peer.keymix.as_ref().filter(|k| k.get_ref() == "off") {
+            errors.push(src.error(
+                Some(k.span()),
+                "peer.keymix",
+                format!(
+                    "a plain WireGuard peer needs no Trident with `wireguard = \"{name}\"`: \
+                     keep it in {name}'s config only"
+                ),
+            ));
         }
     }
-    Ok(Some(name.clone()))
+    Some(name.clone())
 }
 
 /// `keymix = "off"`: the peer's [`ClassicPeer`] and a warning; None for a hybrid peer.
@@ -188,8 +188,11 @@ mod tests {
     fn dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("trident-wgcfg-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("a.key"), KEY).unwrap();
-        std::fs::write(d.join("p.psk"), PSK).unwrap();
+        for (name, text) in [("a.key", KEY), ("p.psk", PSK)] {
+            std::fs::write(d.join(name), text).unwrap();
+            let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+            std::fs::set_permissions(d.join(name), private).unwrap();
+        }
         d
     }
 

@@ -1,7 +1,9 @@
 //! The control socket `/run/trident/NAME.sock`: one connection, one request line, one JSON
 //! answer, closed. The client writes `status\n` (or nothing: older clients) and gets the
-//! [`InterfaceStatus`], or `reset <base64 peer public key> [static-only]\n` or `reload\n`
-//! (re-read the config, [`crate::reload`]) and gets a [`ControlReply`].
+//! [`InterfaceStatus`], or `reset <base64 peer public key> [static-only]\n`, `reload\n`
+//! (re-read the config, [`crate::reload`]), `down\n` (shut down as on SIGTERM) or
+//! `showconf\n` (the running config; [`crate::process_control`]) and gets a
+//! [`ControlReply`]. Older servers answer the newer requests with an error reply.
 //! A unix socket in the file system (not abstract), so `trident status` finds interfaces
 //! of every network namespace on the machine.
 
@@ -17,12 +19,15 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::TunnelError;
+use crate::process_control;
 use crate::reload::{ReloadRequest, ReloadTrigger};
 use crate::secret_file;
 use crate::status::InterfaceStatus;
 
 /// Longest request line read from a client; anything longer is refused.
 const MAX_REQUEST: usize = 256;
+/// Longest answer a client reads.
+const MAX_ANSWER: u64 = 16 << 20;
 /// How long the server waits for a request line. A client that writes nothing (an older
 /// `trident status`) gets the status when this runs out.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
@@ -69,6 +74,8 @@ enum Command {
     Status,
     Reset([u8; 32], bool),
     Reload,
+    Down,
+    ShowConf,
 }
 
 fn parse_request(line: &[u8]) -> Result<Command, String> {
@@ -77,6 +84,8 @@ fn parse_request(line: &[u8]) -> Result<Command, String> {
     let parsed = match (words.next(), words.next(), words.next()) {
         (None | Some("status"), None, None) => Ok(Command::Status),
         (Some("reload"), None, None) => Ok(Command::Reload),
+        (Some("down"), None, None) => Ok(Command::Down),
+        (Some("showconf"), None, None) => Ok(Command::ShowConf),
         (Some("reset"), Some(key), flag @ (None | Some("static-only"))) => {
             base64::engine::general_purpose::STANDARD
                 .decode(key)
@@ -86,7 +95,7 @@ fn parse_request(line: &[u8]) -> Result<Command, String> {
                 .ok_or_else(|| format!("{key:?} is not a base64 32-byte public key"))
         }
         _ => Err(
-            "unknown request (expected `status`, `reset <public key> [static-only]` or `reload`)"
+            "unknown request (expected `status`, `reset <public key> [static-only]`, `reload`, `down` or `showconf`)"
                 .to_owned(),
         ),
     };
@@ -212,6 +221,10 @@ impl ControlSocket {
                         serde_json::to_vec(&answer)
                     }
                     Ok(Command::Reload) => serde_json::to_vec(&ask_reload(reload.as_ref()).await),
+                    Ok(Command::Down) => serde_json::to_vec(&process_control::answer_down()),
+                    Ok(Command::ShowConf) => {
+                        serde_json::to_vec(&process_control::answer_showconf())
+                    }
                     Err(e) => serde_json::to_vec(&ControlReply::error(e)),
                 };
                 let Ok(mut json) = answer else { continue };
@@ -237,8 +250,12 @@ async fn ask_reload(reload: Option<&ReloadTrigger>) -> ControlReply {
     {
         return ControlReply::error("the reload task has ended");
     }
-    rx.await
-        .unwrap_or_else(|_| ControlReply::error("the reload task has ended"))
+    let answer = rx
+        .await
+        .unwrap_or_else(|_| ControlReply::error("the reload task has ended"));
+    // `showconf` shows the reloaded config only once it runs.
+    process_control::reload_finished(answer.ok);
+    answer
 }
 
 /// Delay after consecutive accept errors: 100 ms, doubling up to 1 s, reset by a success.
@@ -270,13 +287,18 @@ impl Drop for ControlSocket {
     }
 }
 
-/// Sends one request line and reads the whole answer (blocking; for the CLI).
-fn request(path: &Path, line: &str) -> Result<Vec<u8>, TunnelError> {
+/// Sends one request line and reads the whole answer (blocking; for the CLI), with the
+/// server's pid when the kernel tells it (SO_PEERCRED).
+pub(crate) fn request(path: &Path, line: &str) -> Result<(Vec<u8>, Option<i32>), TunnelError> {
     let err = |source| TunnelError::Control {
         path: path.to_owned(),
         source,
     };
     let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(err)?;
+    let pid = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+        .ok()
+        .map(|c| c.pid())
+        .filter(|pid| *pid > 0);
     // A reset waits for the driver to persist the emptied chain: allow more than a status.
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -284,13 +306,25 @@ fn request(path: &Path, line: &str) -> Result<Vec<u8>, TunnelError> {
     stream.write_all(line.as_bytes()).map_err(err)?;
     stream.shutdown(std::net::Shutdown::Write).map_err(err)?;
     let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).map_err(err)?;
-    Ok(buf)
+    // Bounded like every read: a status of a few hundred peers is well under this.
+    (&mut stream)
+        .take(MAX_ANSWER)
+        .read_to_end(&mut buf)
+        .map_err(err)?;
+    Ok((buf, pid))
+}
+
+/// A [`ControlReply`] from the bytes a server sent.
+pub(crate) fn parse_reply(path: &Path, buf: &[u8]) -> Result<ControlReply, TunnelError> {
+    serde_json::from_slice(buf).map_err(|source| TunnelError::BadStatus {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Reads one status from a control socket (blocking; for the CLI).
 pub fn query_status(path: &Path) -> Result<InterfaceStatus, TunnelError> {
-    let buf = request(path, "status\n")?;
+    let (buf, _) = request(path, "status\n")?;
     serde_json::from_slice(&buf).map_err(|source| TunnelError::BadStatus {
         path: path.to_owned(),
         source,
@@ -306,20 +340,14 @@ pub fn request_reset(
 ) -> Result<ControlReply, TunnelError> {
     let key = base64::engine::general_purpose::STANDARD.encode(peer);
     let flag = if static_only { " static-only" } else { "" };
-    let buf = request(path, &format!("reset {key}{flag}\n"))?;
-    serde_json::from_slice(&buf).map_err(|source| TunnelError::BadStatus {
-        path: path.to_owned(),
-        source,
-    })
+    let (buf, _) = request(path, &format!("reset {key}{flag}\n"))?;
+    parse_reply(path, &buf)
 }
 
 /// Asks a running interface to re-read its config (`trident reload`).
 pub fn request_reload(path: &Path) -> Result<ControlReply, TunnelError> {
-    let buf = request(path, "reload\n")?;
-    serde_json::from_slice(&buf).map_err(|source| TunnelError::BadStatus {
-        path: path.to_owned(),
-        source,
-    })
+    let (buf, _) = request(path, "reload\n")?;
+    parse_reply(path, &buf)
 }
 
 /// The control sockets present in `dir` (interface names).
@@ -364,6 +392,9 @@ mod tests {
         assert_eq!(parse_request(b"reload"), Ok(Command::Reload));
         assert!(parse_request(b"reload now").is_err());
         assert!(parse_request(b"shutdown").is_err());
+        assert_eq!(parse_request(b"down"), Ok(Command::Down));
+        assert_eq!(parse_request(b"showconf"), Ok(Command::ShowConf));
+        assert!(parse_request(b"down now").is_err());
         assert!(parse_request(&[0xff, 0xfe]).is_err());
     }
 

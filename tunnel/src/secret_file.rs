@@ -18,8 +18,8 @@ use zeroize::Zeroizing;
 
 /// Mode bits that let the group or other users read, write or search.
 const GROUP_OTHER: u32 = 0o077;
-const OTHER_WRITE: u32 = 0o002;
-const STICKY: u32 = 0o1000;
+pub(crate) const OTHER_WRITE: u32 = 0o002;
+pub(crate) const STICKY: u32 = 0o1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretFileError {
@@ -55,16 +55,35 @@ pub enum Refusal {
     TooLarge { max_len: usize },
     #[error("it changed size while being read")]
     Changed,
+    /// The policy for files a config names (crate::trusted_file): who may own them.
+    #[error("owned by {owner}, mode {mode:04o}: only {allowed} may own it")]
+    UntrustedOwner {
+        owner: String,
+        mode: u32,
+        /// "root", or "root or uid 1000 (alice), who runs trident".
+        allowed: String,
+    },
+    #[error("mode {mode:04o} (owner {owner}) lets the group or other users write it")]
+    WritableByOthers { owner: String, mode: u32 },
+    #[error("mode {mode:04o} (owner {owner}) lets every user read this secret: chmod o-rwx (0600, or 0640 for a service group)")]
+    ReadableByOthers { owner: String, mode: u32 },
+    /// A directory on the way to the file is not trustworthy: whoever controls it can
+    /// replace the file.
+    #[error("its directory {dir}: {reason}")]
+    InDirectory { dir: PathBuf, reason: Box<Refusal> },
 }
 
-fn refused(path: &Path, reason: Refusal) -> SecretFileError {
+pub(crate) fn refused(path: &Path, reason: Refusal) -> SecretFileError {
     SecretFileError::Refused {
         path: path.to_owned(),
         reason,
     }
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SecretFileError + 'a {
+pub(crate) fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> SecretFileError + 'a {
     move |source| {
         // ELOOP from O_NOFOLLOW: the last component is a symlink; say so instead of the
         // kernel's "too many levels of symbolic links".
@@ -106,13 +125,13 @@ fn explain_denied(path: &Path, source: io::Error, op: &'static str) -> SecretFil
     io_err(op, path)(source)
 }
 
-fn euid() -> u32 {
+pub(crate) fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }
 
 /// `O_NONBLOCK` so that opening a FIFO planted under our name cannot hang start-up; it has no
 /// effect on the regular files we accept.
-fn nofollow_flags() -> i32 {
+pub(crate) fn nofollow_flags() -> i32 {
     nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK
 }
 
@@ -219,6 +238,25 @@ fn write_atomic_with_suffix(path: &Path, bytes: &[u8], suffix: u64) -> Result<()
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err("sync directory", dir))
+}
+
+/// Creates `path` with `bytes`, mode 0600 whatever the umask, never replacing an existing
+/// file or following a symbolic link (`trident genkey FILE`, `trident pair`).
+pub fn create_new(path: &Path, bytes: &[u8]) -> Result<(), SecretFileError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(io_err("create", path))?;
+    // The mode given to open is masked by the umask; 0600 masked can only lose bits, and a
+    // key the owner cannot read is no use, so set it on the descriptor.
+    file.set_permissions(Permissions::from_mode(0o600))
+        .map_err(io_err("set mode 0600 on", path))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io_err("write", path))
 }
 
 /// Reads a secret file of at most `max_len` bytes; `Ok(None)` if it does not exist.

@@ -448,7 +448,7 @@ fn peer_report(
 
 /// The interface must hold Trident's key pair and every configured peer: Trident only
 /// sets PSKs, it never adds a peer or changes a key.
-fn check_device(
+pub(crate) fn check_device(
     device: &DeviceInfo,
     wg_name: &str,
     own: &[u8; 32],
