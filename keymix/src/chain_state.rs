@@ -122,9 +122,11 @@ impl ChainState {
     /// An operator reset: forgets the chain (epoch, C_m, C_{m-1}, tentative) and keeps the
     /// replay records in both directions (keymix and WireGuard), so no recorded message
     /// passes after the reset either. `static_only` records the operator's acknowledgement
-    /// that the next first contact rests on the static keys alone.
+    /// that the next first contact rests on the static keys alone. The pinned protocol
+    /// version goes with the chain: the operator decides anew.
     pub fn forget_chain(&mut self, static_only: bool) {
         self.fold_tie_floor();
+        self.pinned_version = 0;
         self.epoch = 0;
         self.chain.zeroize();
         self.prev_chain = None;

@@ -82,6 +82,11 @@ pub struct PeerConfig {
     pub endpoint_known: bool,
     /// The chain saved by an earlier run (None: no state file, first contact).
     pub state: Option<crate::ChainState>,
+    /// The lowest keymix protocol version spoken with this peer (default 1: a peer that has
+    /// not upgraded still gets a tunnel, until it has spoken version 2 once).
+    pub min_version: crate::Version,
+    /// The highest version spoken with this peer (default: the latest).
+    pub max_version: crate::Version,
 }
 
 impl PeerConfig {
@@ -96,6 +101,8 @@ impl PeerConfig {
             kme_timeout: Duration::from_secs(10),
             endpoint_known: true,
             state: None,
+            min_version: crate::Version::V1,
+            max_version: crate::Version::LATEST,
         }
     }
 }

@@ -24,10 +24,15 @@ pub enum DropReason {
     ChainMismatch,
     /// A bootstrap Init whose timestamp is too far from our clock to tell it from a replay.
     ClockSkew,
+    /// A version-1 message for a peer that has spoken version 2 (or whose `min_version`
+    /// is 2): never believed, whatever it carries.
+    Downgrade,
+    /// A version this side does not speak with that peer (`max_version`).
+    UnsupportedVersion,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 19] = [
         Self::Malformed,
         Self::BadMac1,
         Self::CookieSent,
@@ -45,6 +50,8 @@ impl DropReason {
         Self::Busy,
         Self::ChainMismatch,
         Self::ClockSkew,
+        Self::Downgrade,
+        Self::UnsupportedVersion,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +73,8 @@ impl DropReason {
             Self::Busy => "busy",
             Self::ChainMismatch => "chain_mismatch",
             Self::ClockSkew => "clock_skew",
+            Self::Downgrade => "downgrade",
+            Self::UnsupportedVersion => "unsupported_version",
         }
     }
 }

@@ -4,18 +4,24 @@
 //!
 //! One line per epoch:
 //! `trident-keylog-v1 epoch=N s_init=HEX s_resp=HEX init_index=N ss_x=HEX ss_k=HEX k_q=HEX psk_fp=HEX`
-//! (`k_q=` is empty when QKD did not take part). Lines starting with `#` are comments.
+//! (`k_q=` is empty when QKD did not take part); an exchange in protocol version 2 writes
+//! `trident-keylog-v2` and adds `k_init=HEX` after `init_index` (its hidden fields open with
+//! it). Lines starting with `#` are comments.
 
 use std::fmt::Write as _;
 
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 pub const LINE_PREFIX: &str = "trident-keylog-v1";
+/// The line of an exchange in protocol version 2.
+pub const LINE_PREFIX_V2: &str = "trident-keylog-v2";
 /// Longest line accepted: bounds parsing of untrusted files.
 const MAX_LINE: usize = 1024;
 
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
 pub struct KeyLogEntry {
+    /// The keymix protocol version of the exchange (1 or 2).
+    pub version: u8,
     pub epoch: u64,
     pub s_init: [u8; 32],
     pub s_resp: [u8; 32],
@@ -24,6 +30,8 @@ pub struct KeyLogEntry {
     pub ss_k: [u8; 32],
     pub k_q: Vec<u8>,
     pub psk_fingerprint: [u8; 16],
+    /// Version 2: the Init's hiding key K_init (the audit opens the hidden fields with it).
+    pub k_init: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for KeyLogEntry {
@@ -50,12 +58,21 @@ fn push_hex(out: &mut String, b: &[u8]) {
 impl KeyLogEntry {
     /// The entry as one line (with newline). The returned string holds secrets.
     pub fn to_line(&self) -> Zeroizing<String> {
-        let mut s = Zeroizing::new(String::with_capacity(400));
-        let _ = write!(s, "{LINE_PREFIX} epoch={} s_init=", self.epoch);
+        let mut s = Zeroizing::new(String::with_capacity(480));
+        let prefix = match self.k_init {
+            Some(_) => LINE_PREFIX_V2,
+            None => LINE_PREFIX,
+        };
+        let _ = write!(s, "{prefix} epoch={} s_init=", self.epoch);
         push_hex(&mut s, &self.s_init);
         s.push_str(" s_resp=");
         push_hex(&mut s, &self.s_resp);
-        let _ = write!(s, " init_index={} ss_x=", self.init_index);
+        let _ = write!(s, " init_index={}", self.init_index);
+        if let Some(k) = &self.k_init {
+            s.push_str(" k_init=");
+            push_hex(&mut s, k);
+        }
+        s.push_str(" ss_x=");
         push_hex(&mut s, &self.ss_x);
         s.push_str(" ss_k=");
         push_hex(&mut s, &self.ss_k);
@@ -85,10 +102,17 @@ impl KeyLogEntry {
             return Err("line too long".into());
         }
         let mut words = line.split_ascii_whitespace();
-        if words.next() != Some(LINE_PREFIX) {
-            return Err(format!("does not start with {LINE_PREFIX}"));
-        }
+        let version = match words.next() {
+            Some(LINE_PREFIX) => 1,
+            Some(LINE_PREFIX_V2) => 2,
+            _ => {
+                return Err(format!(
+                    "does not start with {LINE_PREFIX} or {LINE_PREFIX_V2}"
+                ))
+            }
+        };
         let mut e = KeyLogEntry {
+            version,
             epoch: 0,
             s_init: [0; 32],
             s_resp: [0; 32],
@@ -97,6 +121,7 @@ impl KeyLogEntry {
             ss_k: [0; 32],
             k_q: Vec::new(),
             psk_fingerprint: [0; 16],
+            k_init: None,
         };
         let mut seen = 0u8;
         for w in words {
@@ -139,11 +164,15 @@ impl KeyLogEntry {
                     64
                 }
                 "psk_fp" => fixed(&mut e.psk_fingerprint).map(|_| 128)?,
+                "k_init" if version == 2 => {
+                    fixed(e.k_init.insert([0; 32]))?;
+                    0
+                }
                 other => return Err(format!("unknown field {other:?}")),
             };
             seen |= bit;
         }
-        if seen != 0xff {
+        if seen != 0xff || (version == 2) != e.k_init.is_some() {
             return Err("missing fields".into());
         }
         Ok(e)
@@ -156,6 +185,7 @@ mod tests {
 
     fn sample() -> KeyLogEntry {
         KeyLogEntry {
+            version: 1,
             epoch: 3,
             s_init: [1; 32],
             s_resp: [2; 32],
@@ -164,6 +194,7 @@ mod tests {
             ss_k: [4; 32],
             k_q: vec![5; 32],
             psk_fingerprint: [6; 16],
+            k_init: None,
         }
     }
 
@@ -173,7 +204,24 @@ mod tests {
         let text = format!("# comment\n\n{}", e.to_line().as_str());
         assert_eq!(KeyLogEntry::parse_file(&text).unwrap(), vec![e.clone()]);
         e.k_q.clear();
-        assert_eq!(KeyLogEntry::parse_file(&e.to_line()).unwrap(), vec![e]);
+        assert_eq!(
+            KeyLogEntry::parse_file(&e.to_line()).unwrap(),
+            vec![e.clone()]
+        );
+        e.version = 2;
+        e.k_init = Some([9; 32]);
+        let line = e.to_line();
+        assert!(line.starts_with("trident-keylog-v2 epoch=3 "));
+        assert!(line.contains(&format!(" init_index=77 k_init={} ss_x=", "09".repeat(32))));
+        assert_eq!(KeyLogEntry::parse_file(&line).unwrap(), vec![e.clone()]);
+        // k_init belongs to version 2 only, and version 2 needs it.
+        let v1_with = line.replace("trident-keylog-v2", "trident-keylog-v1");
+        assert!(KeyLogEntry::parse_file(&v1_with).is_err());
+        e.k_init = None;
+        let v2_without = e
+            .to_line()
+            .replace("trident-keylog-v1", "trident-keylog-v2");
+        assert!(KeyLogEntry::parse_file(&v2_without).is_err());
     }
 
     #[test]

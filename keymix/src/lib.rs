@@ -10,10 +10,13 @@ mod cookie;
 mod counters;
 mod endpoint;
 mod event;
+mod frame;
+pub mod hide;
 pub mod keylog;
 pub mod labels;
 pub mod mac;
 pub mod message;
+pub mod message_v2;
 pub mod qkd;
 pub mod reconstruct;
 pub mod rng;
@@ -22,6 +25,7 @@ mod session;
 mod shared;
 mod sources;
 mod status;
+mod version;
 
 pub use boringtun::x25519::{PublicKey, StaticSecret};
 pub use chain_state::{ChainState, ChainStateError};
@@ -37,3 +41,4 @@ pub use session::{
 };
 pub use sources::SourceMask;
 pub use status::{AuthBasis, PeerState, PeerStatus};
+pub use version::Version;

@@ -9,7 +9,7 @@ use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::labels;
+use crate::labels::{self, Labels};
 use crate::mac;
 use crate::sources::SourceMask;
 
@@ -18,29 +18,34 @@ pub type Secret32 = Zeroizing<[u8; 32]>;
 
 /// Appends `u16 big-endian length || bytes`. Length prefixes make the concatenation of
 /// secrets and transcript fields injective, so no two different inputs collide.
-fn put_lp(out: &mut impl Extend<u8>, bytes: &[u8]) {
+pub(crate) fn put_lp(out: &mut impl Extend<u8>, bytes: &[u8]) {
     // Every field is bounded far below 65535 by the message parsers.
     let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
     out.extend(len.to_be_bytes());
     out.extend(bytes.iter().copied());
 }
 
-fn extract(salt: &[u8], ikm: &[u8]) -> Hkdf<Sha256> {
+pub(crate) fn extract(salt: &[u8], ikm: &[u8]) -> Hkdf<Sha256> {
     Hkdf::<Sha256>::new(Some(salt), ikm)
 }
 
-fn expand(prk: &Hkdf<Sha256>, label: &[u8], context: &[u8]) -> Secret32 {
+pub(crate) fn expand(prk: &Hkdf<Sha256>, label: &[u8], context: &[u8]) -> Secret32 {
     let mut out = Zeroizing::new([0u8; 32]);
     // 32 bytes is always a valid HKDF-SHA256 output length.
     let _ = prk.expand_multi_info(&[label, context], out.as_mut());
     out
 }
 
-/// C_0: from the bootstrap PSK when one is configured, else from the fixed label alone.
+/// C_0 (version 1): from the bootstrap PSK when one is configured, else from the fixed label.
 pub fn chain0(bootstrap_psk: Option<&[u8; 32]>) -> Secret32 {
+    chain0_with(&labels::V1, bootstrap_psk)
+}
+
+/// C_0 of a protocol version.
+pub fn chain0_with(l: &Labels, bootstrap_psk: Option<&[u8; 32]>) -> Secret32 {
     let mut ikm = Zeroizing::new(Vec::with_capacity(34));
     put_lp(&mut *ikm, bootstrap_psk.map(|p| &p[..]).unwrap_or(&[]));
-    let (prk, _) = Hkdf::<Sha256>::extract(Some(labels::CHAIN0), &ikm);
+    let (prk, _) = Hkdf::<Sha256>::extract(Some(l.chain0), &ikm);
     let mut out = Zeroizing::new([0u8; 32]);
     out.copy_from_slice(&prk);
     out
@@ -62,8 +67,20 @@ pub fn auth_keys(
     s_init: &[u8; 32],
     s_resp: &[u8; 32],
 ) -> AuthKeys {
+    auth_keys_with(&labels::V1, chain, ss_static, bootstrap_psk, s_init, s_resp)
+}
+
+/// The auth keys of a protocol version.
+pub fn auth_keys_with(
+    l: &Labels,
+    chain: &[u8; 32],
+    ss_static: &[u8; 32],
+    bootstrap_psk: Option<&[u8; 32]>,
+    s_init: &[u8; 32],
+    s_resp: &[u8; 32],
+) -> AuthKeys {
     let mut ikm = Zeroizing::new(Vec::with_capacity(100));
-    ikm.extend_from_slice(labels::AUTH);
+    ikm.extend_from_slice(l.auth);
     put_lp(&mut *ikm, ss_static);
     put_lp(&mut *ikm, bootstrap_psk.map(|p| &p[..]).unwrap_or(&[]));
     let prk = extract(chain, &ikm);
@@ -71,8 +88,8 @@ pub fn auth_keys(
     ctx[..32].copy_from_slice(s_init);
     ctx[32..].copy_from_slice(s_resp);
     AuthKeys {
-        i2r: *expand(&prk, labels::AUTH_I2R, &ctx),
-        r2i: *expand(&prk, labels::AUTH_R2I, &ctx),
+        i2r: *expand(&prk, l.auth_i2r, &ctx),
+        r2i: *expand(&prk, l.auth_r2i, &ctx),
     }
 }
 
@@ -94,10 +111,15 @@ pub struct Transcript<'a> {
 }
 
 impl Transcript<'_> {
-    /// T = SHA-256(label || lp(field) || ...), fields as in docs/PROTOCOL.md.
+    /// T = SHA-256(label || lp(field) || ...), fields as in docs/PROTOCOL.md (version 1).
     pub fn hash(&self) -> [u8; 32] {
+        self.hash_with(&labels::V1)
+    }
+
+    /// T of a protocol version.
+    pub fn hash_with(&self, l: &Labels) -> [u8; 32] {
         let mut h = Sha256::new();
-        h.update(labels::TRANSCRIPT);
+        h.update(l.transcript);
         let mut field = |b: &[u8]| {
             let mut buf = Vec::with_capacity(2 + b.len());
             put_lp(&mut buf, b);
@@ -144,16 +166,26 @@ pub struct EpochSecrets {
 /// The combiner: PRK = HKDF-Extract(C_{n-1}, lp(ss_x) || lp(ss_k) || lp(k_q)), then each
 /// output = HKDF-Expand(PRK, label || T).
 pub fn combine(prev_chain: &[u8; 32], secrets: &SourceSecrets, t: &[u8; 32]) -> EpochSecrets {
+    combine_with(&labels::V1, prev_chain, secrets, t)
+}
+
+/// The combiner of a protocol version.
+pub fn combine_with(
+    l: &Labels,
+    prev_chain: &[u8; 32],
+    secrets: &SourceSecrets,
+    t: &[u8; 32],
+) -> EpochSecrets {
     let mut ikm = Zeroizing::new(Vec::with_capacity(6 + 64 + secrets.k_q.len()));
     put_lp(&mut *ikm, &secrets.ss_x);
     put_lp(&mut *ikm, &secrets.ss_k);
     put_lp(&mut *ikm, &secrets.k_q);
     let prk = extract(prev_chain, &ikm);
     EpochSecrets {
-        chain: *expand(&prk, labels::CHAIN, t),
-        psk: *expand(&prk, labels::PSK, t),
-        confirm_r2i: *expand(&prk, labels::CONFIRM_R2I, t),
-        confirm_i2r: *expand(&prk, labels::CONFIRM_I2R, t),
+        chain: *expand(&prk, l.chain, t),
+        psk: *expand(&prk, l.psk, t),
+        confirm_r2i: *expand(&prk, l.confirm_r2i, t),
+        confirm_i2r: *expand(&prk, l.confirm_i2r, t),
     }
 }
 
@@ -165,8 +197,13 @@ pub fn confirm_tag(key: &[u8; 32], t: &[u8; 32]) -> [u8; mac::TAG_LEN] {
 /// A public fingerprint of PSK_n for the key log and the audit: 16 bytes of
 /// SHA-256(label || PSK_n). It identifies the key without revealing it.
 pub fn psk_fingerprint(psk: &[u8; 32]) -> [u8; 16] {
+    psk_fingerprint_with(&labels::V1, psk)
+}
+
+/// The PSK fingerprint of a protocol version.
+pub fn psk_fingerprint_with(l: &Labels, psk: &[u8; 32]) -> [u8; 16] {
     let d = Sha256::new()
-        .chain_update(labels::PSK_FINGERPRINT)
+        .chain_update(l.psk_fingerprint)
         .chain_update(psk)
         .finalize();
     let mut out = [0u8; 16];
@@ -177,8 +214,13 @@ pub fn psk_fingerprint(psk: &[u8; 32]) -> [u8; 16] {
 /// The mac1 key of a receiver: anyone who knows its public key can compute it, which is
 /// the point: mac1 is a cheap filter, not authentication.
 pub fn mac1_key(receiver_public: &[u8; 32]) -> [u8; 32] {
+    mac1_key_with(&labels::V1, receiver_public)
+}
+
+/// The mac1 key of a receiver in a protocol version.
+pub fn mac1_key_with(l: &Labels, receiver_public: &[u8; 32]) -> [u8; 32] {
     Sha256::new()
-        .chain_update(labels::MAC1)
+        .chain_update(l.mac1)
         .chain_update(receiver_public)
         .finalize()
         .into()
@@ -186,8 +228,13 @@ pub fn mac1_key(receiver_public: &[u8; 32]) -> [u8; 32] {
 
 /// The key that encrypts cookies sent by `receiver_public`'s owner.
 pub fn cookie_key(receiver_public: &[u8; 32]) -> [u8; 32] {
+    cookie_key_with(&labels::V1, receiver_public)
+}
+
+/// The cookie key in a protocol version.
+pub fn cookie_key_with(l: &Labels, receiver_public: &[u8; 32]) -> [u8; 32] {
     Sha256::new()
-        .chain_update(labels::COOKIE)
+        .chain_update(l.cookie)
         .chain_update(receiver_public)
         .finalize()
         .into()

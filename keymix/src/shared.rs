@@ -1,7 +1,7 @@
 //! State the endpoint shares with every peer session: our static key, randomness, the
 //! output queues and the counters. Sessions borrow it mutably during each input.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use boringtun::x25519::{PublicKey, StaticSecret};
@@ -18,6 +18,8 @@ pub(crate) struct Shared {
     pub events: VecDeque<Event>,
     pub counters: Counters,
     pub keylog: bool,
+    /// Which peer's session waits for each pending KME request.
+    pub kme_owner: HashMap<KmeRequestId, crate::event::PeerId>,
     next_request: u64,
     base_instant: Instant,
     base_unix: Duration,
@@ -41,6 +43,7 @@ impl Shared {
             events: VecDeque::new(),
             counters: Counters::default(),
             keylog,
+            kme_owner: HashMap::new(),
             next_request: 0,
             base_instant: now,
             base_unix: wall_clock.duration_since(UNIX_EPOCH).unwrap_or_default(),

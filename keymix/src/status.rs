@@ -91,4 +91,37 @@ pub struct PeerStatus {
     /// Something the operator should know that the peer proved (e.g. it re-bootstrapped:
     /// it lost its state or was reset), for ten minutes.
     pub warning: Option<String>,
+    /// The keymix protocol version of the live epoch's exchange.
+    pub version: Option<crate::Version>,
+    /// The version this peer is pinned to (it has spoken it: nothing earlier is believed),
+    /// if any.
+    pub pinned_version: Option<crate::Version>,
+}
+
+impl PeerStatus {
+    /// A peer nothing is known of yet.
+    pub fn connecting() -> Self {
+        Self {
+            state: PeerState::Connecting,
+            epoch: None,
+            chain_epoch: 0,
+            epoch_age: None,
+            sources: SourceMask::default(),
+            qkd_key_ids: Vec::new(),
+            last_kme_error: None,
+            expired: false,
+            exchanges: 0,
+            last_exchange: None,
+            auth: None,
+            reason: None,
+            hint: None,
+            unverified: 0,
+            last_unverified: None,
+            static_only_reset: false,
+            psk_rotation: false,
+            warning: None,
+            version: None,
+            pinned_version: None,
+        }
+    }
 }

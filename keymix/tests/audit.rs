@@ -11,7 +11,8 @@ use common::{Net, Options};
 use keymix::audit::{analyse, AuditError, Broken, Datagram, Outcome, Unknown};
 use keymix::keylog::KeyLogEntry;
 use keymix::message::{Init, Resp, TYPE_INIT, TYPE_RESP};
-use keymix::QkdPolicy;
+use keymix::message_v2::{InitV2, RespV2};
+use keymix::{QkdPolicy, Version};
 
 fn capture(net: &Net) -> Vec<Datagram> {
     net.recorded
@@ -143,11 +144,18 @@ fn broken_accepts_the_names_status_prints() {
 
 /// A short run with no loss, 5 s epochs: epochs 1, 2, 3, ... in the key log.
 fn clean_run() -> Net {
-    let mut net = Net::new(Options {
-        epoch: Duration::from_secs(5),
-        reject_after: Duration::from_secs(8),
-        ..Options::default()
-    });
+    clean_run_in(Version::V1)
+}
+
+fn clean_run_in(version: Version) -> Net {
+    let mut net = Net::new(
+        Options {
+            epoch: Duration::from_secs(5),
+            reject_after: Duration::from_secs(8),
+            ..Options::default()
+        }
+        .only(version),
+    );
     net.run_for(Duration::from_secs(22), |_| 1);
     assert!(net.a.keys.len() >= 4);
     net
@@ -195,30 +203,66 @@ fn an_epoch_without_its_keylog_line_is_unknown_not_not_recovered() {
     }
 }
 
+/// Version 2 hides the epoch of every message, so the audit cannot see that the capture
+/// holds epoch 2 when its line is missing: epoch 3 names epoch 2 as missing, and what
+/// follows is `unknown` too, never `not recovered`.
+#[test]
+fn version_2_an_epoch_without_its_keylog_line_is_unknown() {
+    let net = clean_run_in(Version::V2);
+    let cap = capture(&net);
+    let mut log = keylog(&net);
+    assert!(log.iter().all(|e| e.version == 2 && e.k_init.is_some()));
+    log.remove(1);
+    let got = outcomes(&cap, &log, "all");
+    assert_eq!(got[0], (1, Outcome::Recovered));
+    assert_eq!(
+        got[1],
+        (3, Outcome::Unknown(Unknown::PreviousMissing { epoch: 2 }))
+    );
+    assert!(got[2..]
+        .iter()
+        .all(|(e, o)| *o == Outcome::Unknown(Unknown::PreviousUnknown { epoch: e - 1 })));
+}
+
 /// The capture lacks epoch 2's Resp and epoch 4's Init (a capture started late, or lossy):
 /// those epochs, and the ones chained to them, are `unknown`.
 #[test]
 fn an_epoch_missing_from_the_capture_is_unknown() {
-    let net = clean_run();
-    let log = keylog(&net);
-    let cap: Vec<Datagram> = capture(&net)
-        .into_iter()
-        .filter(|d| match d.payload.first() {
-            Some(&TYPE_RESP) => Resp::parse(&d.payload).map_or(true, |r| r.epoch != 2),
-            Some(&TYPE_INIT) => Init::parse(&d.payload).map_or(true, |i| i.epoch != 4),
-            _ => true,
-        })
-        .collect();
-    let got = outcomes(&cap, &log, "all");
-    assert_eq!(got.len(), log.len(), "{got:?}");
-    assert_eq!(got[0], (1, Outcome::Recovered));
-    assert_eq!(got[1], (2, Outcome::Unknown(Unknown::MissingResp)));
-    assert_eq!(
-        got[2],
-        (3, Outcome::Unknown(Unknown::PreviousUnknown { epoch: 2 }))
-    );
-    assert_eq!(got[3], (4, Outcome::Unknown(Unknown::MissingInit)));
-    assert!(got.iter().all(|(_, o)| *o != Outcome::NotRecovered));
+    for version in [Version::V1, Version::V2] {
+        let net = clean_run_in(version);
+        let log = keylog(&net);
+        // Found by the key log's Init index: version 2 shows no epoch on the wire.
+        let (index2, index4) = (log[1].init_index, log[3].init_index);
+        let cap: Vec<Datagram> = capture(&net)
+            .into_iter()
+            .filter(|d| match (d.payload.first(), index_of(&d.payload)) {
+                (Some(&TYPE_RESP), Some(i)) => i != index2,
+                (Some(&TYPE_INIT), Some(i)) => i != index4,
+                _ => true,
+            })
+            .collect();
+        let got = outcomes(&cap, &log, "all");
+        assert_eq!(got.len(), log.len(), "{got:?}");
+        assert_eq!(got[0], (1, Outcome::Recovered));
+        assert_eq!(got[1], (2, Outcome::Unknown(Unknown::MissingResp)));
+        assert_eq!(
+            got[2],
+            (3, Outcome::Unknown(Unknown::PreviousUnknown { epoch: 2 }))
+        );
+        assert_eq!(got[3], (4, Outcome::Unknown(Unknown::MissingInit)));
+        assert!(got.iter().all(|(_, o)| *o != Outcome::NotRecovered));
+    }
+}
+
+/// An Init's sender index, or a Resp's receiver index, in either version.
+fn index_of(payload: &[u8]) -> Option<u32> {
+    match (payload.first(), payload.get(1)) {
+        (Some(&TYPE_INIT), Some(1)) => Init::parse(payload).ok().map(|i| i.sender_index),
+        (Some(&TYPE_INIT), Some(2)) => InitV2::parse(payload).ok().map(|i| i.sender_index),
+        (Some(&TYPE_RESP), Some(1)) => Resp::parse(payload).ok().map(|r| r.receiver_index),
+        (Some(&TYPE_RESP), Some(2)) => RespV2::parse(payload).ok().map(|r| r.receiver_index),
+        _ => None,
+    }
 }
 
 /// A check that cannot fail is no check: no exchanges in the capture is an error.

@@ -26,6 +26,8 @@ mod scenarios_campaign;
 mod scenarios_hub;
 #[path = "sim/scenarios_static_key.rs"]
 mod scenarios_static_key;
+#[path = "sim/scenarios_v2.rs"]
+mod scenarios_v2;
 #[path = "sim/script.rs"]
 mod script;
 #[path = "sim/side.rs"]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{Net, Options, Packet};
 use keymix::message::{Init, Resp, TYPE_CONFIRM, TYPE_INIT, TYPE_RESP};
-use keymix::{DropReason, SourceMask};
+use keymix::{DropReason, SourceMask, Version};
 
 fn first_of_type(net: &Net, ty: u8) -> Packet {
     net.recorded
@@ -54,7 +54,13 @@ fn assert_every_flip_rejected(net: &mut Net, p: &Packet) {
 
 #[test]
 fn a_flipped_byte_anywhere_in_any_message_is_rejected_without_state_change() {
-    let mut net = Net::new(Options::default());
+    for v in [Version::V1, Version::V2] {
+        every_flip_rejected(v);
+    }
+}
+
+fn every_flip_rejected(version: Version) {
+    let mut net = Net::new(Options::default().only(version));
     // Init: A (or B) initiates; hold everything.
     net.run_for(Duration::from_millis(10), |_| 0);
     net.pump_outputs();
@@ -107,13 +113,18 @@ fn replaying_any_earlier_message_changes_nothing() {
     net.assert_keys_agree();
 }
 
+/// Version 1 carries the key IDs and masks in clear (version 2 seals them: a change breaks
+/// the AEAD, which the flip test covers).
 #[test]
 fn stripping_qkd_key_ids_in_transit_is_detected() {
-    let mut net = Net::new(Options {
-        qkd_b: keymix::QkdPolicy::Preferred,
-        qkd_a: keymix::QkdPolicy::Preferred,
-        ..Options::default()
-    });
+    let mut net = Net::new(
+        Options {
+            qkd_b: keymix::QkdPolicy::Preferred,
+            qkd_a: keymix::QkdPolicy::Preferred,
+            ..Options::default()
+        }
+        .only(Version::V1),
+    );
     // A man in the middle re-encodes every Init without key IDs and with the base mask,
     // and every Resp with the base mask, and recomputes mac1 (it knows the public keys):
     // only the auth tag can catch it.

@@ -11,6 +11,7 @@ use std::hash::{BuildHasher, RandomState};
 
 use keymix::audit::Datagram;
 use keymix::message::{Init, Resp, TYPE_INIT, TYPE_RESP};
+use keymix::message_v2;
 
 use super::Udp;
 
@@ -52,7 +53,10 @@ impl KeymixMessages {
 
     /// Keeps `d` if it is a keymix Init or Resp not seen before and within the limit.
     pub fn offer(&mut self, d: Udp<'_>) {
+        let v2 = d.payload.get(1) == Some(&message_v2::VERSION);
         let parses = match d.payload.first() {
+            Some(&TYPE_INIT) if v2 => message_v2::InitV2::parse(d.payload).is_ok(),
+            Some(&TYPE_RESP) if v2 => message_v2::RespV2::parse(d.payload).is_ok(),
             Some(&TYPE_INIT) => Init::parse(d.payload).is_ok(),
             Some(&TYPE_RESP) => Resp::parse(d.payload).is_ok(),
             _ => false,

@@ -12,8 +12,9 @@ use crate::keylog::KeyLogEntry;
 use crate::reconstruct;
 use crate::schedule::{self, SourceSecrets};
 use crate::sources::SourceMask;
+use crate::Version;
 
-use super::exchanges::{Exchanges, Found, MAX_CANDIDATES};
+use super::exchanges::{version_of, Exchanges, Found, MAX_CANDIDATES};
 use super::{AuditError, Broken, Datagram};
 
 /// The two static public keys of a peer pair, smaller first.
@@ -153,7 +154,7 @@ pub fn analyse(
         }
     }
 
-    let c0 = schedule::chain0(bootstrap_psk);
+    let c0_of = |v: Version| schedule::chain0_with(v.labels(), bootstrap_psk);
     let mut report = AuditReport {
         datagrams: datagrams.len(),
         exchanges,
@@ -172,7 +173,10 @@ pub fn analyse(
         // committed (a later epoch chains from them) but not in the key log.
         let after = chains.get(&pair).map_or(0, |c| c.epoch);
         let mut gap: Vec<(u64, SourceMask)> = Vec::new();
-        for (id, i, sources) in ex.complete() {
+        for (id, i, sources) in ex
+            .complete()
+            .filter_map(|(id, c)| c.map(|(i, s)| (id, i, s)))
+        {
             let attributed = pairs_of_key
                 .get(&i.s_init)
                 .is_some_and(|p| p.len() == 1 && p.contains(&pair));
@@ -190,6 +194,8 @@ pub fn analyse(
                 outcome: Outcome::Unknown(Unknown::NoKeyLogLine),
             });
         }
+        let version = version_of(entry);
+        let c0 = c0_of(version);
         let prev: Result<Zeroizing<[u8; 32]>, Unknown> = match chains.get(&pair) {
             _ if n == 1 => Ok(c0.clone()),
             Some(Chain {
@@ -233,7 +239,7 @@ pub fn analyse(
     }
     report.unmatched_exchanges = ex
         .complete()
-        .filter(|(id, _, _)| !used.contains(id) && !gap_ids.contains(id))
+        .filter(|(id, _)| !used.contains(id) && !gap_ids.contains(id))
         .count();
     Ok(report)
 }
@@ -243,7 +249,7 @@ pub fn analyse(
 /// the attacker's chain key after this epoch (`None` when it is unknown).
 fn rebuild(
     entry: &KeyLogEntry,
-    pairs: &[(usize, &crate::message::Init, &crate::message::Resp)],
+    pairs: &[(usize, crate::message::Init, crate::message::Resp)],
     broken: Broken,
     prev: Result<Zeroizing<[u8; 32]>, Unknown>,
     c0: &Zeroizing<[u8; 32]>,
@@ -273,8 +279,11 @@ fn rebuild(
     let mut own_guess = None;
     for chain in candidates {
         for (_, init, resp) in pairs {
-            let derived = reconstruct::rebuild(chain, init, resp, &entry.s_resp, &secrets);
-            if schedule::psk_fingerprint(&derived.psk) == entry.psk_fingerprint {
+            let version = version_of(entry);
+            let derived = reconstruct::rebuild(version, chain, init, resp, &entry.s_resp, &secrets);
+            if schedule::psk_fingerprint_with(version.labels(), &derived.psk)
+                == entry.psk_fingerprint
+            {
                 return (Outcome::Recovered, Some(Zeroizing::new(derived.chain)));
             }
             if own_guess.is_none() && prev.as_ref().is_ok_and(|k| k[..] == chain[..]) {

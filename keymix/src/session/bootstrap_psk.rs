@@ -10,6 +10,7 @@
 use zeroize::Zeroizing;
 
 use crate::schedule::{self, Secret32};
+use crate::Version;
 
 /// Which of the two PSKs authenticated (or keys) a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,16 +19,30 @@ pub(crate) enum PskChoice {
     Previous,
 }
 
-/// One bootstrap PSK (or none) and the C_0 it gives.
+/// One bootstrap PSK (or none) and the C_0 it gives in each protocol version.
 pub(crate) struct BootstrapPsk {
     pub psk: Option<Secret32>,
-    pub chain0: Secret32,
+    chain0_v1: Secret32,
+    chain0_v2: Secret32,
 }
 
 impl BootstrapPsk {
     fn new(psk: Option<Secret32>) -> Self {
-        let chain0 = schedule::chain0(psk.as_deref());
-        Self { psk, chain0 }
+        let chain0_v1 = schedule::chain0_with(Version::V1.labels(), psk.as_deref());
+        let chain0_v2 = schedule::chain0_with(Version::V2.labels(), psk.as_deref());
+        Self {
+            psk,
+            chain0_v1,
+            chain0_v2,
+        }
+    }
+
+    /// C_0 of `version` (its labels differ, so does C_0).
+    pub fn chain0(&self, version: Version) -> &Secret32 {
+        match version {
+            Version::V1 => &self.chain0_v1,
+            Version::V2 => &self.chain0_v2,
+        }
     }
 
     fn same_as(&self, other: Option<&[u8; 32]>) -> bool {

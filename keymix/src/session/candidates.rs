@@ -8,17 +8,20 @@ use zeroize::Zeroizing;
 
 use super::bootstrap_psk::PskChoice;
 use super::diagnosis::Unverified;
+use super::hiding::Slot;
 use super::responder::BOOTSTRAP_MAX_CLOCK_SKEW;
 use super::Session;
 use crate::counters::DropReason;
+use crate::frame::{InitFrame, Named};
 use crate::mac;
 use crate::message::Init;
 use crate::schedule::{self, AuthKeys, Secret32};
 use crate::shared::Shared;
+use crate::Version;
 
 /// Which chain key authenticated an Init.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum ChainChoice {
+pub(crate) enum ChainChoice {
     /// C_n for epoch n+1 (C_0 for epoch 1 while we hold no chain).
     Current,
     /// The chain of the exchange we answered and still hold: the peer completed it.
@@ -49,16 +52,23 @@ impl Matched {
 }
 
 impl Session {
-    /// Candidate (choice, chain key, PSK) triples for an Init of `epoch`, most likely
-    /// first: the configured bootstrap PSK before the previous one during a rotation.
-    pub(super) fn candidates(&self, epoch: u64) -> Vec<(ChainChoice, Secret32, PskChoice)> {
+    /// Candidate (choice, chain key, PSK) triples for an Init of `epoch` in `version`, most
+    /// likely first: the configured bootstrap PSK before the previous one during a
+    /// rotation. A version-2 Init's pseudonym (`named`) leaves only the candidate it names.
+    pub(super) fn candidates(
+        &self,
+        epoch: u64,
+        version: Version,
+        named: Option<Named>,
+    ) -> Vec<(ChainChoice, Secret32, PskChoice)> {
         let mut out = Vec::with_capacity(4);
         for (psk, p) in self.psks.accepted() {
+            let chain0 = p.chain0(version);
             if epoch == self.state.epoch + 1 {
                 let chain = if self.state.has_chain() {
                     &self.state.chain
                 } else {
-                    &*p.chain0
+                    &**chain0
                 };
                 out.push((ChainChoice::Current, Zeroizing::new(*chain), psk));
             }
@@ -73,24 +83,38 @@ impl Session {
                 }
             }
             if epoch == 1 && self.state.has_chain() {
-                out.push((ChainChoice::Bootstrap, p.chain0.clone(), psk));
+                out.push((ChainChoice::Bootstrap, chain0.clone(), psk));
             }
         }
+        let has_chain = self.state.has_chain();
+        out.retain(|(choice, _, psk)| {
+            let c0 = matches!(choice, ChainChoice::Bootstrap)
+                || (*choice == ChainChoice::Current && !has_chain);
+            match named {
+                None => true,
+                Some(Named::Slot(Slot::Chain(c, p))) => *choice == c && *psk == p && !c0,
+                Some(Named::Slot(Slot::Boot(p))) => c0 && *psk == p,
+                Some(Named::StaticOnlyBootstrap) => c0 && self.psks.get(*psk).psk.is_none(),
+            }
+        });
         out
     }
 
-    /// The candidate whose auth key verifies `init`'s tag over `covered` (the bytes before
-    /// the tag), if any.
-    pub(super) fn authenticate(
+    /// The candidate whose auth key verifies the Init's tag over `covered` (the bytes
+    /// before the tag), if any.
+    fn authenticate(
         &self,
         static_public: &[u8; 32],
+        version: Version,
         init: &Init,
         covered: &[u8],
+        named: Option<Named>,
     ) -> Option<Matched> {
-        self.candidates(init.epoch)
+        self.candidates(init.epoch, version, named)
             .into_iter()
             .find_map(|(choice, chain, psk)| {
-                let auth = schedule::auth_keys(
+                let auth = schedule::auth_keys_with(
+                    version.labels(),
                     &chain,
                     &self.ss_static,
                     self.bootstrap_psk(psk),
@@ -106,17 +130,17 @@ impl Session {
             })
     }
 
-    /// Finds the chain key (and bootstrap PSK) that authenticates `init`; what fails is
+    /// Finds the chain key (and bootstrap PSK) that authenticates the Init; what fails is
     /// counted as unverified and changes nothing else.
     pub(super) fn authenticate_init(
         &mut self,
         sh: &Shared,
         now: Instant,
-        init: &Init,
-        covered: Option<&[u8]>,
+        frame: &InitFrame<'_>,
     ) -> Result<Matched, DropReason> {
-        let covered = covered.ok_or(DropReason::Malformed)?;
-        if self.candidates(init.epoch).is_empty() {
+        let init = &frame.init;
+        let named = frame.hidden.as_ref().map(|h| h.named);
+        if self.candidates(init.epoch, frame.version, named).is_empty() {
             self.observe_unverified(now, Unverified::UnknownEpoch { epoch: init.epoch });
             return Err(if !self.state.has_chain() && init.epoch > 1 {
                 DropReason::ChainMismatch
@@ -124,7 +148,14 @@ impl Session {
                 DropReason::StaleEpoch
             });
         }
-        match self.authenticate(&sh.static_public, init, covered) {
+        let found = self.authenticate(
+            &sh.static_public,
+            frame.version,
+            init,
+            frame.auth_covered,
+            named,
+        );
+        match found {
             Some(m) => Ok(m),
             None => {
                 self.observe_unverified(now, Unverified::BadAuth { epoch: init.epoch });

@@ -15,6 +15,7 @@ use crate::schedule::EpochSecrets;
 use crate::shared::Shared;
 use crate::sources::SourceMask;
 use crate::status::AuthBasis;
+use crate::Version;
 
 impl Session {
     /// Moves the chain to `epoch` / `chain` and persists it; called before the epoch's PSK
@@ -70,7 +71,13 @@ impl Session {
         keyed_with: Option<&[u8; 32]>,
         psk: PskChoice,
         keylog: Option<Box<KeyLogEntry>>,
+        version: Version,
     ) {
+        // Once an exchange in version 2 completed, the peer is never spoken to in version 1
+        // again (persisted with the chain: also after restarts).
+        if version >= Version::V2 && version.byte() > self.state.pinned_version {
+            self.state.pinned_version = version.byte();
+        }
         self.advance_chain(sh, epoch, &derived.chain, keyed_with);
         let auth = if keyed_with.is_some() {
             AuthBasis::Chain
@@ -95,6 +102,7 @@ impl Session {
             established: now,
             expired: false,
             auth,
+            version,
         });
         self.exchanges += 1;
         if sources.has_qkd() {

@@ -66,6 +66,8 @@ pub(super) enum Unverified {
     BootstrapRefused,
     /// A static-key-only bootstrap Init too far from our clock.
     ClockSkew(Duration),
+    /// A version-1 message for a peer that has spoken version 2 (or must).
+    Downgrade,
 }
 
 impl Session {
@@ -122,6 +124,9 @@ impl Session {
                  and a static key alone does not prove it comes from the peer"
             ),
             Unverified::ClockSkew(skew) => clock_skew(skew),
+            Unverified::Downgrade => "a keymix version-1 message, refused: this peer has \
+                 spoken version 2 (or min_version is 2), so version 1 is never believed for it"
+                .to_string(),
         };
         let obs = &mut self.observations;
         obs.unverified = obs.unverified.saturating_add(1);
@@ -238,6 +243,8 @@ impl Session {
                 let ago = now.saturating_duration_since(*at);
                 (ago < MISMATCH_MEMORY).then(|| format!("{text}, {} s ago", ago.as_secs()))
             }),
+            version: None,
+            pinned_version: crate::Version::from_byte(self.state.pinned_version),
         };
         match &self.committed {
             None => {
@@ -266,6 +273,7 @@ impl Session {
                 st.sources = c.sources;
                 st.qkd_key_ids = c.key_ids.clone();
                 st.auth = Some(c.auth);
+                st.version = Some(c.version);
             }
         }
         st

@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use boringtun::x25519::{PublicKey, StaticSecret};
 use ml_kem::array::Array;
-use ml_kem::{Decapsulate, DecapsulationKey, KeyExport, MlKem768};
+use ml_kem::{Decapsulate, DecapsulationKey, MlKem768};
 use zeroize::Zeroizing;
 
 use super::bootstrap_psk::PskChoice;
-use super::initiator_retry::{BOOTSTRAP_FALLBACK_AFTER, PSK_SWITCH_AFTER};
+use super::init_send::OwnExchangeKeys;
+use super::initiator_retry::{BOOTSTRAP_FALLBACK_AFTER, PSK_SWITCH_AFTER, VERSION_FALLBACK_AFTER};
 use super::material::{check_keys, keylog_entry};
 use super::retransmit::Retransmit;
 use super::{retry_pause, LastConfirm, Session};
@@ -18,12 +19,15 @@ use crate::config::QkdPolicy;
 use crate::cookie;
 use crate::counters::DropReason;
 use crate::event::{Destination, KmeRequestId, KmeRequestKind, Role};
+use crate::hide;
 use crate::mac;
-use crate::message::{Confirm, CookieReply, Init, Resp, COOKIE_LEN, MLKEM_EK_LEN};
+use crate::message::{Confirm, CookieReply, Init, Resp, COOKIE_LEN};
+use crate::message_v2::{self, ConfirmV2, RespV2};
 use crate::qkd::{QkdError, QkdKey};
 use crate::schedule::{self, AuthKeys, Secret32, SourceSecrets, Transcript};
 use crate::shared::Shared;
 use crate::sources::SourceMask;
+use crate::Version;
 
 /// Our exchange as initiator.
 pub(super) enum Initiation {
@@ -66,9 +70,19 @@ impl Initiation {
     pub(super) fn awaits(&self, id: KmeRequestId) -> bool {
         matches!(self, Self::AwaitingKme { request, .. } if *request == id)
     }
+
+    pub(super) fn init_index(&self) -> Option<u32> {
+        match self {
+            Self::AwaitingKme { .. } => None,
+            Self::Sent(s) => Some(s.init.sender_index),
+        }
+    }
 }
 
 pub(super) struct SentInit {
+    pub(super) version: Version,
+    /// Version 2: the Init's hiding key and the exchange keys derived from it.
+    pub(super) hidden: Option<Box<OwnExchangeKeys>>,
     pub(super) chain: Secret32,
     /// Keyed with C_0: a bootstrap exchange.
     pub(super) bootstrap: bool,
@@ -79,6 +93,8 @@ pub(super) struct SentInit {
     pub(super) psk_switched: bool,
     /// A bootstrap Init sent in place of an unanswered chain-keyed one (one per attempt).
     pub(super) fallback: bool,
+    /// A version-1 Init sent in place of an unanswered version-2 one (one per attempt).
+    pub(super) version_switched: bool,
     /// The driver could not send it: the next try is a fresh Init, not a copy.
     pub(super) unsent: bool,
     pub(super) auth: AuthKeys,
@@ -98,6 +114,7 @@ pub(super) struct SentInit {
 
 impl Session {
     pub(super) fn initiator_timeout(&mut self, sh: &mut Shared, now: Instant) {
+        let may_fall_back_to_v1 = self.may_fall_back_to_v1();
         let may_start = now >= self.next_initiation_at
             && self.reachable
             && !self.responding_blocks_initiation(now);
@@ -119,6 +136,12 @@ impl Session {
                     );
                     self.initiating = None;
                     self.next_initiation_at = now + retry_pause(sh.rng_word());
+                } else if s.version == Version::V2
+                    && !s.version_switched
+                    && may_fall_back_to_v1
+                    && now.saturating_duration_since(s.keyed_at) >= VERSION_FALLBACK_AFTER
+                {
+                    self.switch_version(sh, now);
                 } else if self.psks.rotating()
                     && !s.psk_switched
                     && now.saturating_duration_since(s.started) >= PSK_SWITCH_AFTER
@@ -138,7 +161,10 @@ impl Session {
                     // The retransmission carries mac2 once a cookie arrived: a cookie
                     // reply never makes us send at once (no amplification by forgeries).
                     if let Some(c) = &s.cookie {
-                        let off = Init::mac2_offset(&s.bytes);
+                        let off = match s.version {
+                            Version::V1 => Init::mac2_offset(&s.bytes),
+                            Version::V2 => message_v2::init::MAC2,
+                        };
                         let mac2 = mac::tag(c, s.bytes.get(..off).unwrap_or(&[]));
                         if let Some(dst) = s.bytes.get_mut(off..) {
                             dst.copy_from_slice(&mac2);
@@ -154,7 +180,8 @@ impl Session {
     fn start_initiation(&mut self, sh: &mut Shared, now: Instant) {
         let epoch = self.state.epoch + 1;
         if self.cfg.qkd == QkdPolicy::Off {
-            self.send_init(sh, now, None, false);
+            let version = self.init_version();
+            self.send_init(sh, now, None, false, version);
             return;
         }
         let Some(slave) = self.cfg.peer_sae_id.clone() else {
@@ -185,7 +212,8 @@ impl Session {
             self.initiating = None;
             self.next_initiation_at = now + retry_pause(sh.rng_word());
         } else {
-            self.send_init(sh, now, None, false);
+            let version = self.init_version();
+            self.send_init(sh, now, None, false, version);
         }
     }
 
@@ -198,128 +226,76 @@ impl Session {
     ) {
         self.initiating = None;
         match result.and_then(|keys| check_keys(keys, None)) {
-            Ok((ids, key)) => self.send_init(sh, now, Some((ids, key)), false),
+            Ok((ids, key)) => {
+                let version = self.init_version();
+                self.send_init(sh, now, Some((ids, key)), false, version)
+            }
             Err(e) => self.initiator_kme_failed(sh, now, e.to_string()),
         }
     }
 
-    /// Sends an Init for the next epoch, keyed with our chain; a bootstrap (epoch 1, C_0)
-    /// without one, or when `bootstrap` asks for it over the chain we hold.
-    pub(super) fn send_init(
-        &mut self,
-        sh: &mut Shared,
-        now: Instant,
-        qkd: Option<(Vec<String>, Zeroizing<Vec<u8>>)>,
-        bootstrap: bool,
-    ) {
-        let bootstrap = bootstrap || !self.state.has_chain();
-        let epoch = if bootstrap { 1 } else { self.state.epoch + 1 };
-        let psk = self.psks.for_init();
-        let chain = if bootstrap {
-            self.psks.get(psk).chain0.clone()
-        } else {
-            Zeroizing::new(*self.current_chain(psk))
-        };
-        let s_init = sh.static_public;
-        let auth = schedule::auth_keys(
-            &chain,
-            &self.ss_static,
-            self.bootstrap_psk(psk),
-            &s_init,
-            &self.peer_public,
-        );
-        let mut e_bytes = Zeroizing::new([0u8; 32]);
-        sh.rng.fill(e_bytes.as_mut());
-        let e_secret = StaticSecret::from(*e_bytes);
-        let e_init = *PublicKey::from(&e_secret).as_bytes();
-        let mut seed = Zeroizing::new(Array::from([0u8; 64]));
-        sh.rng.fill(seed.as_mut_slice());
-        let dk = DecapsulationKey::<MlKem768>::from_seed(*seed);
-        let mut ek = Box::new([0u8; MLKEM_EK_LEN]);
-        ek.copy_from_slice(&dk.encapsulation_key().to_bytes());
-        let (key_ids, k_q, proposed) = match qkd {
-            Some((ids, key)) => (ids, key, SourceMask::ALL),
-            None => (Vec::new(), Zeroizing::new(Vec::new()), SourceMask::BASE),
-        };
-        // Strictly above the last Init we sent, even if the wall clock went back: the
-        // peer's replay check must never reject our next Init. Persisted before sending.
-        let timestamp = sh.timestamp(now).max(self.state.last_init_sent_ts + 1);
-        self.state.last_init_sent_ts = timestamp;
-        self.persist(sh);
-        let mut init = Init {
-            proposed,
-            sender_index: sh.next_index(),
-            epoch,
-            timestamp,
-            s_init,
-            e_init,
-            ek,
-            key_ids,
-            auth: [0; 16],
-            mac1: [0; 16],
-            mac2: [0; 16],
-        };
-        let mut bytes = init.to_bytes();
-        let off = Init::auth_offset(&bytes);
-        init.auth = mac::tag(&auth.i2r, &bytes[..off]);
-        bytes[off..off + 16].copy_from_slice(&init.auth);
-        let off = Init::mac1_offset(&bytes);
-        init.mac1 = mac::tag(&self.mac1_key_peer, &bytes[..off]);
-        bytes[off..off + 16].copy_from_slice(&init.mac1);
-        tracing::debug!(peer = %self.short, epoch, sources = %proposed, bootstrap, "sending keymix init");
-        sh.send(Destination::Peer(self.id), bytes.clone());
-        self.initiating = Some(Initiation::Sent(Box::new(SentInit {
-            chain,
-            bootstrap,
-            psk,
-            psk_switched: false,
-            fallback: false,
-            unsent: false,
-            auth,
-            init,
-            bytes,
-            e_secret,
-            dk,
-            k_q,
-            cookie: None,
-            started: now,
-            keyed_at: now,
-            retransmit: Retransmit::new(now),
-        })));
-    }
-
-    pub(crate) fn owns_init_index(&self, index: u32) -> bool {
-        matches!(&self.initiating, Some(Initiation::Sent(s)) if s.init.sender_index == index)
-    }
-
-    pub(crate) fn answers_resp(&self, index: u32, resp_hash: &[u8; 32]) -> bool {
-        self.owns_init_index(index)
-            || self
-                .last_confirm
-                .as_ref()
-                .is_some_and(|c| &c.resp_hash == resp_hash)
-    }
-
+    /// A Resp for our live Init (or a copy of the one we confirmed: the Confirm again).
+    /// Version 1's mac1 was checked by the endpoint; version 2's is under the exchange's
+    /// K_mac1x, which only this session holds, and its mask is sealed under K_resp.
     pub(crate) fn handle_resp(
         &mut self,
         sh: &mut Shared,
         now: Instant,
-        resp: &Resp,
+        version: Version,
         bytes: &[u8],
         resp_hash: &[u8; 32],
     ) -> Result<(), DropReason> {
+        self.check_version(now, version)?;
+        let receiver_index = match version {
+            Version::V1 => Resp::parse(bytes).map(|r| r.receiver_index),
+            Version::V2 => RespV2::parse(bytes).map(|r| r.receiver_index),
+        }
+        .map_err(|_| DropReason::Malformed)?;
         let Some(Initiation::Sent(sent)) = &self.initiating else {
             return self.resend_confirm(sh, resp_hash);
         };
-        if sent.init.sender_index != resp.receiver_index {
+        if sent.init.sender_index != receiver_index {
             return self.resend_confirm(sh, resp_hash);
         }
+        if sent.version != version {
+            return Err(DropReason::UnknownIndex);
+        }
+        let (resp, auth_covered) = match &sent.hidden {
+            None => {
+                let resp = Resp::parse(bytes).map_err(|_| DropReason::Malformed)?;
+                (resp, bytes.get(..Resp::AUTH_OFFSET))
+            }
+            Some(h) => {
+                let wire = RespV2::parse(bytes).map_err(|_| DropReason::Malformed)?;
+                let covered = bytes.get(..message_v2::resp::MAC1).unwrap_or(&[]);
+                if !mac::verify(&h.keys.mac1, covered, &wire.mac1) {
+                    return Err(DropReason::BadMac1);
+                }
+                let aad = bytes.get(..message_v2::resp::SEALED).unwrap_or(&[]);
+                let mask =
+                    hide::open(&h.keys.resp, &wire.sealed, aad).ok_or(DropReason::BadAuth)?;
+                let sources = mask
+                    .first()
+                    .and_then(|b| SourceMask::from_wire(*b))
+                    .ok_or(DropReason::Malformed)?;
+                let resp = Resp {
+                    sources,
+                    sender_index: wire.sender_index,
+                    receiver_index: wire.receiver_index,
+                    epoch: sent.init.epoch,
+                    e_resp: wire.e_resp,
+                    ct: wire.ct,
+                    confirm: wire.confirm,
+                    auth: wire.auth,
+                    mac1: wire.mac1,
+                };
+                (resp, bytes.get(..message_v2::resp::AUTH))
+            }
+        };
         if resp.epoch != sent.init.epoch {
             return Err(DropReason::StaleEpoch);
         }
-        let auth_part = bytes
-            .get(..Resp::AUTH_OFFSET)
-            .ok_or(DropReason::Malformed)?;
+        let auth_part = auth_covered.ok_or(DropReason::Malformed)?;
         if !mac::verify(&sent.auth.r2i, auth_part, &resp.auth) {
             return Err(DropReason::BadAuth);
         }
@@ -365,8 +341,8 @@ impl Session {
             ct: &resp.ct[..],
             sources: resp.sources,
         }
-        .hash();
-        let derived = schedule::combine(&sent.chain, &secrets, &t);
+        .hash_with(version.labels());
+        let derived = schedule::combine_with(version.labels(), &sent.chain, &secrets, &t);
         if !mac::verify(&derived.confirm_r2i, &t, &resp.confirm) {
             // Authentic but the keys differ (e.g. the KMEs handed out different keys).
             self.kme_error = Some("key confirmation failed: peer derived another key".into());
@@ -375,6 +351,7 @@ impl Session {
             return Err(DropReason::BadConfirm);
         }
         let epoch = sent.init.epoch;
+        let init_index = sent.init.sender_index;
         let psk = sent.psk;
         let keyed_with = (!sent.bootstrap).then(|| sent.chain.clone());
         let key_ids = if resp.sources.has_qkd() {
@@ -382,25 +359,39 @@ impl Session {
         } else {
             Vec::new()
         };
-        let mut confirm = Confirm {
-            sources: resp.sources,
-            receiver_index: resp.sender_index,
-            epoch,
-            confirm: schedule::confirm_tag(&derived.confirm_i2r, &t),
-            mac1: [0; 16],
+        let confirm_i = schedule::confirm_tag(&derived.confirm_i2r, &t);
+        let cbytes = match &sent.hidden {
+            None => {
+                let mut confirm = Confirm {
+                    sources: resp.sources,
+                    receiver_index: resp.sender_index,
+                    epoch,
+                    confirm: confirm_i,
+                    mac1: [0; 16],
+                };
+                let mut cbytes = confirm.to_bytes();
+                let mac1_key = self.mac1_key_peer(Version::V1);
+                confirm.mac1 = mac::tag(&mac1_key, &cbytes[..Confirm::MAC1_OFFSET]);
+                cbytes[Confirm::MAC1_OFFSET..].copy_from_slice(&confirm.mac1);
+                cbytes
+            }
+            Some(h) => {
+                let mut cbytes = ConfirmV2::head(resp.sender_index, &confirm_i);
+                cbytes.extend_from_slice(&mac::tag(&h.keys.mac1, &cbytes));
+                cbytes
+            }
         };
-        let mut cbytes = confirm.to_bytes();
-        confirm.mac1 = mac::tag(&self.mac1_key_peer, &cbytes[..Confirm::MAC1_OFFSET]);
-        cbytes[Confirm::MAC1_OFFSET..].copy_from_slice(&confirm.mac1);
         let keylog = sh.keylog.then(|| {
             let ids = (sent.init.s_init, self.peer_public, sent.init.sender_index);
-            keylog_entry(epoch, ids, &secrets, &derived)
+            let k_init = sent.hidden.as_ref().map(|h| *h.k_init);
+            keylog_entry(version, epoch, ids, &secrets, &derived, k_init)
         });
         // Init sent to Resp accepted (the KME wait before the Init is not in it).
         self.last_exchange = Some(now.saturating_duration_since(sent.started));
         self.initiating = None;
         self.last_confirm = Some(LastConfirm {
             epoch,
+            init_index,
             resp_hash: *resp_hash,
             bytes: cbytes.clone(),
         });
@@ -416,6 +407,7 @@ impl Session {
             keyed_with.as_deref(),
             psk,
             keylog,
+            version,
         );
         sh.send(Destination::Peer(self.id), cbytes);
         Ok(())
@@ -450,14 +442,15 @@ impl Session {
 
     /// Stores a cookie for the next retransmission. Returns false for a reply that does
     /// not open (forged or not for our Init).
-    pub(crate) fn handle_cookie(&mut self, reply: &CookieReply) -> bool {
+    pub(crate) fn handle_cookie(&mut self, version: Version, reply: &CookieReply) -> bool {
+        let key = self.cookie_key_peer(version);
         let Some(Initiation::Sent(sent)) = &mut self.initiating else {
             return false;
         };
-        if sent.init.sender_index != reply.receiver_index {
+        if sent.init.sender_index != reply.receiver_index || sent.version != version {
             return false;
         }
-        let Some(cookie) = cookie::open(&self.cookie_key_peer, reply, &sent.init.mac1) else {
+        let Some(cookie) = cookie::open(&key, reply, &sent.init.mac1) else {
             return false;
         };
         sent.cookie = Some(cookie);

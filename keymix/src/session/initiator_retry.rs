@@ -9,6 +9,7 @@ use super::initiator::Initiation;
 use super::Session;
 use crate::message::Init;
 use crate::shared::Shared;
+use crate::Version;
 
 /// During a bootstrap PSK rotation, an Init unanswered this long is replaced by one keyed
 /// with the other PSK (after two retransmissions: a slow answer to the first is unlikely).
@@ -18,6 +19,9 @@ pub(super) const PSK_SWITCH_AFTER: std::time::Duration = std::time::Duration::fr
 /// failover with its old state file, a restored backup). The bootstrap needs the PSK, so
 /// this lowers no bar; it costs the chain's history, not its security.
 pub(super) const BOOTSTRAP_FALLBACK_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+/// A version-2 Init unanswered this long is replaced by a version-1 one while the peer has
+/// not been seen to speak version 2 (it may not have upgraded yet).
+pub(super) const VERSION_FALLBACK_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Session {
     /// See [`crate::Endpoint::transmit_failed`].
@@ -39,10 +43,11 @@ impl Session {
         };
         let qkd = (!s.init.key_ids.is_empty()).then(|| (s.init.key_ids.clone(), s.k_q.clone()));
         let bootstrap_over_chain = s.bootstrap && self.state.has_chain();
-        self.send_init(sh, now, qkd, bootstrap_over_chain);
+        self.send_init(sh, now, qkd, bootstrap_over_chain, s.version);
         if let Some(Initiation::Sent(n)) = &mut self.initiating {
             n.fallback = s.fallback;
             n.psk_switched = s.psk_switched;
+            n.version_switched = s.version_switched;
             n.started = s.started;
             n.keyed_at = s.keyed_at;
             n.retransmit = s.retransmit;
@@ -63,9 +68,33 @@ impl Session {
             peer = %self.short,
             "keymix Init unanswered during a PSK rotation: trying the other PSK"
         );
-        self.send_init(sh, now, qkd, false);
+        let bootstrap_over_chain = s.bootstrap && self.state.has_chain();
+        self.send_init(sh, now, qkd, bootstrap_over_chain, s.version);
         if let Some(Initiation::Sent(n)) = &mut self.initiating {
             n.psk_switched = true;
+            n.fallback = s.fallback;
+            n.version_switched = s.version_switched;
+            n.started = s.started;
+        }
+    }
+
+    /// Our version-2 Init has gone unanswered and the peer has never spoken version 2:
+    /// it may not have upgraded. Send a version-1 Init (same QKD key IDs, same keying) in
+    /// its place, once per attempt; the next attempt tries version 2 again.
+    pub(super) fn switch_version(&mut self, sh: &mut Shared, now: Instant) {
+        let Some(Initiation::Sent(s)) = self.initiating.take() else {
+            return;
+        };
+        let qkd = (!s.init.key_ids.is_empty()).then(|| (s.init.key_ids.clone(), s.k_q.clone()));
+        tracing::debug!(
+            peer = %self.short,
+            "keymix version-2 Init unanswered: trying version 1 (the peer may not have upgraded)"
+        );
+        let bootstrap_over_chain = s.bootstrap && self.state.has_chain();
+        self.send_init(sh, now, qkd, bootstrap_over_chain, Version::V1);
+        if let Some(Initiation::Sent(n)) = &mut self.initiating {
+            n.version_switched = true;
+            n.psk_switched = s.psk_switched;
             n.fallback = s.fallback;
             n.started = s.started;
         }
@@ -85,10 +114,11 @@ impl Session {
             "keymix Init unanswered: falling back to a bootstrap by the bootstrap PSK (the peer \
              may hold another chain)"
         );
-        self.send_init(sh, now, qkd, true);
+        self.send_init(sh, now, qkd, true, s.version);
         if let Some(Initiation::Sent(n)) = &mut self.initiating {
             n.fallback = true;
             n.psk_switched = s.psk_switched;
+            n.version_switched = s.version_switched;
             n.started = s.started;
         }
     }

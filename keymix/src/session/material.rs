@@ -1,20 +1,16 @@
 //! Checks of KME answers and the key-log entry of an epoch: the key material that enters
 //! an exchange and what the opt-in RNDL audit may see of it.
 
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::keylog::KeyLogEntry;
 use crate::message::Init;
 use crate::qkd::{QkdError, QkdKey};
 use crate::schedule::{self, EpochSecrets, SourceSecrets};
+use crate::Version;
 
 /// Shortest QKD key material accepted from a KME.
 const QKD_MIN_BYTES: usize = 16;
-
-pub(super) fn sha256(b: &[u8]) -> [u8; 32] {
-    Sha256::digest(b).into()
-}
 
 /// Checks a KME answer: the right IDs (when we asked for given IDs), enough key material.
 /// Returns the IDs and the concatenated key.
@@ -48,12 +44,15 @@ pub(super) fn check_keys(
     Ok((ids, key))
 }
 
-/// `ids` = (S_i, S_r, the Init's sender_index): what ties the entry to a captured exchange.
+/// `ids` = (S_i, S_r, the Init's sender_index): what ties the entry to a captured exchange;
+/// `k_init` (version 2) opens the exchange's hidden fields.
 pub(super) fn keylog_entry(
+    version: Version,
     epoch: u64,
     ids: ([u8; 32], [u8; 32], u32),
     secrets: &SourceSecrets,
     derived: &EpochSecrets,
+    k_init: Option<[u8; 32]>,
 ) -> Box<KeyLogEntry> {
     let mut ss_x = [0u8; 32];
     let mut ss_k = [0u8; 32];
@@ -62,6 +61,7 @@ pub(super) fn keylog_entry(
         ss_k.copy_from_slice(k);
     }
     Box::new(KeyLogEntry {
+        version: version.byte(),
         epoch,
         s_init: ids.0,
         s_resp: ids.1,
@@ -69,6 +69,7 @@ pub(super) fn keylog_entry(
         ss_x,
         ss_k,
         k_q: secrets.k_q.clone(),
-        psk_fingerprint: schedule::psk_fingerprint(&derived.psk),
+        psk_fingerprint: schedule::psk_fingerprint_with(version.labels(), &derived.psk),
+        k_init,
     })
 }

@@ -7,14 +7,19 @@ mod bootstrap_psk;
 mod candidates;
 mod commit;
 mod diagnosis;
+mod hiding;
+mod init_send;
 mod initiator;
 mod initiator_retry;
 mod material;
 mod operator;
+mod respond;
 mod responder;
 mod retransmit;
 mod tie;
+mod versions;
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
@@ -27,9 +32,11 @@ use crate::schedule::{self, Secret32};
 use crate::shared::Shared;
 use crate::sources::SourceMask;
 use crate::status::AuthBasis;
+use crate::Version;
 
 use bootstrap_psk::{BootstrapPsks, PskChoice};
 use diagnosis::Observations;
+pub(crate) use hiding::{Pseudonym, Slot};
 use initiator::Initiation;
 pub use operator::{reset_basis, ResetBasis, ResetRefused};
 use responder::Responding;
@@ -80,12 +87,16 @@ struct Committed {
     established: Instant,
     expired: bool,
     auth: AuthBasis,
+    /// The keymix protocol version of the exchange that made it.
+    version: Version,
 }
 
 /// What the initiator keeps after completing, to answer a retransmitted Resp and a peer
 /// that missed our Confirm.
 struct LastConfirm {
     epoch: u64,
+    /// Our Init's index, which the peer's copies of its Resp name.
+    init_index: u32,
     resp_hash: [u8; 32],
     bytes: Vec<u8>,
 }
@@ -97,8 +108,9 @@ pub(crate) struct Session {
     cfg: PeerConfig,
     peer_public: [u8; 32],
     ss_static: Secret32,
-    mac1_key_peer: [u8; 32],
-    cookie_key_peer: [u8; 32],
+    /// mac1 and cookie keys of the peer, per protocol version (index: version - 1).
+    mac1_keys_peer: [[u8; 32]; 2],
+    cookie_keys_peer: [[u8; 32]; 2],
     /// The side with the smaller static public key initiates on schedule; the other side
     /// only when the epoch is overdue, and yields when both initiate the same epoch.
     preferred_initiator: bool,
@@ -119,6 +131,13 @@ pub(crate) struct Session {
     exchanges: u64,
     /// How long our last completed initiation took (Init sent to Resp accepted).
     last_exchange: Option<Duration>,
+    /// Bumped whenever a key the peer's version-2 pseudonyms derive from may change
+    /// (see [`Session::hiding_generation`]).
+    chain_generation: Cell<u64>,
+    boot_generation: Cell<u64>,
+    /// Our last version-2 Init's attempt number, and what it counted (a bootstrap's
+    /// minute or a chain Init's epoch): the next pseudonym differs.
+    attempts: Option<((bool, u64), u8)>,
 }
 
 /// Why a peer could not be added.
@@ -130,6 +149,8 @@ pub enum PeerError {
     OwnKey,
     #[error("the saved chain state belongs to another pair of keys")]
     ForeignState,
+    #[error("another peer has the same public key")]
+    Duplicate,
 }
 
 impl Session {
@@ -162,8 +183,10 @@ impl Session {
             short: short_key(&peer_public),
             peer_public,
             ss_static,
-            mac1_key_peer: schedule::mac1_key(&peer_public),
-            cookie_key_peer: schedule::cookie_key(&peer_public),
+            mac1_keys_peer: [Version::V1, Version::V2]
+                .map(|v| schedule::mac1_key_with(v.labels(), &peer_public)),
+            cookie_keys_peer: [Version::V1, Version::V2]
+                .map(|v| schedule::cookie_key_with(v.labels(), &peer_public)),
             preferred_initiator,
             reachable: cfg.endpoint_known,
             psks,
@@ -181,6 +204,9 @@ impl Session {
             observations: Observations::new(now),
             exchanges: 0,
             last_exchange: None,
+            chain_generation: Cell::new(0),
+            boot_generation: Cell::new(0),
+            attempts: None,
             cfg,
         })
     }
@@ -217,7 +243,11 @@ impl Session {
         if cfg.endpoint_known {
             self.reachable = true;
         }
+        if cfg.max_version != self.cfg.max_version {
+            self.psks_changed();
+        }
         if self.psks.update(cfg.bootstrap_psk.clone()) {
+            self.psks_changed();
             tracing::info!(
                 peer = %self.short,
                 "bootstrap PSK changed: the old one is accepted until the peer uses the new one"
@@ -257,17 +287,8 @@ impl Session {
         self.psks.get(which).psk.as_deref()
     }
 
-    /// The chain key the next exchange is keyed with: C_n, or C_0 (of the bootstrap PSK
-    /// `which`) without a chain.
-    fn current_chain(&self, which: PskChoice) -> &[u8; 32] {
-        if self.state.has_chain() {
-            &self.state.chain
-        } else {
-            &self.psks.get(which).chain0
-        }
-    }
-
     fn persist(&self, sh: &mut Shared) {
+        self.chain_keys_changed();
         sh.events.push_back(Event::PersistState {
             peer: self.id,
             state: Box::new(self.state.clone()),
@@ -277,6 +298,7 @@ impl Session {
     /// Queues a KME request for the driver; the answer comes back by its id.
     fn request_kme(&mut self, sh: &mut Shared, kind: KmeRequestKind) -> KmeRequestId {
         let id = sh.next_request_id();
+        sh.kme_owner.insert(id, self.id);
         sh.events.push_back(Event::KmeRequest(KmeRequest {
             id,
             peer: self.id,

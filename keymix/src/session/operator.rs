@@ -66,6 +66,7 @@ impl Session {
         self.state
             .forget_chain(basis == ResetBasis::StaticOnlyAcknowledged);
         self.psks.end_rotation();
+        self.psks_changed();
         self.initiating = None;
         self.responding = None;
         self.last_confirm = None;

@@ -8,23 +8,25 @@ use std::time::{Duration, Instant};
 use boringtun::x25519::{PublicKey, StaticSecret};
 use ml_kem::array::Array;
 use ml_kem::{EncapsulationKey, MlKem768};
-use zeroize::Zeroizing;
 
 use super::bootstrap_psk::PskChoice;
 use super::candidates::ChainChoice;
-use super::material::{check_keys, keylog_entry, sha256};
+use super::material::check_keys;
 use super::retransmit::Retransmit;
 use super::Session;
 use crate::config::QkdPolicy;
 use crate::counters::DropReason;
 use crate::event::{Destination, KmeRequestId, KmeRequestKind, Role};
+use crate::frame::{Hidden, InitFrame};
 use crate::keylog::KeyLogEntry;
 use crate::mac;
-use crate::message::{Confirm, Init, Resp, MLKEM_CT_LEN};
+use crate::message::{Confirm, Init};
+use crate::message_v2::{ConfirmV2, CONFIRM_MAC1};
 use crate::qkd::{QkdError, QkdKey};
-use crate::schedule::{self, AuthKeys, EpochSecrets, Secret32, SourceSecrets, Transcript};
+use crate::schedule::{AuthKeys, EpochSecrets, Secret32};
 use crate::shared::Shared;
 use crate::sources::SourceMask;
+use crate::Version;
 
 /// A bootstrap (C_0-keyed) Init must carry a timestamp this close to our wall clock: a
 /// responder that lost its state has no other way to tell a recorded Init from a new one.
@@ -47,19 +49,29 @@ impl Responding {
     pub(super) fn awaits(&self, id: KmeRequestId) -> bool {
         matches!(self, Self::AwaitingKme(w) if w.request == id)
     }
+
+    pub(super) fn resp_index(&self) -> Option<u32> {
+        match self {
+            Self::AwaitingKme(_) => None,
+            Self::Sent(s) => Some(s.resp_index),
+        }
+    }
 }
 
 /// What an authenticated Init was accepted as.
-struct Accepted {
-    init: Init,
+pub(super) struct Accepted {
+    pub(super) version: Version,
+    pub(super) init: Init,
+    /// Version 2: the Init's hiding keys (the Resp is hidden with them).
+    pub(super) hidden: Option<Hidden>,
     /// Where the Init came from: the Resp goes there (an accepted Init does not move the
     /// peer's endpoint; see docs/PROTOCOL.md, "Roaming").
-    src: SocketAddr,
-    init_hash: [u8; 32],
-    chain: Secret32,
-    auth: AuthKeys,
-    bootstrap: bool,
-    psk: PskChoice,
+    pub(super) src: SocketAddr,
+    pub(super) init_hash: [u8; 32],
+    pub(super) chain: Secret32,
+    pub(super) auth: AuthKeys,
+    pub(super) bootstrap: bool,
+    pub(super) psk: PskChoice,
 }
 
 pub(super) struct ResponderWaiting {
@@ -69,21 +81,24 @@ pub(super) struct ResponderWaiting {
 }
 
 pub(super) struct SentResp {
-    epoch: u64,
+    pub(super) version: Version,
+    pub(super) epoch: u64,
     /// The source of the Init we answered: a copy of that Init gets the cached Resp there.
-    src: SocketAddr,
+    pub(super) src: SocketAddr,
     /// The chain key that authenticated the Init (None: a bootstrap).
-    keyed_with: Option<Secret32>,
+    pub(super) keyed_with: Option<Secret32>,
     /// The bootstrap PSK the Init was keyed with.
-    psk: PskChoice,
-    resp_index: u32,
-    init_hash: [u8; 32],
-    bytes: Vec<u8>,
-    secrets: EpochSecrets,
-    transcript: [u8; 32],
-    sources: SourceMask,
-    key_ids: Vec<String>,
-    keylog: Option<Box<KeyLogEntry>>,
+    pub(super) psk: PskChoice,
+    pub(super) resp_index: u32,
+    pub(super) init_hash: [u8; 32],
+    pub(super) bytes: Vec<u8>,
+    pub(super) secrets: EpochSecrets,
+    pub(super) transcript: [u8; 32],
+    pub(super) sources: SourceMask,
+    pub(super) key_ids: Vec<String>,
+    pub(super) keylog: Option<Box<KeyLogEntry>>,
+    /// Version 2: the mac1 key of the peer's Confirm (K_mac1x).
+    pub(super) confirm_mac1: Option<Secret32>,
     pub(super) retransmit: Retransmit,
 }
 
@@ -116,12 +131,10 @@ impl Session {
         sh: &mut Shared,
         now: Instant,
         src: SocketAddr,
-        init: Init,
-        bytes: &[u8],
+        frame: InitFrame<'_>,
     ) -> Result<(), DropReason> {
-        let auth_off = Init::auth_offset(bytes);
-        let authenticated = bytes.get(..auth_off + 16).ok_or(DropReason::Malformed)?;
-        let init_hash = sha256(authenticated);
+        self.check_version(now, frame.version)?;
+        let init_hash = frame.init_hash;
         match &self.responding {
             Some(Responding::Sent(s)) if s.init_hash == init_hash => {
                 // A retransmission of the Init we answered: answer again while the
@@ -137,18 +150,25 @@ impl Session {
             }
             _ => {}
         }
-        if init.timestamp <= self.state.highest_init_ts {
+        if frame.init.timestamp <= self.state.highest_init_ts {
             return Err(DropReason::Replay);
         }
-        let m = self.authenticate_init(sh, now, &init, bytes.get(..auth_off))?;
+        let m = self.authenticate_init(sh, now, &frame)?;
+        let InitFrame {
+            version,
+            init,
+            hidden,
+            ..
+        } = frame;
         // Authenticated from here on; nothing has changed yet, and every check that can
         // still refuse the Init comes before the first change (an `Err` changes nothing).
         let bootstrap = m.is_bootstrap(self.state.has_chain());
-        let keyed_for_good = matches!(m.choice, ChainChoice::Current | ChainChoice::Bootstrap);
-        if !keyed_for_good && init.timestamp <= self.state.tie_floor {
-            // An Init of the peer's that lost a tie here, seen again keyed with a chain
-            // that exists only around a commit: only keyed as it was then (its
-            // retransmission) could it still be genuine.
+        if m.choice != ChainChoice::Current && init.timestamp <= self.state.tie_floor {
+            // An Init of the peer's that lost a tie here (or an older one), seen keyed
+            // otherwise than with our current chain: only as a current Init (the tie-lost
+            // one's retransmission, keyed with C_m, which changes only at a commit, which
+            // folds the floor away) could it still be genuine. A bootstrap that lost a
+            // tie never passes: its sender answers ours, or tries again with a new one.
             return Err(DropReason::Replay);
         }
         if bootstrap {
@@ -205,7 +225,9 @@ impl Session {
             self.commit_tentative(sh, now);
         }
         let accepted = Accepted {
+            version,
             init,
+            hidden,
             src,
             init_hash,
             chain: m.chain,
@@ -275,121 +297,44 @@ impl Session {
         }
     }
 
-    fn respond(
-        &mut self,
-        sh: &mut Shared,
-        now: Instant,
-        a: &Accepted,
-        k_q: Option<Zeroizing<Vec<u8>>>,
-    ) -> Result<(), DropReason> {
-        let init = &a.init;
-        let ek_array = Array::from(*init.ek);
-        let ek = EncapsulationKey::<MlKem768>::new(&ek_array).map_err(|_| DropReason::BadKey)?;
-        let mut e_bytes = Zeroizing::new([0u8; 32]);
-        sh.rng.fill(e_bytes.as_mut());
-        let e_secret = StaticSecret::from(*e_bytes);
-        let e_resp = *PublicKey::from(&e_secret).as_bytes();
-        let ss_x = e_secret.diffie_hellman(&PublicKey::from(init.e_init));
-        if !ss_x.was_contributory() {
-            return Err(DropReason::BadKey);
-        }
-        let mut m = Zeroizing::new(Array::from([0u8; 32]));
-        sh.rng.fill(m.as_mut_slice());
-        let (ct, ss_k) = ek.encapsulate_deterministic(&m);
-        let ss_k = Zeroizing::new(ss_k);
-        let mut ct_bytes = Box::new([0u8; MLKEM_CT_LEN]);
-        ct_bytes.copy_from_slice(&ct);
-        let (sources, key_ids) = if k_q.is_some() {
-            (SourceMask::ALL, init.key_ids.clone())
-        } else {
-            (SourceMask::BASE, Vec::new())
-        };
-        let secrets = SourceSecrets {
-            ss_x: ss_x.as_bytes().to_vec(),
-            ss_k: ss_k.to_vec(),
-            k_q: k_q.map(|k| k.to_vec()).unwrap_or_default(),
-        };
-        let resp_index = sh.next_index();
-        let t = Transcript {
-            s_init: &self.peer_public,
-            s_resp: &sh.static_public,
-            epoch: init.epoch,
-            timestamp: init.timestamp,
-            init_index: init.sender_index,
-            resp_index,
-            proposed: init.proposed,
-            e_init: &init.e_init,
-            ek: &init.ek[..],
-            key_ids: &init.key_ids,
-            e_resp: &e_resp,
-            ct: &ct_bytes[..],
-            sources,
-        }
-        .hash();
-        let derived = schedule::combine(&a.chain, &secrets, &t);
-        let resp = Resp {
-            sources,
-            sender_index: resp_index,
-            receiver_index: init.sender_index,
-            epoch: init.epoch,
-            e_resp,
-            ct: ct_bytes,
-            confirm: schedule::confirm_tag(&derived.confirm_r2i, &t),
-            auth: [0; 16],
-            mac1: [0; 16],
-        };
-        let mut bytes = resp.to_bytes();
-        let tag = mac::tag(&a.auth.r2i, &bytes[..Resp::AUTH_OFFSET]);
-        bytes[Resp::AUTH_OFFSET..Resp::MAC1_OFFSET].copy_from_slice(&tag);
-        let mac1 = mac::tag(&self.mac1_key_peer, &bytes[..Resp::MAC1_OFFSET]);
-        bytes[Resp::MAC1_OFFSET..].copy_from_slice(&mac1);
-        let keylog = sh.keylog.then(|| {
-            let ids = (self.peer_public, sh.static_public, init.sender_index);
-            keylog_entry(init.epoch, ids, &secrets, &derived)
-        });
-        // Persisted before the Resp leaves: after a restart the peer's next Init, keyed
-        // with this exchange's chain, still confirms it.
-        self.record_tentative(sh, init.epoch, &derived.chain);
-        tracing::debug!(peer = %self.short, epoch = init.epoch, %sources, "sending keymix response");
-        sh.send(Destination::Addr(a.src), bytes.clone());
-        self.responding = Some(Responding::Sent(Box::new(SentResp {
-            epoch: init.epoch,
-            src: a.src,
-            keyed_with: (!a.bootstrap).then(|| a.chain.clone()),
-            psk: a.psk,
-            resp_index,
-            init_hash: a.init_hash,
-            bytes,
-            secrets: derived,
-            transcript: t,
-            sources,
-            key_ids,
-            keylog,
-            retransmit: Retransmit::new(now),
-        })));
-        Ok(())
-    }
-
-    pub(crate) fn owns_resp_index(&self, index: u32) -> bool {
-        matches!(&self.responding, Some(Responding::Sent(s)) if s.resp_index == index)
-    }
-
+    /// A Confirm for the exchange we answered: version 1's carries the epoch and mask
+    /// (checked against ours), version 2's only the index, confirm_i and a mac1 under the
+    /// exchange's K_mac1x (checked here: only this session holds it).
     pub(crate) fn handle_confirm(
         &mut self,
         sh: &mut Shared,
         now: Instant,
-        confirm: &Confirm,
+        version: Version,
+        bytes: &[u8],
     ) -> Result<(), DropReason> {
+        self.check_version(now, version)?;
         let Some(Responding::Sent(s)) = &self.responding else {
             return Err(DropReason::UnknownIndex);
         };
-        if s.resp_index != confirm.receiver_index {
+        let (receiver_index, confirm) = match version {
+            Version::V1 => {
+                let c = Confirm::parse(bytes).map_err(|_| DropReason::Malformed)?;
+                if c.receiver_index == s.resp_index
+                    && (s.epoch != c.epoch || s.sources != c.sources)
+                {
+                    return Err(DropReason::BadConfirm);
+                }
+                (c.receiver_index, c.confirm)
+            }
+            Version::V2 => {
+                let c = ConfirmV2::parse(bytes).map_err(|_| DropReason::Malformed)?;
+                let key = s.confirm_mac1.as_ref().ok_or(DropReason::UnknownIndex)?;
+                let covered = bytes.get(..CONFIRM_MAC1).unwrap_or(&[]);
+                if c.receiver_index != s.resp_index || !mac::verify(key, covered, &c.mac1) {
+                    return Err(DropReason::BadMac1);
+                }
+                (c.receiver_index, c.confirm)
+            }
+        };
+        if s.resp_index != receiver_index || s.version != version {
             return Err(DropReason::UnknownIndex);
         }
-        if s.epoch != confirm.epoch || s.sources != confirm.sources {
-            return Err(DropReason::BadConfirm);
-        }
-        if !mac::verify(&s.secrets.confirm_i2r, &s.transcript, &confirm.confirm) {
+        if !mac::verify(&s.secrets.confirm_i2r, &s.transcript, &confirm) {
             return Err(DropReason::BadConfirm);
         }
         self.commit_tentative(sh, now);
@@ -412,6 +357,7 @@ impl Session {
                 s.keyed_with.as_deref(),
                 s.psk,
                 s.keylog.clone(),
+                s.version,
             );
         } else if let Some(t) = self.state.tentative.clone() {
             tracing::info!(

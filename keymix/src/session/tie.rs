@@ -33,15 +33,17 @@ impl Session {
             ChainChoice::Current if ours_current => {
                 ours.epoch() == theirs.epoch && self.preferred_initiator
             }
-            // Ours is a fallback bootstrap, theirs is keyed with our chain: the chains
-            // agree after all, and the peer holds ours for a bootstrap (next arm).
-            ChainChoice::Current => false,
+            // Ours is a fallback bootstrap, theirs is keyed with our chain: ours stands
+            // while young, and the peer yields to it (the arm below). Had the peer's
+            // chain worked for us, it may not for the peer: we fell back because ours
+            // went unanswered.
+            ChainChoice::Current => true,
             // Two bootstraps over chains (both sides fell back): the static keys decide.
             ChainChoice::Bootstrap if ours_c0 => self.preferred_initiator,
-            // A bootstrap against our chain-keyed Init: ours stands while young. A peer
-            // that can check it yields to it (the arm above); one that cannot (it lost its
-            // state) retransmits, and we answer once ours has aged.
-            ChainChoice::Bootstrap => true,
+            // A bootstrap against our chain-keyed Init: the peer cannot use our chain (it
+            // lost its state or fell back), so we answer (and the peer, if it can check
+            // ours, keeps its own by the arm above).
+            ChainChoice::Bootstrap => false,
             // Keyed with a chain the peer reached past ours: ours is stale.
             ChainChoice::Tentative | ChainChoice::Previous => false,
         }

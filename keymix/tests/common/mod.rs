@@ -58,6 +58,16 @@ pub struct Options {
     pub bootstrap_psk: Option<[u8; 32]>,
     pub seed: u8,
     pub keylog: bool,
+    /// The keymix versions each side speaks, (A, B): (min, max).
+    pub versions: [(keymix::Version, keymix::Version); 2],
+}
+
+impl Options {
+    /// Both sides speak only `v`.
+    pub fn only(mut self, v: keymix::Version) -> Self {
+        self.versions = [(v, v); 2];
+        self
+    }
 }
 
 impl Default for Options {
@@ -70,6 +80,7 @@ impl Default for Options {
             bootstrap_psk: None,
             seed: 1,
             keylog: true,
+            versions: [(keymix::Version::V1, keymix::Version::LATEST); 2],
         }
     }
 }
@@ -163,6 +174,10 @@ impl Net {
         pc.peer_sae_id = Some(peer_sae.to_owned());
         pc.bootstrap_psk = opt.bootstrap_psk.map(zeroize::Zeroizing::new);
         pc.state = state;
+        // A is made with tag 1 (4 after a restart), B with 2 (5).
+        let (min, max) = opt.versions[usize::from(rng_tag % 3 != 1)];
+        pc.min_version = min;
+        pc.max_version = max;
         let peer = ep.add_peer(pc, now).expect("valid test peer");
         Side {
             ep,

@@ -8,8 +8,10 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use keymix::message::{Confirm, Init, Resp, TYPE_CONFIRM, TYPE_INIT, TYPE_RESP};
+use keymix::message_v2;
 use keymix::qkd::{QkdError, QkdKey};
 use keymix::rng::SeededRng;
+use keymix::Version;
 use keymix::{Endpoint, EndpointConfig, KmeRequestKind, QkdPolicy, StaticSecret};
 
 use super::kme::KmeMode;
@@ -125,6 +127,17 @@ impl Profile {
 /// Recomputes mac1 of a keymix message for `receiver` (anyone can: the key derives from
 /// the receiver's public key). Cookie replies have no mac1.
 pub fn fix_mac1(bytes: &mut [u8], receiver_public: &[u8; 32]) {
+    if bytes.get(1) == Some(&2) {
+        // Version 2: only an Init on the DH path has a mac1 anyone can make; a
+        // chain-keyed one's, and a Resp's or Confirm's, need keys the adversary lacks.
+        if bytes.first() == Some(&TYPE_INIT) && bytes.len() == message_v2::INIT_LEN {
+            let key = keymix::schedule::mac1_key_with(Version::V2.labels(), receiver_public);
+            let off = message_v2::init::MAC1;
+            let tag = keymix::mac::tag(&key, &bytes[..off]);
+            bytes[off..off + 16].copy_from_slice(&tag);
+        }
+        return;
+    }
     let key = keymix::schedule::mac1_key(receiver_public);
     let off = match bytes.first() {
         Some(&TYPE_INIT) => Init::mac1_offset(bytes),
@@ -251,27 +264,43 @@ impl World {
                     keymix::message::RESP_LEN,
                     keymix::message::CONFIRM_LEN,
                     keymix::message::COOKIE_REPLY_LEN,
-                ][self.rng.index(4)];
+                    message_v2::INIT_LEN,
+                    message_v2::RESP_LEN,
+                    message_v2::CONFIRM_LEN,
+                ][self.rng.index(7)];
                 let mut b = vec![0u8; len];
                 self.rng.fill(&mut b);
+                // Random bytes of a version-2 length speak version 2.
+                b[1] = if len > 1400 || len == message_v2::CONFIRM_LEN {
+                    2
+                } else {
+                    1
+                };
                 b
             }
         };
         if bytes.len() < 24 {
             return;
         }
+        let version = if bytes[1] == 2 { 2 } else { 1 };
         let ty = [TYPE_INIT, TYPE_RESP, TYPE_CONFIRM, 0x84][self.rng.index(4)];
         if bytes[0] != ty && self.rng.chance(300) {
             bytes[0] = ty;
         }
-        bytes[1] = 1;
+        // Now and then the other version's number: a downgrade (or an upgrade) attempt.
+        bytes[1] = if self.rng.chance(100) {
+            3 - version
+        } else {
+            version
+        };
+        bytes[2] = if bytes[1] == 2 { 0 } else { bytes[2] };
         bytes[3] = 0;
         let body = bytes.len().saturating_sub(48).max(5);
         for _ in 0..self.rng.range(1, 4) {
             let i = 4 + self.rng.index(body - 4);
             bytes[i] ^= (self.rng.below(255) + 1) as u8;
         }
-        if bytes[0] == TYPE_INIT && bytes.len() > 56 && self.rng.chance(500) {
+        if bytes[0] == TYPE_INIT && bytes[1] == 1 && bytes.len() > 56 && self.rng.chance(500) {
             // A fresh timestamp and the real peer as sender: gets as far as the auth tag.
             let ts = self.wall(y, 0).duration_since(std::time::UNIX_EPOCH);
             let ts = ts.map_or(0, |d| d.as_nanos() as u64);

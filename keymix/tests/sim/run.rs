@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use keymix::QkdPolicy;
+use keymix::Version;
 
 use super::adversary::Profile;
 use super::prng::Prng;
@@ -61,6 +62,25 @@ pub fn draw_config(r: &mut Prng) -> SimConfig {
         endpoint_known,
         kme_timeout: Duration::from_secs(3),
         secrets: [r.bytes32(), r.bytes32()],
+        versions: [(Version::V1, Version::LATEST); 2],
+    }
+}
+
+/// The keymix versions each side speaks, drawn from a stream of its own so that adding
+/// versions left every other draw of a seed as it was: mostly the default (2, falling back
+/// to 1), some pairs on version 1 only, one side not upgraded yet, or one side that
+/// refuses version 1 (with a peer that speaks 2).
+pub fn draw_versions(seed: u64) -> [(Version, Version); 2] {
+    use Version::{V1, V2};
+    let mut r = Prng::new(seed ^ 0x7665_7273_696f_6e73);
+    let default = (V1, V2);
+    match r.below(20) {
+        0..=10 => [default; 2],
+        11..=13 => [(V1, V1); 2],
+        14..=15 => [(V1, V1), default],
+        16..=17 => [default, (V1, V1)],
+        18 => [(V2, V2), default],
+        _ => [default, (V2, V2)],
     }
 }
 
@@ -68,7 +88,8 @@ pub fn run_seed(seed: u64, steps: u64) -> Result<Outcome, Failure> {
     let mut world_slot: Option<World> = None;
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut r = Prng::new(seed);
-        let cfg = draw_config(&mut r);
+        let mut cfg = draw_config(&mut r);
+        cfg.versions = draw_versions(seed);
         let profile = Profile::draw(&mut r);
         let world_seed = r.next_u64();
         let prefers_psk = !r.chance(250);
@@ -106,12 +127,13 @@ pub fn run_seed(seed: u64, steps: u64) -> Result<Outcome, Failure> {
 
 fn summary(c: &SimConfig) -> String {
     format!(
-        "epoch {:?} reject_after {:?} qkd {} psk {} endpoint_known {:?}",
+        "epoch {:?} reject_after {:?} qkd {} psk {} endpoint_known {:?} versions {:?}",
         c.epoch,
         c.reject_after,
         c.qkd,
         c.bootstrap_psk.is_some(),
-        c.endpoint_known
+        c.endpoint_known,
+        c.versions
     )
 }
 

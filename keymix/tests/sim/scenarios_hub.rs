@@ -216,7 +216,12 @@ fn finding5_bootstrap_psk_is_per_peer() {
         let r = star.deliver(rogue_addr, hub_addr, &init).unwrap();
         assert_eq!(r.is_ok(), accepted, "psk {:?}: {r:?}", psk[0]);
         if !accepted {
-            assert_eq!(r, Err(DropReason::BadAuth));
+            // Version 2: the pseudonym made with the wrong PSK names no peer, and the
+            // Init then fails mac1 on the DH path; version 1: the auth tag.
+            assert!(
+                matches!(r, Err(DropReason::BadAuth | DropReason::BadMac1)),
+                "{r:?}"
+            );
             assert_ne!(star.nodes[0].peer_addrs[1], Some(rogue_addr));
         }
         star.wire.clear();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use keymix::{PeerStatus, QkdPolicy, StaticSecret};
+use keymix::{PeerStatus, QkdPolicy, StaticSecret, Version};
 
 use super::adversary::Rogue;
 use super::world::{Packet, SimConfig, World, A, B};
@@ -25,7 +25,17 @@ pub fn config(epoch_s: u64, reject_s: u64, qkd: QkdPolicy, a_prefers: bool) -> S
         endpoint_known: [true, true],
         kme_timeout: Duration::from_secs(3),
         secrets: [sa, sb],
+        // The named scenarios forge and inspect version-1 messages unless they say
+        // otherwise (`with_version`).
+        versions: [(Version::V1, Version::V1); 2],
     }
+}
+
+/// `cfg` with both sides speaking `v` by default (version 2 falls back to 1 only for a
+/// peer that has never spoken 2).
+pub fn with_version(mut cfg: SimConfig, v: Version) -> SimConfig {
+    cfg.versions = [(Version::V1, v); 2];
+    cfg
 }
 
 impl World {

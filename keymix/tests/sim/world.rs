@@ -3,12 +3,14 @@
 //! wall clocks. Everything is driven by the run's [`Prng`]: no real time, no threads, no
 //! hash-map iteration.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use keymix::qkd::InMemoryKme;
-use keymix::{ChainState, DropReason, PeerConfig, PeerId, PublicKey, QkdPolicy, StaticSecret};
+use keymix::{
+    ChainState, DropReason, PeerConfig, PeerId, PublicKey, QkdPolicy, StaticSecret, Version,
+};
 use sha2::{Digest, Sha256};
 
 use super::adversary::Rogue;
@@ -49,6 +51,8 @@ pub struct SimConfig {
     pub endpoint_known: [bool; 2],
     pub kme_timeout: Duration,
     pub secrets: [[u8; 32]; 2],
+    /// The keymix versions each side speaks: (min_version, max_version).
+    pub versions: [(Version, Version); 2],
 }
 
 /// Who made a datagram: what invariant (3) judges a KME request by.
@@ -111,6 +115,8 @@ pub struct World {
     /// delivered again is a replay, whatever the receiver made of the first copy.
     pub sent_inits: [Vec<([u8; 32], u64)>; 2],
     pub superseded: BTreeSet<[u8; 32]>,
+    /// The epoch of every Init an honest side sent (kept across restarts).
+    pub init_epochs: BTreeMap<[u8; 32], u64>,
     /// The operator installs new bootstrap PSKs (a careful one) or acknowledges a
     /// static-key-only re-bootstrap when status advises a reset: drawn per seed.
     pub operator_prefers_psk: bool,
@@ -158,6 +164,7 @@ impl World {
             pending_commits: Vec::new(),
             sent_inits: [Vec::new(), Vec::new()],
             superseded: BTreeSet::new(),
+            init_epochs: BTreeMap::new(),
             operator_prefers_psk: true,
         };
         for x in [A, B] {
@@ -201,7 +208,41 @@ impl World {
         pc.bootstrap_psk = self.cfg.bootstrap_psk.map(zeroize::Zeroizing::new);
         pc.endpoint_known = self.cfg.endpoint_known[x];
         pc.state = state;
+        (pc.min_version, pc.max_version) = self.cfg.versions[x];
         pc
+    }
+
+    /// The epoch of an Init side `x` just sent. A version-2 Init hides it: the world opens
+    /// it as only the two sides could, with `x`'s chain (or C_0 and the DH with the
+    /// receiver's static key), as persisted before the Init left.
+    fn epoch_of_own_init(&self, x: usize, payload: &[u8]) -> u64 {
+        if payload.get(1) == Some(&1) {
+            return keymix::message::Init::parse(payload).map_or(0, |i| i.epoch);
+        }
+        let Ok(wire) = keymix::message_v2::InitV2::parse(payload) else {
+            return 0;
+        };
+        let side = &self.sides[x];
+        let receiver = StaticSecret::from(self.cfg.secrets[1 - x]);
+        let receiver_public = *PublicKey::from(&receiver).as_bytes();
+        let dh = receiver.diffie_hellman(&PublicKey::from(wire.e_init));
+        let mut keys = Vec::new();
+        for psk in [Some(side.psk), side.prev_psk].into_iter().flatten() {
+            let c0 = keymix::schedule::chain0_with(Version::V2.labels(), psk.as_ref());
+            keys.push(keymix::hide::boot_init_key(
+                &c0,
+                dh.as_bytes(),
+                &wire.e_init,
+                &receiver_public,
+            ));
+            if let Some(st) = side.saved.as_ref().filter(|s| s.epoch > 0) {
+                let prk = keymix::hide::HidePrk::new(&st.chain, psk.as_ref());
+                keys.push(prk.init_key(&wire.e_init));
+            }
+        }
+        keys.iter()
+            .find_map(|k| keymix::reconstruct::open_init_v2(payload, k))
+            .map_or(0, |i| i.epoch)
     }
 
     /// Queues a datagram sent by honest side `x`; the adversary sees a copy.
@@ -217,8 +258,9 @@ impl World {
                 for (old, _) in &self.sent_inits[x] {
                     self.superseded.insert(*old);
                 }
-                let epoch = keymix::message::Init::parse(&payload).map_or(0, |i| i.epoch);
+                let epoch = self.epoch_of_own_init(x, &payload);
                 self.sent_inits[x].push((h, epoch));
+                self.init_epochs.insert(h, epoch);
             }
         }
         let p = Packet {
@@ -255,10 +297,10 @@ impl World {
         // A replay: a copy of a datagram this side accepted, or of an Init it was handed
         // before whose sender has moved past it (committed its epoch, sent another Init or
         // restarted) while this side's chain already reached that epoch.
+        let sent_epoch = self.init_epochs.get(&hash).copied();
         let stale_init = self.superseded.contains(&hash)
             && self.sides[y].delivered.contains(&hash)
-            && keymix::message::Init::parse(&p.payload)
-                .is_ok_and(|i| i.epoch <= self.sides[y].saved.as_ref().map_or(0, |s| s.epoch));
+            && sent_epoch.is_some_and(|e| e <= self.sides[y].saved.as_ref().map_or(0, |s| s.epoch));
         let replay = self.sides[y].accepted.contains(&hash) || stale_init;
         self.sides[y].delivered.insert(hash);
         self.set_clock(y);

@@ -41,6 +41,8 @@ pub struct Scenario {
     /// The preferred initiator (the smaller static key) has no endpoint for its peer
     /// (`endpoint_known = false`), so only the side with the larger key initiates.
     pub preferred_unreachable: bool,
+    /// The keymix protocol version both sides speak (and only that one).
+    pub version: keymix::Version,
 }
 
 impl Scenario {
@@ -57,6 +59,7 @@ impl Scenario {
             under_load: false,
             restart_with_state: false,
             preferred_unreachable: false,
+            version: keymix::Version::V1,
         }
     }
 }
@@ -181,6 +184,8 @@ fn make_side(
     pc.bootstrap_psk = sc.bootstrap_psk.map(zeroize::Zeroizing::new);
     pc.state = state;
     pc.endpoint_known = endpoint_known;
+    pc.min_version = sc.version;
+    pc.max_version = sc.version;
     ep.add_peer(pc, at.0).expect("valid vector peer");
     Side {
         secret,

@@ -162,7 +162,7 @@ pub fn exchange(
     );
     let (e_i, seed) = ephemeral(pair, &ini.public, &init.e_init);
     let (e_r, m) = ephemeral(pair, &res.public, &resp.e_resp);
-    let t = reconstruct::transcript_hash(&init, &resp, &res.public);
+    let t = reconstruct::transcript_hash(keymix::Version::V1, &init, &resp, &res.public);
     let secrets = schedule::SourceSecrets {
         ss_x: log.ss_x.to_vec(),
         ss_k: log.ss_k.to_vec(),

@@ -1,23 +1,30 @@
 //! The keymix endpoint of one interface: the cheap checks every datagram passes first
-//! (parse, mac1, cookie under load), then demultiplexing to the peer's [`Session`].
+//! (parse, mac1, cookie under load), then demultiplexing to the peer's [`Session`] through
+//! hash tables (static key, exchange index, version-2 pseudonym): no datagram and no timer
+//! looks at every peer.
+
+mod dispatch_v1;
+mod dispatch_v2;
+mod tables;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use sha2::{Digest, Sha256};
-
 use crate::config::{EndpointConfig, PeerConfig};
-use crate::cookie::{self, CookieJar};
+use crate::cookie::CookieJar;
 use crate::counters::{Counters, DropReason};
-use crate::event::{Destination, Event, KmeRequestId, PeerId, Transmit};
-use crate::mac;
-use crate::message::{self, Confirm, CookieReply, Init, Resp};
+use crate::event::{Event, KmeRequestId, PeerId, Transmit};
+use crate::hide;
+use crate::message;
 use crate::qkd::{QkdError, QkdKey};
 use crate::rng::SecureRng;
-use crate::schedule;
+use crate::schedule::{self, Secret32};
 use crate::session::{PeerError, ResetBasis, ResetRefused, Session};
 use crate::shared::Shared;
 use crate::status::PeerStatus;
+use crate::Version;
+
+use tables::Tables;
 
 /// Counts initiations in one-second windows to decide whether we are under load.
 struct LoadMeter {
@@ -42,10 +49,18 @@ pub struct Endpoint {
     shared: Shared,
     /// Indexed by [`PeerId`]; a removed peer leaves `None` so the other ids stay stable.
     sessions: Vec<Option<Session>>,
-    mac1_key: [u8; 32],
-    cookie_key: [u8; 32],
+    /// Our mac1 and cookie keys per protocol version (index: version - 1).
+    mac1_keys: [[u8; 32]; 2],
+    cookie_keys: [[u8; 32]; 2],
+    /// Version 2's C_0 without a bootstrap PSK: the salt of the DH path.
+    public_chain0_v2: Secret32,
     cookies: CookieJar,
     load: LoadMeter,
+    tables: Tables,
+    /// The peer whose session the datagram being dispatched reached.
+    touched: Option<PeerId>,
+    /// The datagram being dispatched carried a valid cookie in mac2.
+    cookie_checked: bool,
 }
 
 impl Endpoint {
@@ -57,9 +72,12 @@ impl Endpoint {
     ) -> Self {
         let cookies = CookieJar::new(rng.as_mut(), now);
         let shared = Shared::new(config.static_secret, rng, now, wall_clock, config.keylog);
-        Self {
-            mac1_key: schedule::mac1_key(&shared.static_public),
-            cookie_key: schedule::cookie_key(&shared.static_public),
+        let versions = [Version::V1, Version::V2];
+        let mut e = Self {
+            mac1_keys: versions.map(|v| schedule::mac1_key_with(v.labels(), &shared.static_public)),
+            cookie_keys: versions
+                .map(|v| schedule::cookie_key_with(v.labels(), &shared.static_public)),
+            public_chain0_v2: schedule::chain0_with(Version::V2.labels(), None),
             shared,
             sessions: Vec::new(),
             cookies,
@@ -69,7 +87,12 @@ impl Endpoint {
                 threshold: config.load_threshold_per_sec,
                 forced: None,
             },
-        }
+            tables: Tables::default(),
+            touched: None,
+            cookie_checked: false,
+        };
+        e.move_boot_window(now);
+        e
     }
 
     /// Our static public key.
@@ -80,8 +103,19 @@ impl Endpoint {
     /// Adds a peer; its saved chain (if any) comes in `config.state`.
     pub fn add_peer(&mut self, config: PeerConfig, now: Instant) -> Result<PeerId, PeerError> {
         let id = self.sessions.len();
+        if self
+            .tables
+            .peer_by_static(config.public_key.as_bytes())
+            .is_some()
+        {
+            // Two peers with one key could not be told apart; the config layer refuses it,
+            // and so do we.
+            return Err(PeerError::Duplicate);
+        }
         let session = Session::new(id, config, &mut self.shared, now)?;
         self.sessions.push(Some(session));
+        self.tables.add(id);
+        self.sync(id);
         Ok(id)
     }
 
@@ -91,12 +125,13 @@ impl Endpoint {
         if let Some(slot) = self.sessions.get_mut(peer) {
             *slot = None;
         }
+        self.tables.remove(peer);
     }
 
     /// Applies a changed config to a live peer without touching its chain or current key:
-    /// policy (QKD, SAE ID) and reachability take effect from the next exchange, new epoch
-    /// timings at once (the next exchange is due by the new epoch length), and a new
-    /// bootstrap PSK starts a rotation (both accepted until the peer uses the new one).
+    /// policy (QKD, SAE ID, versions) and reachability take effect from the next exchange,
+    /// new epoch timings at once (the next exchange is due by the new epoch length), and a
+    /// new bootstrap PSK starts a rotation (both accepted until the peer uses the new one).
     /// The public key and saved state in `config` are ignored (a new key is a new peer).
     /// Returns what changed that the operator should hear about.
     pub fn update_peer(
@@ -105,10 +140,12 @@ impl Endpoint {
         config: PeerConfig,
         now: Instant,
     ) -> Vec<&'static str> {
-        match self.session_mut(peer) {
+        let changed = match self.session_mut(peer) {
             Some(s) => s.update_config(now, config),
             None => Vec::new(),
-        }
+        };
+        self.sync(peer);
+        changed
     }
 
     /// The driver could not send `payload` to `peer` (no endpoint yet, or the kernel refused
@@ -119,6 +156,7 @@ impl Endpoint {
         if let Some(s) = self.session_mut(peer) {
             s.transmit_failed(payload);
         }
+        self.sync(peer);
     }
 
     /// The wall clock, read by the driver whenever it hands keymix an input: Init
@@ -126,6 +164,7 @@ impl Endpoint {
     /// (NTP after boot) is honoured from the next input on.
     pub fn set_wall_clock(&mut self, now: Instant, wall_clock: SystemTime) {
         self.shared.set_wall_clock(now, wall_clock);
+        self.move_boot_window(now);
     }
 
     /// The data plane confirmed a WireGuard session the peer initiated (a data packet under
@@ -135,14 +174,31 @@ impl Endpoint {
         if let Some(s) = self.sessions.get_mut(peer).and_then(Option::as_mut) {
             s.record_wireguard_initiation(&mut self.shared, tai64n);
         }
-    }
-
-    fn sessions(&self) -> impl Iterator<Item = &Session> {
-        self.sessions.iter().flatten()
+        self.sync(peer);
     }
 
     fn session_mut(&mut self, peer: PeerId) -> Option<&mut Session> {
         self.sessions.get_mut(peer).and_then(Option::as_mut)
+    }
+
+    /// Brings the lookup tables up to date with `peer`'s session (after every call into it).
+    fn sync(&mut self, peer: PeerId) {
+        if let Some(s) = self.sessions.get(peer).and_then(Option::as_ref) {
+            self.tables.sync(peer, s);
+        }
+    }
+
+    /// Holds the bootstrap pseudonyms of the minutes within the bootstrap clock window of
+    /// our clock.
+    fn move_boot_window(&mut self, now: Instant) {
+        let minute = hide::minute_of(self.shared.timestamp_now(now));
+        let window = minute.saturating_sub(hide::BOOT_MINUTES)..=minute + hide::BOOT_MINUTES;
+        let sessions = self
+            .sessions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)));
+        self.tables.set_window(window, sessions);
     }
 
     /// Operator re-bootstrap of one peer (`trident reset`): forgets its chain (persisted
@@ -156,10 +212,12 @@ impl Endpoint {
         now: Instant,
         static_only: bool,
     ) -> Result<ResetBasis, ResetRefused> {
-        match self.sessions.get_mut(peer).and_then(Option::as_mut) {
+        let r = match self.sessions.get_mut(peer).and_then(Option::as_mut) {
             Some(s) => s.reset(&mut self.shared, now, static_only),
             None => Ok(ResetBasis::BootstrapPsk),
-        }
+        };
+        self.sync(peer);
+        r
     }
 
     /// Force (Some) or stop forcing (None) the under-load answer, for tests and operators.
@@ -181,9 +239,12 @@ impl Endpoint {
         match &r {
             Ok(peer) => {
                 self.shared.counters.accepted += 1;
-                if let Some(s) = peer.and_then(|p| self.session_mut(p)) {
-                    s.set_reachable();
-                    s.heard_from_peer(now);
+                if let Some(p) = *peer {
+                    if let Some(s) = self.session_mut(p) {
+                        s.set_reachable();
+                        s.heard_from_peer(now);
+                    }
+                    self.sync(p);
                 }
             }
             Err(reason) => {
@@ -200,125 +261,25 @@ impl Endpoint {
         src: SocketAddr,
         datagram: &[u8],
     ) -> Result<Option<PeerId>, DropReason> {
-        match datagram.first() {
-            Some(&message::TYPE_INIT) => self.on_init(now, src, datagram),
-            Some(&message::TYPE_RESP) => self.on_resp(now, datagram),
-            Some(&message::TYPE_CONFIRM) => self.on_confirm(now, datagram),
-            Some(&message::TYPE_COOKIE) => self.on_cookie(datagram),
+        self.cookie_checked = false;
+        let version = datagram
+            .get(1)
+            .and_then(|v| Version::from_byte(*v))
+            .ok_or(DropReason::Malformed)?;
+        let r = match (datagram.first().copied(), version) {
+            (Some(message::TYPE_INIT), Version::V1) => self.on_init_v1(now, src, datagram),
+            (Some(message::TYPE_INIT), Version::V2) => self.on_init_v2(now, src, datagram),
+            (Some(message::TYPE_RESP), v) => self.on_resp(now, v, datagram),
+            (Some(message::TYPE_CONFIRM), v) => self.on_confirm(now, v, datagram),
+            (Some(message::TYPE_COOKIE), v) => self.on_cookie(v, datagram),
             _ => Err(DropReason::Malformed),
+        };
+        // A session that saw the datagram may have changed (also when it refused it: an
+        // exchange it ended, a tie it recorded).
+        if let Some(p) = self.touched.take() {
+            self.sync(p);
         }
-    }
-
-    fn check_mac1(&self, covered: &[u8], tag: &[u8; 16]) -> Result<(), DropReason> {
-        if mac::verify(&self.mac1_key, covered, tag) {
-            Ok(())
-        } else {
-            Err(DropReason::BadMac1)
-        }
-    }
-
-    fn on_init(
-        &mut self,
-        now: Instant,
-        src: SocketAddr,
-        datagram: &[u8],
-    ) -> Result<Option<PeerId>, DropReason> {
-        let init = Init::parse(datagram).map_err(|_| DropReason::Malformed)?;
-        self.check_mac1(&datagram[..Init::mac1_offset(datagram)], &init.mac1)?;
-        // mac2 is zero until the initiator holds a cookie. A non-zero mac2 must be valid
-        // even when we are not under load, so no byte of an Init goes unchecked; a stale
-        // cookie (our secret rotated) is answered with a fresh one.
-        let under_load = self.load.record_and_check(now);
-        if under_load || init.mac2 != [0u8; 16] {
-            let cookie = self.cookies.cookie_for(self.shared.rng.as_mut(), now, src);
-            let covered = &datagram[..Init::mac2_offset(datagram)];
-            if !mac::verify(&cookie, covered, &init.mac2) {
-                let reply = cookie::seal(
-                    self.shared.rng.as_mut(),
-                    &self.cookie_key,
-                    init.sender_index,
-                    &init.mac1,
-                    &cookie,
-                );
-                self.shared.send(Destination::Addr(src), reply.to_bytes());
-                return Err(if under_load {
-                    DropReason::CookieSent
-                } else {
-                    DropReason::BadMac2
-                });
-            }
-        }
-        let peer = self
-            .sessions
-            .iter()
-            .position(|s| s.as_ref().is_some_and(|s| s.public_key() == &init.s_init))
-            .ok_or(DropReason::UnknownPeer)?;
-        let session = self
-            .sessions
-            .get_mut(peer)
-            .and_then(Option::as_mut)
-            .ok_or(DropReason::UnknownPeer)?;
-        // An accepted Init answers at its source but does not move a known endpoint: until
-        // its timestamp is recorded it can be replayed from anywhere. It teaches an address
-        // only to a side that has none (a hub without the spoke's endpoint).
-        let learn = !session.is_reachable();
-        session.handle_init(&mut self.shared, now, src, init, datagram)?;
-        Ok(learn.then_some(peer))
-    }
-
-    fn on_resp(&mut self, now: Instant, datagram: &[u8]) -> Result<Option<PeerId>, DropReason> {
-        let resp = Resp::parse(datagram).map_err(|_| DropReason::Malformed)?;
-        self.check_mac1(&datagram[..Resp::MAC1_OFFSET], &resp.mac1)?;
-        let hash: [u8; 32] = Sha256::digest(datagram).into();
-        let peer = self
-            .sessions
-            .iter()
-            .position(|s| {
-                s.as_ref()
-                    .is_some_and(|s| s.answers_resp(resp.receiver_index, &hash))
-            })
-            .ok_or(DropReason::UnknownIndex)?;
-        let session = self
-            .sessions
-            .get_mut(peer)
-            .and_then(Option::as_mut)
-            .ok_or(DropReason::UnknownIndex)?;
-        session.handle_resp(&mut self.shared, now, &resp, datagram, &hash)?;
-        Ok(Some(peer))
-    }
-
-    fn on_confirm(&mut self, now: Instant, datagram: &[u8]) -> Result<Option<PeerId>, DropReason> {
-        let confirm = Confirm::parse(datagram).map_err(|_| DropReason::Malformed)?;
-        self.check_mac1(&datagram[..Confirm::MAC1_OFFSET], &confirm.mac1)?;
-        let peer = self
-            .sessions
-            .iter()
-            .position(|s| {
-                s.as_ref()
-                    .is_some_and(|s| s.owns_resp_index(confirm.receiver_index))
-            })
-            .ok_or(DropReason::UnknownIndex)?;
-        let session = self
-            .sessions
-            .get_mut(peer)
-            .and_then(Option::as_mut)
-            .ok_or(DropReason::UnknownIndex)?;
-        session.handle_confirm(&mut self.shared, now, &confirm)?;
-        Ok(Some(peer))
-    }
-
-    fn on_cookie(&mut self, datagram: &[u8]) -> Result<Option<PeerId>, DropReason> {
-        let reply = CookieReply::parse(datagram).map_err(|_| DropReason::Malformed)?;
-        for session in self.sessions.iter_mut().flatten() {
-            if session.owns_init_index(reply.receiver_index) {
-                return if session.handle_cookie(&reply) {
-                    Ok(None)
-                } else {
-                    Err(DropReason::BadMac2)
-                };
-            }
-        }
-        Err(DropReason::UnknownIndex)
+        r
     }
 
     /// The driver's answer to a [`crate::KmeRequest`].
@@ -328,26 +289,31 @@ impl Endpoint {
         id: KmeRequestId,
         result: Result<Vec<QkdKey>, QkdError>,
     ) {
-        let mut result = Some(result);
-        for session in self.sessions.iter_mut().flatten() {
-            if let Some(r) = result.take() {
-                if session.handle_kme_result(&mut self.shared, now, id, r.clone()) {
-                    return;
-                }
-                result = Some(r);
+        let Some(peer) = self.shared.kme_owner.remove(&id) else {
+            tracing::debug!(?id, "KME answer for a request no exchange waits for");
+            return;
+        };
+        if let Some(s) = self.sessions.get_mut(peer).and_then(Option::as_mut) {
+            if !s.handle_kme_result(&mut self.shared, now, id, result) {
+                tracing::debug!(?id, "KME answer for a request no exchange waits for");
             }
         }
-        tracing::debug!(?id, "KME answer for a request no exchange waits for");
+        self.sync(peer);
     }
 
+    /// Runs the timers that are due (only those sessions).
     pub fn handle_timeout(&mut self, now: Instant) {
-        for session in self.sessions.iter_mut().flatten() {
-            session.handle_timeout(&mut self.shared, now);
+        self.move_boot_window(now);
+        for peer in self.tables.due(now) {
+            if let Some(s) = self.sessions.get_mut(peer).and_then(Option::as_mut) {
+                s.handle_timeout(&mut self.shared, now);
+            }
+            self.sync(peer);
         }
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sessions().filter_map(Session::poll_timeout).min()
+        self.tables.next_deadline()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -362,26 +328,7 @@ impl Endpoint {
     pub fn peer_status(&self, peer: PeerId, now: Instant) -> PeerStatus {
         match self.sessions.get(peer).and_then(Option::as_ref) {
             Some(s) => s.status(now),
-            None => PeerStatus {
-                state: crate::status::PeerState::Connecting,
-                epoch: None,
-                chain_epoch: 0,
-                epoch_age: None,
-                sources: Default::default(),
-                qkd_key_ids: Vec::new(),
-                last_kme_error: None,
-                expired: false,
-                exchanges: 0,
-                last_exchange: None,
-                auth: None,
-                reason: None,
-                hint: None,
-                unverified: 0,
-                last_unverified: None,
-                static_only_reset: false,
-                psk_rotation: false,
-                warning: None,
-            },
+            None => PeerStatus::connecting(),
         }
     }
 
