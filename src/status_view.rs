@@ -173,6 +173,18 @@ pub fn render(status: &InterfaceStatus) -> String {
             }
         }
         let _ = writeln!(out, "  sources: {}", sources(peer));
+        match (peer.version, peer.pinned_version) {
+            (Some(v), Some(p)) => {
+                let _ = writeln!(out, "  keymix version: {v} (pinned: {p} or later only)");
+            }
+            (Some(v), None) => {
+                let _ = writeln!(out, "  keymix version: {v}");
+            }
+            (None, Some(p)) => {
+                let _ = writeln!(out, "  keymix version: pinned to {p} or later");
+            }
+            (None, None) => {}
+        }
         if peer.classic {
             let _ = writeln!(
                 out,
@@ -250,6 +262,8 @@ mod tests {
             chain_epoch: chain,
             classic: false,
             installed_psk: None,
+            version: None,
+            pinned_version: None,
         }
     }
 

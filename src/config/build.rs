@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use keymix::{PeerConfig, PublicKey, QkdPolicy, StaticSecret};
+use keymix::{PeerConfig, PublicKey, QkdPolicy, StaticSecret, Version};
 use toml::Spanned;
 use tunnel::settings::{Hooks, RouteTable};
 use tunnel::{PeerSettings, TunnelSettings};
@@ -54,6 +54,38 @@ fn interface_name(src: &Source, interface: &InterfaceSection, p: &mut Problems) 
         ));
     }
     name
+}
+
+/// min_version and max_version: each a version this release speaks, min <= max; the
+/// defaults (1 and the latest) stand in for bad values.
+fn versions(src: &Source, keymix: &KeymixSection, p: &mut Problems) -> (Version, Version) {
+    let mut one = |v: &Option<Spanned<u8>>, key: &str, default: Version| match v {
+        None => default,
+        Some(v) => Version::from_byte(*v.get_ref()).unwrap_or_else(|| {
+            p.errors.push(src.error(
+                Some(v.span()),
+                key,
+                format!(
+                    "keymix protocol version {} is not spoken by this release (1 or {})",
+                    v.get_ref(),
+                    Version::LATEST.byte()
+                ),
+            ));
+            default
+        }),
+    };
+    let min = one(&keymix.min_version, "keymix.min_version", Version::V1);
+    let max = one(&keymix.max_version, "keymix.max_version", Version::LATEST);
+    if min > max {
+        let span = keymix.min_version.as_ref().map(Spanned::span);
+        p.errors.push(src.error(
+            span,
+            "keymix.min_version",
+            format!("is {min}, above max_version ({max}): no version would be left"),
+        ));
+        return (Version::V1, Version::LATEST);
+    }
+    (min, max)
 }
 
 /// epoch_secs and reject_after_secs, each checked; the defaults stand in for bad values.
@@ -164,6 +196,7 @@ pub(super) fn build(
         parsed.ok()
     });
     let (epoch_secs, reject_after_secs) = schedule(src, &keymix, p);
+    let (min_version, max_version) = versions(src, &keymix, p);
     let bootstrap_psk = keymix
         .bootstrap_psk_file
         .as_ref()
@@ -280,6 +313,8 @@ pub(super) fn build(
         keymix_config.bootstrap_psk = bootstrap;
         keymix_config.kme_timeout = Duration::from_secs(kme_timeout) + KME_TIMEOUT_MARGIN;
         keymix_config.peer_sae_id = peer_sae_id;
+        keymix_config.min_version = min_version;
+        keymix_config.max_version = max_version;
         peer_settings.push(PeerSettings {
             endpoint,
             allowed_ips: peer.allowed_ips.into_iter().map(|a| a.0 .0).collect(),
@@ -324,6 +359,7 @@ pub(super) fn build(
         state_dir: &state_dir,
         epoch_secs,
         reject_after_secs,
+        versions: (min_version, max_version),
         policy,
         keylog_file: keylog_file.as_deref(),
     };

@@ -71,6 +71,9 @@ pub(super) struct KeymixSection {
     pub(super) bootstrap_psk_file: Option<Spanned<PathBuf>>,
     /// The RNDL key log (holds secrets; for `trident audit`).
     pub(super) keylog_file: Option<Spanned<PathBuf>>,
+    /// The keymix protocol versions spoken with every peer (default 1 and 2).
+    pub(super) min_version: Option<Spanned<u8>>,
+    pub(super) max_version: Option<Spanned<u8>>,
 }
 
 impl Default for KeymixSection {
@@ -81,6 +84,8 @@ impl Default for KeymixSection {
             qkd: None,
             bootstrap_psk_file: None,
             keylog_file: None,
+            min_version: None,
+            max_version: None,
         }
     }
 }

@@ -36,6 +36,8 @@ pub(super) const KEYMIX_KEYS: &[&str] = &[
     "qkd",
     "bootstrap_psk_file",
     "keylog_file",
+    "min_version",
+    "max_version",
 ];
 pub(super) const QKD_KEYS: &[&str] = &[
     "protocol",
@@ -70,6 +72,8 @@ pub(super) struct Effective<'a> {
     pub(super) state_dir: &'a Path,
     pub(super) epoch_secs: u64,
     pub(super) reject_after_secs: u64,
+    /// (min_version, max_version).
+    pub(super) versions: (keymix::Version, keymix::Version),
     pub(super) policy: QkdPolicy,
     pub(super) keylog_file: Option<&'a Path>,
 }
@@ -127,6 +131,9 @@ pub(super) fn render(src: &Source, effective: &Effective, external: bool) -> Str
         secs(effective.reject_after_secs),
     );
     keymix.insert("qkd".into(), Value::String(effective.policy.to_string()));
+    let version = |v: keymix::Version| Value::Integer(i64::from(v.byte()));
+    keymix.insert("min_version".into(), version(effective.versions.0));
+    keymix.insert("max_version".into(), version(effective.versions.1));
     if let Some(keylog) = effective.keylog_file {
         keymix.insert("keylog_file".into(), path_string(keylog));
     }

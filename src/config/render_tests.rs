@@ -101,6 +101,7 @@ fn rendering_fills_in_defaults_and_makes_paths_absolute() {
         state_dir: Path::new("/var/lib/trident/trA"),
         epoch_secs: 120,
         reject_after_secs: 180,
+        versions: (keymix::Version::V1, keymix::Version::V2),
         policy: keymix::QkdPolicy::Off,
         keylog_file: None,
     };
@@ -108,6 +109,8 @@ fn rendering_fills_in_defaults_and_makes_paths_absolute() {
     for line in [
         "private_key_file = \"/etc/trident/a.key\"",
         "mtu = 1420",
+        "min_version = 1",
+        "max_version = 2",
         "state_dir = \"/var/lib/trident/trA\"",
         "epoch_secs = 120",
         "qkd = \"off\"",

@@ -180,6 +180,32 @@ fn absurd_epoch_schedules_are_errors_not_panics() {
 }
 
 #[test]
+fn keymix_versions_are_checked_and_reach_every_peer() {
+    let dir = temp_dir("versions");
+    for (keymix, key) in [
+        ("min_version = 0\n", "keymix.min_version"),
+        ("max_version = 3\n", "keymix.max_version"),
+        ("min_version = 2\nmax_version = 1\n", "keymix.min_version"),
+    ] {
+        let text = good(&dir).replace("[[peer]]", &format!("[keymix]\n{keymix}\n[[peer]]"));
+        let e = load_err(&dir, &text);
+        assert!(e.contains(key) && e.contains("line"), "{keymix}: {e}");
+    }
+    let path = write(&dir, "v.toml", &good(&dir));
+    let peers = load(&path).unwrap_or_else(|e| panic!("{e}")).settings.peers;
+    assert!(peers
+        .iter()
+        .all(|p| (p.keymix.min_version, p.keymix.max_version)
+            == (keymix::Version::V1, keymix::Version::V2)));
+    let text = good(&dir).replace("[[peer]]", "[keymix]\nmax_version = 1\n\n[[peer]]");
+    let path = write(&dir, "v1.toml", &text);
+    let peers = load(&path).unwrap_or_else(|e| panic!("{e}")).settings.peers;
+    assert!(peers
+        .iter()
+        .all(|p| p.keymix.max_version == keymix::Version::V1));
+}
+
+#[test]
 fn state_dir_defaults_and_resolves_relative_to_the_config() {
     let dir = temp_dir("state");
     assert_eq!(

@@ -135,6 +135,7 @@ pub fn render(shared: &Shared, snap: &Snapshot) -> String {
     let state = Family::<Labels, Gauge>::default();
     let source = Family::<Labels, Gauge>::default();
     let exchanges = Family::<Labels, Counter>::default();
+    let version = Family::<Labels, Gauge>::default();
     for (i, p) in status.peers.iter().enumerate() {
         let peer = vec![("peer".to_owned(), p.public_key.clone())];
         let (tx_p, rx_p) = snap.packets.get(i).copied().unwrap_or_default();
@@ -151,6 +152,9 @@ pub fn render(shared: &Shared, snap: &Snapshot) -> String {
         }
         if let Some(age) = p.epoch_age_secs {
             epoch_age.get_or_create(&peer).set(to_i64(age));
+        }
+        if let Some(v) = p.version {
+            version.get_or_create(&peer).set(i64::from(v));
         }
         let mut states: Vec<&str> = STATES.to_vec();
         if !states.contains(&p.state.as_str()) {
@@ -185,6 +189,11 @@ pub fn render(shared: &Shared, snap: &Snapshot) -> String {
     registry.register("peer_rx_packets", "Data packets received", rx_packets);
     registry.register("peer_tx_packets", "Data packets sent", tx_packets);
     registry.register("peer_epoch", "Live PSK epoch", epoch);
+    registry.register(
+        "peer_keymix_version",
+        "keymix protocol version of the live epoch's exchange",
+        version,
+    );
     registry.register(
         "peer_epoch_age_seconds",
         "Seconds since the live PSK epoch was agreed",

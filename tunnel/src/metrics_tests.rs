@@ -67,6 +67,8 @@ pub(crate) fn snapshot() -> Snapshot {
         chain_epoch: 7,
         classic: false,
         installed_psk: None,
+        version: Some(2),
+        pinned_version: Some(2),
     };
     let mut dropped = std::collections::BTreeMap::new();
     dropped.insert("no_route".to_owned(), 4);

@@ -104,6 +104,12 @@ pub struct PeerReport {
     /// External data plane: what the WireGuard peer's PSK is ("epoch 7", "random (...)").
     #[serde(default)]
     pub installed_psk: Option<String>,
+    /// The keymix protocol version of the live epoch's exchange.
+    #[serde(default)]
+    pub version: Option<u8>,
+    /// The version the peer is held to (it has spoken it: nothing earlier is believed).
+    #[serde(default)]
+    pub pinned_version: Option<u8>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -207,6 +213,8 @@ impl PeerReport {
             chain_epoch: st.chain_epoch,
             classic: false,
             installed_psk: None,
+            version: st.version.map(keymix::Version::byte),
+            pinned_version: st.pinned_version.map(keymix::Version::byte),
         }
     }
 }

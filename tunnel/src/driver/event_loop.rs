@@ -61,7 +61,15 @@ pub(super) async fn run_loop(
     // Setup is done: the loop starts no programs and opens no new sockets (privileges.rs).
     crate::privileges::confine_packet_thread();
 
-    let mut tun_rx = TunRx::new(usize::from(mtu));
+    // WireGuard's padding is on; TRIDENT_WG_PADDING=0 turns it off, only to measure its
+    // cost (scripts/bench.sh): unpadded lengths show each inner packet's size on the wire.
+    let pad = std::env::var_os("TRIDENT_WG_PADDING").is_none_or(|v| v != "0");
+    if !pad {
+        tracing::warn!(
+            "WireGuard padding off (TRIDENT_WG_PADDING=0): inner packet sizes show on the wire"
+        );
+    }
+    let mut tun_rx = TunRx::with_padding(usize::from(mtu), pad);
     let mut udp_rx = UdpRx::new();
     let mut out = vec![0u8; OUT_BUFFER];
     let mut wg_tick = tokio::time::interval(WIREGUARD_TICK);

@@ -15,12 +15,21 @@ pub struct TunRx {
     count: usize,
     /// Packets of the last fill that were read but could not be split (counted, lost).
     dropped: u64,
+    /// Pad every packet with zeros to a multiple of 16 bytes, at most this MTU (as
+    /// WireGuard's paper and kernel module do): the encrypted length then shows only the
+    /// packet's size class. None: no padding (benchmarks of its cost).
+    pad_within: Option<usize>,
 }
 
 impl TunRx {
     pub fn new(mtu: usize) -> Self {
+        Self::with_padding(mtu, true)
+    }
+
+    pub fn with_padding(mtu: usize, pad: bool) -> Self {
         let size = mtu.max(1280) + 64;
         Self {
+            pad_within: pad.then_some(mtu),
             original: vec![0u8; VIRTIO_NET_HDR_LEN + MAX_PACKET].into_boxed_slice(),
             bufs: (0..TUN_RX_BUFS)
                 .map(|_| vec![0u8; size].into_boxed_slice())
@@ -28,6 +37,26 @@ impl TunRx {
             sizes: vec![0; TUN_RX_BUFS],
             count: 0,
             dropped: 0,
+        }
+    }
+
+    /// Pads the packets of the last fill (see `pad_within`). The receiver reads the length
+    /// from the IP header, so the zeros never reach its TUN device.
+    fn pad(&mut self) {
+        let Some(mtu) = self.pad_within else {
+            return;
+        };
+        for (buf, len) in self
+            .bufs
+            .iter_mut()
+            .zip(self.sizes.iter_mut())
+            .take(self.count)
+        {
+            let padded = padded_len(*len, mtu).min(buf.len());
+            if let Some(tail) = buf.get_mut(*len..padded) {
+                tail.fill(0);
+                *len = padded;
+            }
         }
     }
 
@@ -101,8 +130,14 @@ impl TunRx {
                 }
             }
         }
+        self.pad();
         Ok(self.count)
     }
+}
+
+/// `len` rounded up to a multiple of 16, but never above `mtu` (nor below `len`).
+pub fn padded_len(len: usize, mtu: usize) -> usize {
+    len.div_ceil(16).saturating_mul(16).min(mtu).max(len)
 }
 
 /// Whether a tun-rs receive error is about one packet (already consumed) rather than the
@@ -231,6 +266,18 @@ impl TunTx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padding_rounds_up_to_16_within_the_mtu() {
+        assert_eq!(padded_len(0, 1420), 0);
+        assert_eq!(padded_len(1, 1420), 16);
+        assert_eq!(padded_len(16, 1420), 16);
+        assert_eq!(padded_len(84, 1420), 96);
+        assert_eq!(padded_len(1419, 1420), 1420);
+        assert_eq!(padded_len(1420, 1420), 1420);
+        // Never below the packet (an MTU smaller than the packet does not cut it).
+        assert_eq!(padded_len(1500, 1420), 1500);
+    }
 
     #[test]
     fn tun_tx_slots_keep_what_was_committed() {
