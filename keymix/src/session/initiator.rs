@@ -136,17 +136,20 @@ impl Session {
                     );
                     self.initiating = None;
                     self.next_initiation_at = now + retry_pause(sh.rng_word());
+                } else if self.psks.rotating()
+                    && !s.psk_switched
+                    && now.saturating_duration_since(s.started) >= PSK_SWITCH_AFTER
+                {
+                    // Before the version: a peer that holds the other PSK speaks our
+                    // version, and one pinned to version 2 refuses version 1 whatever it is
+                    // keyed with (campaign seed 1000533).
+                    self.switch_psk(sh, now);
                 } else if s.version == Version::V2
                     && !s.version_switched
                     && may_fall_back_to_v1
                     && now.saturating_duration_since(s.keyed_at) >= VERSION_FALLBACK_AFTER
                 {
                     self.switch_version(sh, now);
-                } else if self.psks.rotating()
-                    && !s.psk_switched
-                    && now.saturating_duration_since(s.started) >= PSK_SWITCH_AFTER
-                {
-                    self.switch_psk(sh, now);
                 } else if !s.bootstrap
                     && !s.fallback
                     && self.psks.configured()
