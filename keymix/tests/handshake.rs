@@ -226,6 +226,13 @@ fn stale_state_then_reset(version: Version) {
         assert_eq!(st.unverified, 0, "{st:?}");
         assert!(net.b.ep.counters().get(keymix::DropReason::BadMac1) > 0);
         assert!(st.reason.is_none() && st.hint.is_none(), "{st:?}");
+        // After a minute of silence status says what to check (a local fact), and advises
+        // no reset: dropping packets must not make an operator reset a chain.
+        net.run_for(Duration::from_secs(30), |_| 1);
+        let st = net.status(false, net.now);
+        let hint = st.hint.clone().unwrap_or_default();
+        assert!(hint.contains("compare `chain epoch`"), "{st:?}");
+        assert!(!hint.contains("trident reset"), "{st:?}");
     }
     let now = net.now;
     for (ep, peer) in [(&mut net.a.ep, net.a.peer), (&mut net.b.ep, net.b.peer)] {

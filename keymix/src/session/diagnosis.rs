@@ -20,6 +20,10 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 /// exchange lifetime): status explains what the operator can do. A local fact, not the
 /// peer's word.
 pub(super) const BOOTSTRAP_HINT_AFTER: Duration = super::EXCHANGE_LIFETIME;
+/// How long a side that holds a chain but no live key waits for an authenticated message
+/// before status says what to check (version 2 cannot attribute a datagram keyed with a
+/// chain this side does not hold, so only the silence shows).
+const CHAIN_SILENCE_HINT_AFTER: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 pub(super) struct Observations {
@@ -182,7 +186,23 @@ impl Session {
         }
         let since = self.observations.progress_at?;
         let waited = now.saturating_duration_since(since);
-        if self.state.has_chain() || waited < BOOTSTRAP_HINT_AFTER {
+        if self.state.has_chain() {
+            // Silence is a local fact, but one an attacker can cause by dropping packets:
+            // it gets facts and a comparison to make, never a reset to run (issue 19).
+            // Without a live key only: `stale` explains an overdue rekey.
+            if self.committed.is_some() || waited < CHAIN_SILENCE_HINT_AFTER {
+                return None;
+            }
+            return Some(format!(
+                "this side holds a chain (epoch {}) and nothing authenticated came from the \
+                 peer for {} s: check that the peer runs and is reachable, then compare `chain \
+                 epoch` on both sides (diverged chains cannot talk; with a bootstrap PSK they \
+                 re-bootstrap within a minute)",
+                self.state.epoch,
+                waited.as_secs()
+            ));
+        }
+        if waited < BOOTSTRAP_HINT_AFTER {
             return None;
         }
         let secs = waited.as_secs();
