@@ -129,8 +129,8 @@ pub struct Summary {
     pub kinds: Vec<Kind>,
     /// Exchanges whose used mask has the QKD bit.
     pub with_qkd: usize,
-    /// The message sizes seen (Init, Resp, Confirm) and the fields of the last exchange's
-    /// messages as (offset, size), for the check against the document's tables.
+    /// Every rebuilt message (each equal to the file's) with its fields as (offset, size),
+    /// for the check against the document's tables.
     pub layouts: Vec<Layout>,
 }
 
@@ -367,14 +367,15 @@ fn exchange(v: &mut Vector, st: &Statics, c: [u8; 32], summary: &mut Summary) ->
     );
     v.check("confirm", &confirm.bytes);
 
-    summary.layouts = [
-        (TYPE_INIT, init),
-        (TYPE_RESP, resp),
-        (TYPE_CONFIRM, confirm),
-    ]
-    .into_iter()
-    .map(|(ty, b)| (ty, b.bytes.len(), b.fields))
-    .collect();
+    summary.layouts.extend(
+        [
+            (TYPE_INIT, init),
+            (TYPE_RESP, resp),
+            (TYPE_CONFIRM, confirm),
+        ]
+        .into_iter()
+        .map(|(ty, b)| (ty, b.bytes.len(), b.fields)),
+    );
     Outcome {
         epoch: plain.epoch,
         ts: plain.timestamp,
