@@ -196,15 +196,20 @@ fn bootstrap_clock_window_matches() {
 #[test]
 fn the_vector_table_lists_every_vector_file() {
     let doc = doc();
-    let listed: std::collections::BTreeSet<String> = table(&doc, "## Known-answer vectors")
-        .iter()
-        .map(|row| row[0].trim_matches('`').to_string())
-        .collect();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
-    let files: std::collections::BTreeSet<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".txt"))
-        .collect();
-    assert_eq!(listed, files, "PROTOCOL.md, Known-answer vectors");
+    for (heading, dir) in [
+        ("## Known-answer vectors", "/tests/vectors"),
+        ("### Version 2 known-answer vectors", "/tests/vectors_v2"),
+    ] {
+        let listed: std::collections::BTreeSet<String> = table(&doc, heading)
+            .iter()
+            .map(|row| row[0].trim_matches('`').to_string())
+            .collect();
+        let dir = format!("{}{dir}", env!("CARGO_MANIFEST_DIR"));
+        let files: std::collections::BTreeSet<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".txt"))
+            .collect();
+        assert_eq!(listed, files, "PROTOCOL.md, {heading}");
+    }
 }

@@ -1,6 +1,9 @@
 //! Known-answer vectors of protocol version 2 (docs/PROTOCOL.md, "Version 2: wire
 //! privacy"): fixed static keys, seeded randomness, a fixed clock and seeded QKD keys give
-//! fixed messages, hiding values and PSKs. The files under tests/vectors_v2/ pin them.
+//! fixed messages, hiding values and PSKs. The files under tests/vectors_v2/ pin them, and
+//! every_v2_vector_recomputes_from_its_inputs recomputes each line of them from its inputs
+//! by an independent reading of docs/PROTOCOL.md (vectors_v2/spec.rs, vectors_v2/verify.rs,
+//! the message tables by vectors_v2/layout.rs).
 //!
 //! Regenerate (only after an intended, documented change of protocol):
 //!     TRIDENT_REGENERATE_VECTORS=1 cargo test -p keymix --test vectors_v2
@@ -14,6 +17,14 @@ mod render;
 #[allow(dead_code)]
 #[path = "vectors/spec.rs"]
 mod spec;
+// An independent reading of PROTOCOL.md, version 2 (none of keymix's schedule or hiding
+// code), and the check of every vector file with it.
+#[path = "vectors_v2/layout.rs"]
+mod layout;
+#[path = "vectors_v2/spec.rs"]
+mod spec_v2;
+#[path = "vectors_v2/verify.rs"]
+mod verify;
 
 use std::path::PathBuf;
 
@@ -82,4 +93,39 @@ fn static_only_bootstrap_then_chain_matches_the_vector() {
 fn rendering_is_deterministic() {
     let sc = v2("determinism", 23);
     assert_eq!(render::render(sc.clone(), 2), render::render(sc, 2));
+}
+
+/// Every version-2 vector file recomputed from its inputs by an independent reading of
+/// docs/PROTOCOL.md (vectors_v2/spec.rs, vectors_v2/verify.rs), its messages checked
+/// against the document's tables (vectors_v2/layout.rs); the files named here show the
+/// case their name promises.
+#[test]
+fn every_v2_vector_recomputes_from_its_inputs() {
+    use verify::Kind::{BootDh, BootPsk, Chain};
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors_v2");
+    let mut summaries = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "txt") {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let summary = verify::verify(&mut verify::Vector::parse(&name, &text));
+            for (ty, len, fields) in &summary.layouts {
+                layout::check(*ty, *len, fields);
+            }
+            summaries.insert(name, summary);
+        }
+    }
+    layout::check_prose();
+    layout::check_label_lengths();
+    layout::check_label_prefixes();
+    assert_eq!(summaries.len(), 2, "the version-2 vector files");
+    let psk = &summaries["v2_psk_bootstrap_chain_qkd.txt"];
+    assert_eq!(psk.epochs, [1, 2, 3]);
+    assert_eq!(psk.kinds, [BootPsk, Chain, Chain]);
+    assert_eq!(psk.with_qkd, 3);
+    let dh = &summaries["v2_dh_bootstrap_chain.txt"];
+    assert_eq!(dh.epochs, [1, 2]);
+    assert_eq!(dh.kinds, [BootDh, Chain]);
+    assert_eq!(dh.with_qkd, 0);
 }
