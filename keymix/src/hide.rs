@@ -116,12 +116,30 @@ impl ExchangeKeys {
     }
 }
 
-/// ChaCha20-Poly1305 under `key` with a zero nonce: every hiding key seals one plaintext
+/// ChaCha20-Poly1305 under `key` with a zero nonce: an Init's K_init seals one plaintext
 /// (it depends on the Init's fresh E_i). Returns ciphertext || tag.
 pub fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+    seal_with(key, &[0; 12], plaintext, aad)
+}
+
+/// Opens what [`seal`] made; `None` when it does not authenticate.
+pub fn open(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    open_with(key, &[0; 12], sealed, aad)
+}
+
+/// The nonce of a Resp's sealed mask: its sender index (u32 little-endian), then zeros. A
+/// responder that lost its state may answer one Init (one K_resp) twice; its indices differ.
+pub fn resp_nonce(resp_sender_index: u32) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[..4].copy_from_slice(&resp_sender_index.to_le_bytes());
+    n
+}
+
+/// ChaCha20-Poly1305 under `key` and `nonce`; ciphertext || tag.
+pub fn seal_with(key: &[u8; 32], nonce: &[u8; 12], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     ChaCha20Poly1305::new(key.into())
         .encrypt(
-            &[0u8; 12].into(),
+            nonce.into(),
             Payload {
                 msg: plaintext,
                 aad,
@@ -131,10 +149,15 @@ pub fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// Opens what [`seal`] made; `None` when it does not authenticate.
-pub fn open(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+/// Opens what [`seal_with`] made; `None` when it does not authenticate.
+pub fn open_with(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    sealed: &[u8],
+    aad: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
     ChaCha20Poly1305::new(key.into())
-        .decrypt(&[0u8; 12].into(), Payload { msg: sealed, aad })
+        .decrypt(nonce.into(), Payload { msg: sealed, aad })
         .ok()
         .map(Zeroizing::new)
 }

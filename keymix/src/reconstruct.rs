@@ -81,7 +81,8 @@ pub fn open_resp_v2(bytes: &[u8], init: &Init, k_init: &[u8; 32]) -> Option<Resp
     let wire = RespV2::parse(bytes).ok()?;
     let keys = ExchangeKeys::new(k_init);
     let aad = bytes.get(..message_v2::resp::SEALED)?;
-    let mask = hide::open(&keys.resp, &wire.sealed, aad)?;
+    let nonce = hide::resp_nonce(wire.sender_index);
+    let mask = hide::open_with(&keys.resp, &nonce, &wire.sealed, aad)?;
     let sources = SourceMask::from_wire(*mask.first()?)?;
     Some(Resp {
         sources,

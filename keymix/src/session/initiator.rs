@@ -275,8 +275,9 @@ impl Session {
                     return Err(DropReason::BadMac1);
                 }
                 let aad = bytes.get(..message_v2::resp::SEALED).unwrap_or(&[]);
-                let mask =
-                    hide::open(&h.keys.resp, &wire.sealed, aad).ok_or(DropReason::BadAuth)?;
+                let nonce = hide::resp_nonce(wire.sender_index);
+                let mask = hide::open_with(&h.keys.resp, &nonce, &wire.sealed, aad)
+                    .ok_or(DropReason::BadAuth)?;
                 let sources = mask
                     .first()
                     .and_then(|b| SourceMask::from_wire(*b))

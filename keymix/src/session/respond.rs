@@ -83,7 +83,8 @@ impl Session {
             None => self.resp_v1(a, resp_index, sources, e_resp, ct_bytes, confirm),
             Some(h) => {
                 let mut b = RespV2::head(resp_index, init.sender_index, &e_resp, &ct_bytes[..]);
-                let sealed = hide::seal(&h.keys.resp, &[sources.bits()], &b);
+                let nonce = hide::resp_nonce(resp_index);
+                let sealed = hide::seal_with(&h.keys.resp, &nonce, &[sources.bits()], &b);
                 b.extend_from_slice(&sealed);
                 b.extend_from_slice(&confirm);
                 b.extend_from_slice(&mac::tag(&a.auth.r2i, &b));

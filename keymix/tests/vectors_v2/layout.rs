@@ -107,11 +107,11 @@ pub fn check_prose() {
         format!("key-ID block ({KEY_ID_BLOCK_LEN} bytes)"),
         format!("zero padded to {KEY_ID_BLOCK_LEN} bytes"),
         format!(
-            "| 1240 | {} | Seal(K_init, plaintext, aad = bytes 0..1240) |",
+            "| 1240 | {} | Seal(K_init, zero nonce, plaintext, aad = bytes 0..1240) |",
             PLAIN_LEN + 16
         ),
         format!(
-            "| 1132 | {} | Seal(K_resp, used mask (1 byte), aad = bytes 0..1132) |",
+            "| 1132 | {} | Seal(K_resp, nonce = sender_index LE and 8 zero bytes, used mask (1 byte), aad = bytes 0..1132) |",
             1 + 16
         ),
         format!("ChaCha20-Poly1305 open of {} bytes", PLAIN_LEN + 16),

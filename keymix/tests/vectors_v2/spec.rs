@@ -167,23 +167,31 @@ pub fn exchange_keys(k_init: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
     )
 }
 
-/// Seal(K, plaintext, aad): ChaCha20-Poly1305 (RFC 8439), 12-byte zero nonce, ct || tag.
-pub fn seal(k: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+/// Seal(K, nonce, plaintext, aad): ChaCha20-Poly1305 (RFC 8439), ct || tag. The Init's
+/// nonce is 12 zero bytes; the Resp's is its sender_index (u32 LE) then 8 zero bytes.
+pub fn seal(k: &[u8; 32], nonce: &[u8; 12], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let payload = Payload {
         msg: plaintext,
         aad,
     };
     ChaCha20Poly1305::new(k.into())
-        .encrypt(&Nonce::default(), payload)
+        .encrypt(&Nonce::from(*nonce), payload)
         .unwrap()
 }
 
 /// The inverse of `seal`; None when the tag does not verify.
-pub fn open(k: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+pub fn open(k: &[u8; 32], nonce: &[u8; 12], sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
     let payload = Payload { msg: sealed, aad };
     ChaCha20Poly1305::new(k.into())
-        .decrypt(&Nonce::default(), payload)
+        .decrypt(&Nonce::from(*nonce), payload)
         .ok()
+}
+
+/// The Resp's nonce: its sender_index (bytes 4..8, little-endian), then zeros.
+pub fn resp_nonce(resp: &[u8]) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[..4].copy_from_slice(&resp[4..8]);
+    n
 }
 
 /// The 124-byte Init plaintext: S_i (32) || epoch (u64 LE) || timestamp (u64 LE) ||

@@ -256,7 +256,7 @@ fn exchange(v: &mut Vector, st: &Statics, c: [u8; 32], summary: &mut Summary) ->
 
     // The sealed plaintext: opened with K_init only to read what the clock and the
     // initiator's policy chose (timestamp, proposed mask, key IDs); then rebuilt.
-    let opened = open(&k_init, &init_msg[1240..1380], &init_msg[..1240]);
+    let opened = open(&k_init, &[0; 12], &init_msg[1240..1380], &init_msg[..1240]);
     let plain = Plain::decode(&opened.expect("the Init opens under the recomputed K_init"));
     assert_eq!(&plain.s_i, s_i, "S_i in the plaintext");
     let plain_bytes = plain.encode();
@@ -289,7 +289,7 @@ fn exchange(v: &mut Vector, st: &Statics, c: [u8; 32], summary: &mut Summary) ->
     init.push(&init_msg[20..24]); // sender_index: random, from the message
     init.push(&e_i_pub);
     init.push(&ek);
-    init.push(&seal(&k_init, &plain_bytes, &init.bytes));
+    init.push(&seal(&k_init, &[0; 12], &plain_bytes, &init.bytes));
     init.push(&mac(&k_auth_i2r, &init.bytes));
     init.push(&mac(&mac1k, &init.bytes));
     init.push(&mac(&k_mac1x, &init.bytes)); // mac2 of an initiator without a cookie
@@ -309,7 +309,12 @@ fn exchange(v: &mut Vector, st: &Statics, c: [u8; 32], summary: &mut Summary) ->
     let (ct, ss_k) = ek_key.encapsulate_deterministic(&Array::try_from(&m[..]).unwrap());
     assert_eq!(dk.decapsulate(&ct), ss_k, "decapsulation");
     v.check("ss_k", &ss_k);
-    let mask = open(&k_resp, &resp_msg[1132..1149], &resp_msg[..1132]);
+    let mask = open(
+        &k_resp,
+        &resp_nonce(&resp_msg),
+        &resp_msg[1132..1149],
+        &resp_msg[..1132],
+    );
     let used = mask.expect("the Resp's mask opens under the recomputed K_resp");
     assert_eq!(used.len(), 1);
     let used = used[0];
@@ -348,7 +353,12 @@ fn exchange(v: &mut Vector, st: &Statics, c: [u8; 32], summary: &mut Summary) ->
     resp.push(init_index); // receiver_index = the Init's sender_index
     resp.push(&e_r_pub);
     resp.push(&ct);
-    resp.push(&seal(&k_resp, &[used], &resp.bytes));
+    resp.push(&seal(
+        &k_resp,
+        &resp_nonce(&resp.bytes),
+        &[used],
+        &resp.bytes,
+    ));
     resp.push(&confirm_tag(&comb.conf_r2i, &t));
     resp.push(&mac(&k_auth_r2i, &resp.bytes));
     resp.push(&mac(&k_mac1x, &resp.bytes));
