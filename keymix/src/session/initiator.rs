@@ -138,7 +138,7 @@ impl Session {
                     self.next_initiation_at = now + retry_pause(sh.rng_word());
                 } else if self.psks.rotating()
                     && !s.psk_switched
-                    && now.saturating_duration_since(s.started) >= PSK_SWITCH_AFTER
+                    && now.saturating_duration_since(s.keyed_at) >= PSK_SWITCH_AFTER
                 {
                     // Before the version: a peer that holds the other PSK speaks our
                     // version, and one pinned to version 2 refuses version 1 whatever it is
