@@ -9,6 +9,10 @@
 
 use zeroize::Zeroizing;
 
+use super::initiator::Initiation;
+use super::responder::Responding;
+use super::Session;
+
 use crate::schedule::{self, Secret32};
 use crate::Version;
 
@@ -145,6 +149,22 @@ impl BootstrapPsks {
                 self.next_try = PskChoice::Current;
             }
             PskChoice::Previous => self.next_try = PskChoice::Previous,
+        }
+    }
+}
+
+impl Session {
+    /// A reload replaced the bootstrap PSK: what was *current* is *previous* now. An
+    /// exchange under way keeps the PSK it was keyed with, so its label moves too (else an
+    /// unanswered Init would "switch" to the very PSK it used: campaign seed 1070705).
+    pub(super) fn relabel_live_exchanges(&mut self) {
+        if let Some(Initiation::Sent(s)) = &mut self.initiating {
+            s.psk = PskChoice::Previous;
+        }
+        match &mut self.responding {
+            Some(Responding::Sent(s)) => s.psk = PskChoice::Previous,
+            Some(Responding::AwaitingKme(w)) => w.relabel_psk(PskChoice::Previous),
+            None => {}
         }
     }
 }

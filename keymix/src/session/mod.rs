@@ -248,6 +248,7 @@ impl Session {
         }
         if self.psks.update(cfg.bootstrap_psk.clone()) {
             self.psks_changed();
+            self.relabel_live_exchanges();
             tracing::info!(
                 peer = %self.short,
                 "bootstrap PSK changed: the old one is accepted until the peer uses the new one"

@@ -80,6 +80,12 @@ pub(super) struct ResponderWaiting {
     accepted: Accepted,
 }
 
+impl ResponderWaiting {
+    pub(super) fn relabel_psk(&mut self, psk: PskChoice) {
+        self.accepted.psk = psk;
+    }
+}
+
 pub(super) struct SentResp {
     pub(super) version: Version,
     pub(super) epoch: u64,
