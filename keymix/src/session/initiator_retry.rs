@@ -119,7 +119,9 @@ impl Session {
         self.send_init(sh, now, qkd, true, s.version);
         if let Some(Initiation::Sent(n)) = &mut self.initiating {
             n.fallback = true;
-            n.psk_switched = s.psk_switched;
+            // A bootstrap is keyed with the PSK's C_0: it gets both PSKs too, whatever the
+            // chain Init tried (campaign seed 1044668).
+            n.psk_switched = false;
             n.version_switched = s.version_switched;
             n.started = s.started;
         }
