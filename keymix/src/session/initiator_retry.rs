@@ -116,13 +116,17 @@ impl Session {
             "keymix Init unanswered: falling back to a bootstrap by the bootstrap PSK (the peer \
              may hold another chain)"
         );
-        self.send_init(sh, now, qkd, true, s.version);
+        // A bootstrap starts again from our highest version: a peer that refused our chain
+        // Init in either version may take a bootstrap in version 2 (campaign seed 1116137:
+        // a version-1 fallback met a peer pinned to 2).
+        let version = self.init_version();
+        self.send_init(sh, now, qkd, true, version);
         if let Some(Initiation::Sent(n)) = &mut self.initiating {
             n.fallback = true;
             // A bootstrap is keyed with the PSK's C_0: it gets both PSKs too, whatever the
             // chain Init tried (campaign seed 1044668).
             n.psk_switched = false;
-            n.version_switched = s.version_switched;
+            n.version_switched = false;
             n.started = s.started;
         }
     }
