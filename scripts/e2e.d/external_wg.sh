@@ -102,10 +102,10 @@ ext_check_psk() {
         # Between two epochs the read can straddle the switch: read again.
         if [[ $e1 == "$e2" && $installed == "epoch $e1" ]]; then
             [[ $psk != "(none)" && -n $psk ]] || { log "$ifc: PSK is zero"; return 1; }
-            local want got
-            want=$(wg_keylog_fp "$keylog" "$e1")
-            got=$(wg_psk_fp "$psk")
-            [[ -n $want && $want == "$got" ]] || { log "$ifc epoch $e1: fingerprint $got, key log $want"; return 1; }
+            local want got version
+            read -r version want <<<"$(wg_keylog_fp "$keylog" "$e1")"
+            got=$(wg_psk_fp "$psk" "$version")
+            [[ -n $want && $want == "$got" ]] || { log "$ifc epoch $e1: fingerprint $got, key log $want (v$version)"; return 1; }
             echo "$e1 $psk"
             return 0
         fi
@@ -146,7 +146,7 @@ t_external_wg_psk_every_epoch() {
             ext_check_psk trxB gwb wgB "$WORK/b.keylog" >/dev/null || { ext_down; return 1; }
             [[ " ${seen[*]} " != *" $psk "* ]] || { log "PSK repeated at epoch $epoch"; ext_down; return 1; }
             seen+=("$psk")
-            log "epoch $epoch: wgA and wgB hold the key log's PSK (fp $(wg_psk_fp "$psk" | cut -c1-12)...)"
+            log "epoch $epoch: wgA and wgB hold the key log's PSK (fp $(wg_psk_fp "$psk" 2 | cut -c1-12)...)"
             prev_epoch=$epoch
             rounds=$((rounds + 1))
         fi
@@ -179,7 +179,7 @@ t_external_wg_kme_killed() {
     log "A: state $(trd_peer trxA state), installed_psk: $sa"
     [[ $sa == *"fail closed"* ]] || rc=1
     [[ $psk != "(none)" && -n $psk && $psk != "$before" ]] || { log "wgA PSK not replaced"; rc=1; }
-    grep -q "psk_fp=$(wg_psk_fp "$psk")" "$WORK/a.keylog" && { log "wgA holds a real epoch's PSK"; rc=1; }
+    grep -qE "psk_fp=($(wg_psk_fp "$psk" 1)|$(wg_psk_fp "$psk" 2))" "$WORK/a.keylog" && { log "wgA holds a real epoch's PSK"; rc=1; }
     trd_kme_start b "$WORK" || { ext_down; return 1; }
     start=$SECONDS
     ext_wait_ping 40 || { log "traffic did not resume"; rc=1; }

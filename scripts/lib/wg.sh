@@ -62,17 +62,23 @@ wg_psk() {
     ip netns exec "$ns" wg show "$2" preshared-keys | awk 'NR == 1 { print $2 }'
 }
 
-# wg_psk_fp PSK_BASE64: the key log's psk_fp of a PSK (keymix::schedule::psk_fingerprint).
+# wg_psk_fp PSK_BASE64 [VERSION]: the key log's psk_fp of a PSK in keymix protocol VERSION
+# (default 1; keymix::schedule::psk_fingerprint_with).
 wg_psk_fp() {
     python3 -c '
 import base64, hashlib, sys
 psk = base64.b64decode(sys.argv[1])
-print(hashlib.sha256(b"trident keymix v1 psk fingerprint" + psk).hexdigest()[:32])' "$1"
+label = b"trident keymix v%s psk fingerprint" % sys.argv[2].encode()
+print(hashlib.sha256(label + psk).hexdigest()[:32])' "$1" "${2:-1}"
 }
 
-# wg_keylog_fp KEYLOG EPOCH: psk_fp of that epoch's line.
+# wg_keylog_fp KEYLOG EPOCH: "VERSION psk_fp" of that epoch's line (either version's line;
+# each version's fingerprint has its own label).
 wg_keylog_fp() {
-    grep -E "^trident-keylog-v1 epoch=$2 " "$1" | tail -n 1 | grep -oE 'psk_fp=[0-9a-f]+' | cut -d= -f2
+    local line
+    line=$(grep -E "^trident-keylog-v[0-9]+ epoch=$2 " "$1" | tail -n 1)
+    [[ -n $line ]] || return 0
+    echo "$(sed -E 's/^trident-keylog-v([0-9]+) .*/\1/' <<<"$line") $(grep -oE 'psk_fp=[0-9a-f]+' <<<"$line" | cut -d= -f2)"
 }
 
 # wg_site_c: a third gateway namespace trd-gwc on the WAN router (198.18.0.2/24 via c0).

@@ -121,6 +121,14 @@ impl BootstrapPsks {
         }
     }
 
+    /// A new attempt starts with the configured PSK: a peer that reloaded it too since the
+    /// last exchange takes it at once, and its first exchange under it ends the rotation.
+    /// (Staying with the previous PSK once it worked would never end a rotation in which
+    /// we always initiate: the e2e t_static_key_psk_rotation in version 2.)
+    pub fn new_attempt(&mut self) {
+        self.next_try = PskChoice::Current;
+    }
+
     /// Our Init keyed with `used` went unanswered: the next one tries the other PSK.
     pub fn unanswered(&mut self, used: PskChoice) {
         if self.previous.is_some() {
@@ -139,7 +147,8 @@ impl BootstrapPsks {
     }
 
     /// An exchange authenticated under `used`: under the current PSK the rotation is over
-    /// (the peer holds it); under the previous one keep using that until the peer moves.
+    /// (the peer holds it); under the previous one the rest of this attempt stays with it
+    /// (the next attempt starts with the configured one again: [`Self::new_attempt`]).
     pub fn authenticated(&mut self, used: PskChoice) {
         match used {
             PskChoice::Current => {

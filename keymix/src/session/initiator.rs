@@ -181,6 +181,7 @@ impl Session {
     }
 
     fn start_initiation(&mut self, sh: &mut Shared, now: Instant) {
+        self.psks.new_attempt();
         let epoch = self.state.epoch + 1;
         if self.cfg.qkd == QkdPolicy::Off {
             let version = self.init_version();
