@@ -3,9 +3,12 @@
 #
 # The hosts: "A" and "B" are the harness's gateway namespaces gwa and gwb, "lan-a" and
 # "lan-b" its LAN hosts. A gateway also gets a mount namespace of its own in which /etc,
-# /usr/local, /var and /root are copy-on-write overlays of this machine's and /run is
-# empty, so the guide's commands install into /usr/local/bin, write /etc/trident and
-# /var/lib/trident on "their" host, as written, and leave this machine's files alone.
+# /usr/local, /var and /root are copy-on-write overlays of this machine's, so the guide's
+# commands install into /usr/local/bin, write /etc/trident and /var/lib/trident on "their"
+# host, as written, and leave this machine's files alone. /run starts empty, as after a
+# boot: each gateway has its own /run/trident (`trident status` sees its own interface
+# only), and install.sh finds no systemd to reload. The LAN hosts only run commands that
+# touch no files, in their network namespaces.
 #
 # Stand-ins, because a namespace test has neither systemd nor sshd (shell functions that
 # shadow the real commands while a block runs; anything else they are asked fails):
