@@ -2,9 +2,11 @@
 //! for `trident up`: DIR/SITE_A/ and DIR/SITE_B/ each hold that gateway's config, its
 //! private key and the bootstrap PSK the two share (named after the peer), all 0600 in 0700
 //! directories; with `--qkd` also the KME simulator pair in DIR/kme (`trident kme-sim
-//! init`) and the `[qkd]` tables pointing at it. Keys come from the same code as `genkey`
-//! and `genpsk`; nothing existing is ever replaced (everything is checked before the first
-//! file is written).
+//! init`), each site's share of it in DIR/SITE/kme and the `[qkd]` tables pointing there,
+//! so that each site's directory is all its gateway needs (copied into /etc/trident, the
+//! config is where `trident@.service` looks and every relative path still holds). Keys
+//! come from the same code as `genkey` and `genpsk`; nothing existing is ever replaced
+//! (everything is checked before the first file is written).
 
 use std::fs::DirBuilder;
 use std::net::{IpAddr, SocketAddr};
@@ -56,8 +58,9 @@ pub struct PairArgs {
     /// A prefix behind B that A routes through the tunnel; repeat for more.
     #[arg(long, value_name = "PREFIX")]
     lan_b: Vec<String>,
-    /// Also write the KME simulator pair (DIR/kme, as `trident kme-sim init`; run it with
-    /// `trident kme-sim run DIR/kme/kme-a.toml` and `kme-b.toml`) and `[qkd]` tables.
+    /// Also write the KME simulator pair (DIR/kme, as `trident kme-sim init`), each site's
+    /// share of it in DIR/SITE/kme (run there with `trident kme-sim run kme/kme-a.toml`,
+    /// `kme-b.toml` on B) and `[qkd]` tables.
     #[arg(long)]
     qkd: bool,
     /// With --qkd: where KME A accepts the simulated key link from KME B. The default is
@@ -147,8 +150,8 @@ fn config(me: &Side, peer: &Side, qkd: bool) -> String {
     );
     if qkd {
         text.push_str(&format!(
-            "\n[qkd]\nkme_url = \"{url}\"\nsae_id = \"{me}\"\nca_file = \"../kme/ca.pem\"\n\
-             cert_file = \"../kme/{me}.pem\"\nkey_file = \"../kme/{me}.key\"\n",
+            "\n[qkd]\nkme_url = \"{url}\"\nsae_id = \"{me}\"\nca_file = \"kme/ca.pem\"\n\
+             cert_file = \"kme/{me}.pem\"\nkey_file = \"kme/{me}.key\"\n",
             url = me.kme_url,
             me = me.name
         ));
@@ -181,6 +184,46 @@ fn private_dir(dir: &Path) -> Result<()> {
     tunnel::trusted_file::check_parent_dirs(&dir.join("x"))
         .map_err(anyhow::Error::from)
         .with_context(|| format!("not writing keys into {}", dir.display()))
+}
+
+/// Copies what one gateway needs of the simulator setup in `kme` into `share`: its SAE
+/// certificate, the CA of the KME's certificate, and its KME's config, certificates and SKIP
+/// PSK. The other site's keys and the CA's key stay behind.
+fn kme_share(kme: &Path, share: &Path, sae: &str, stem: &str) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    private_dir(share)?;
+    let names = [
+        "ca.pem".to_owned(),
+        "link-ca.pem".to_owned(),
+        format!("{stem}.toml"),
+        format!("{stem}.pem"),
+        format!("{stem}.key"),
+        format!("{stem}-link.pem"),
+        format!("{stem}-link.key"),
+        format!("{sae}.pem"),
+        format!("{sae}.key"),
+        format!("{sae}.skip-psk"),
+        format!("{sae}.skip-psk-id"),
+    ];
+    for name in names {
+        let (from, to) = (kme.join(&name), share.join(&name));
+        let copy = || -> std::io::Result<()> {
+            let bytes = zeroize::Zeroizing::new(std::fs::read(&from)?);
+            // Created with the source's mode (0600 for keys), so a key is never readable
+            // by others, not even between open and chmod.
+            let mode = std::fs::metadata(&from)?.permissions().mode() & 0o644;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&to)?;
+            file.write_all(&bytes)?;
+            file.sync_all()
+        };
+        copy().with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
 }
 
 pub fn run(args: &PairArgs) -> Result<()> {
@@ -252,7 +295,14 @@ pub fn run(args: &PairArgs) -> Result<()> {
             key_line(&psk).to_string(),
         ),
     ];
-    if let Some((existing, _)) = files.iter().find(|(p, _)| p.symlink_metadata().is_ok()) {
+    let shares = [(&a, &dir_a, "kme-a"), (&b, &dir_b, "kme-b")];
+    let existing = files.iter().map(|(p, _)| p.clone());
+    let share_dirs = shares.iter().map(|(_, dir, _)| dir.join("kme"));
+    let share_dirs = share_dirs.filter(|_| args.qkd);
+    if let Some(existing) = existing
+        .chain(share_dirs)
+        .find(|p| p.symlink_metadata().is_ok())
+    {
         bail!("{} already exists; nothing written", existing.display());
     }
     for dir in [&args.out, &dir_a, &dir_b] {
@@ -272,6 +322,9 @@ pub fn run(args: &PairArgs) -> Result<()> {
             args.kme_link_b,
         )
         .with_context(|| format!("kme-sim init {}", kme.display()))?;
+        for (me, dir, stem) in shares {
+            kme_share(&kme, &dir.join("kme"), me.name, stem)?;
+        }
     }
     for (path, text) in &files {
         tunnel::secret_file::create_new(path, text.as_bytes())
@@ -291,12 +344,14 @@ pub fn run(args: &PairArgs) -> Result<()> {
     }
     if args.qkd {
         summary.push_str(&format!(
-            "KME simulators: `trident kme-sim run {0}/kme/kme-a.toml` on {1}'s gateway, \
-             `trident kme-sim run {0}/kme/kme-b.toml` on {2}'s (each serves its gateway on \
-             loopback)\n",
-            args.out.display(),
-            a.name,
-            b.name
+            "KME simulators: {da}/kme/kme-a.toml on {a}'s gateway, {db}/kme/kme-b.toml on {b}'s \
+             (`trident kme-sim run /etc/trident/kme/kme-a.toml` once copied; each serves its \
+             gateway on loopback); {all} holds both, as `trident kme-sim init` writes them\n",
+            a = a.name,
+            b = b.name,
+            da = dir_a.display(),
+            db = dir_b.display(),
+            all = args.out.join("kme").display()
         ));
     }
     summary.push_str("next: copy each directory to its gateway, `trident check`, `trident up`\n");
@@ -367,6 +422,25 @@ mod tests {
             assert_eq!(a.listen_port, 51820);
             assert_eq!(b.listen_port, 51821);
             assert_eq!(a.qkd_source.is_some(), qkd);
+            if qkd {
+                // Each site's directory is all its gateway needs, and no more.
+                for (site, stem, other, other_stem) in [
+                    ("site-a", "kme-a", "site-b", "kme-b"),
+                    ("site-b", "kme-b", "site-a", "kme-a"),
+                ] {
+                    let share = out.join(site).join("kme");
+                    let kme =
+                        qkd::sim::KmeConfig::load(&share.join(format!("{stem}.toml"))).unwrap();
+                    for file in [&kme.cert_file, &kme.link_key_file, &kme.link_ca_file] {
+                        assert!(file.starts_with(&share) && file.is_file(), "{file:?}");
+                    }
+                    for absent in [other, other_stem, "ca"] {
+                        assert!(!share.join(format!("{absent}.key")).exists(), "{absent}");
+                    }
+                    let mode = std::fs::metadata(share.join(format!("{site}.key"))).unwrap();
+                    assert_eq!(mode.mode() & 0o077, 0);
+                }
+            }
             let key = std::fs::metadata(out.join("site-a/site-a.key")).unwrap();
             assert_eq!(key.mode() & 0o777, 0o600);
             // A second run replaces nothing.

@@ -166,9 +166,9 @@ t_ops_pair_up() {
         --kme-link-a "$TRD_KME_LINK_A" --kme-link-b "$TRD_KME_LINK_B" | sed 's/^/    | /'
     ((PIPESTATUS[0] == 0)) || return 1
     local modes
-    modes=$(stat -c '%a' "$WORK"/trpA/* "$WORK"/trpB/* | sort -u | tr '\n' ' ')
-    log "file modes: $modes"
-    [[ $modes == "600 " ]] || return 1
+    modes=$(stat -c '%a' "$WORK"/trp[AB]/*.* | sort -u | tr '\n' ' ')
+    log "file modes: $modes; KME shares: $(stat -c '%a' "$WORK"/trp[AB]/kme | sort -u | tr '\n' ' ')"
+    [[ $modes == "600 " && $(stat -c '%a' "$WORK"/trp[AB]/kme | sort -u) == 700 ]] || return 1
     trd_kme_start a "$WORK" && trd_kme_start b "$WORK" || return 1
     # The configs as written; only the default state directory goes to the test's own.
     STATE_DIRECTORY=$WORK/pair-state trd_start a "$WORK" trpA "$WORK/trpA/trpA.toml" || return 1
