@@ -37,6 +37,7 @@ use crate::keylog::KeyLog;
 use crate::metrics;
 use crate::packet_batch::{TunTx, UdpTx};
 use crate::peer::Peer;
+use crate::peer_keys::PeerKeys;
 use crate::qkd_bridge::QkdBridge;
 use crate::reload::{self, Apply, Reloader, RestartOnly};
 use crate::settings::TunnelSettings;
@@ -92,6 +93,8 @@ struct Driver {
     public_key: PublicKey,
     endpoint: Endpoint,
     peers: Vec<Peer>,
+    /// Peer by static key (WireGuard initiations, `reset`); rebuilt whenever `peers` changes.
+    peer_keys: PeerKeys,
     allowed_ips: AllowedIps,
     indices: TunnIndexTable,
     /// Given to every Tunn: checks mac1 only ([`HandshakeLimits::for_tunns`]).

@@ -63,6 +63,7 @@ pub mod metrics;
 pub mod netconfig;
 pub mod packet_batch;
 pub mod peer;
+pub mod peer_keys;
 pub mod preflight;
 pub mod privileges;
 pub mod process_control;

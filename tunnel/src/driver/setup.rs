@@ -23,6 +23,7 @@ use crate::keylog::KeyLog;
 use crate::metrics::{self, SnapshotRequest};
 use crate::netconfig::InterfaceConfig;
 use crate::packet_batch::{TunTx, UdpTx};
+use crate::peer_keys::PeerKeys;
 use crate::qkd_bridge::{KmeResult, QkdBridge};
 use crate::settings::TunnelSettings;
 use crate::tunn_index::TunnIndexTable;
@@ -139,6 +140,7 @@ pub(super) fn open(
         public_key,
         endpoint,
         peers,
+        peer_keys: PeerKeys::default(),
         allowed_ips,
         indices: TunnIndexTable::new(),
         counters: TunnelCounters::default(),
@@ -151,6 +153,7 @@ pub(super) fn open(
         confirmed: Vec::new(),
     };
     driver.add_classic_peers(classic_settings)?;
+    driver.peer_keys = PeerKeys::of(&driver.peers);
     Ok(Opened {
         driver,
         io,
