@@ -114,6 +114,10 @@ struct Driver {
     /// WireGuard initiations the peers confirmed during the input being handled, to be
     /// recorded with their keymix chain (persisted) once it is done.
     confirmed: Vec<(keymix::PeerId, crate::initiation::Tai64n)>,
+    /// keymix's next deadline as of the last [`Self::drain_keymix`], which follows every
+    /// keymix input: `Endpoint::poll_timeout` visits every peer, so the packet loop reads
+    /// this instead of asking again for each batch of data.
+    keymix_deadline: Option<std::time::Instant>,
 }
 
 /// Runs the interface until `shutdown` completes, then removes routes, the TUN device and

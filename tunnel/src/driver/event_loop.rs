@@ -71,7 +71,7 @@ pub(super) async fn run_loop(
     tokio::pin!(shutdown);
 
     let result = loop {
-        let keymix_deadline = driver.endpoint.poll_timeout();
+        let keymix_deadline = driver.keymix_deadline;
         let keymix_timer = async move {
             match keymix_deadline {
                 Some(t) => tokio::time::sleep_until(t.into()).await,

@@ -10,7 +10,8 @@ use crate::counters::TunnelDrop;
 use crate::keymix_io;
 
 impl Driver {
-    /// Sends keymix's datagrams and acts on its events; call after every keymix input.
+    /// Sends keymix's datagrams and acts on its events, and notes keymix's next deadline;
+    /// call after every keymix input (the packet loop sleeps until that deadline).
     pub(super) fn drain_keymix(&mut self, io: &Io, out: &mut [u8]) {
         loop {
             let mut progressed = false;
@@ -43,6 +44,7 @@ impl Driver {
                 break;
             }
         }
+        self.keymix_deadline = self.endpoint.poll_timeout();
     }
 
     fn on_keymix_event(&mut self, io: &Io, event: Event, out: &mut [u8]) {

@@ -151,6 +151,7 @@ pub(super) fn open(
         udp_tx: UdpTx::new(usize::from(mtu)),
         metrics,
         confirmed: Vec::new(),
+        keymix_deadline: None,
     };
     driver.add_classic_peers(classic_settings)?;
     driver.peer_keys = PeerKeys::of(&driver.peers);
