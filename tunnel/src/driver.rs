@@ -29,7 +29,7 @@ use tracing::Instrument;
 use tun_rs::AsyncDevice;
 
 use crate::allowed_ips::AllowedIps;
-use crate::chain_store::ChainStore;
+use crate::chain_writer::ChainWriter;
 use crate::counters::{TunnelCounters, TunnelDrop};
 use crate::error::TunnelError;
 use crate::handshake_rx::HandshakeLimits;
@@ -104,7 +104,9 @@ struct Driver {
     counters: TunnelCounters,
     qkd: QkdBridge,
     keylog: Option<KeyLog>,
-    chain_store: Option<ChainStore>,
+    /// The state directory's writer: chain states go to disk off this thread, and keymix
+    /// output after a state waits there until it is durable.
+    chain_writer: ChainWriter,
     /// Decrypted packets of the UDP batch being handled.
     tun_tx: TunTx,
     /// Encrypted datagrams of the TUN batch being handled.

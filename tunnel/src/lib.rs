@@ -46,6 +46,7 @@
 
 pub mod allowed_ips;
 pub mod chain_store;
+pub mod chain_writer;
 pub mod control;
 pub mod counters;
 pub mod driver;

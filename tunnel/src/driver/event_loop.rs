@@ -37,6 +37,7 @@ pub(super) async fn run_loop(
         control,
         listener,
         mut kme_results,
+        mut chains_written,
         mut snapshot_rx,
         mtu,
         on_up,
@@ -99,6 +100,7 @@ pub(super) async fn run_loop(
                 driver.endpoint.handle_kme_result(Instant::now(), id, result);
                 driver.drain_keymix(&io, &mut out);
             }
+            Some(written) = chains_written.recv() => driver.on_chains_written(&io, &written, &mut out),
             () = keymix_timer => {
                 crate::keymix_io::read_wall_clock(&mut driver.endpoint);
                 driver.endpoint.handle_timeout(Instant::now());

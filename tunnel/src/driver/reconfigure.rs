@@ -185,7 +185,7 @@ impl Driver {
     fn add_peer_live(&mut self, p: PeerSettings, now: Instant) -> Result<(), String> {
         let peer = add_keymix_peer(
             &mut self.endpoint,
-            self.chain_store.as_ref(),
+            self.chain_writer.store(),
             &self.public_key,
             p,
             self.peers.len(),

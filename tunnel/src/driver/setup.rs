@@ -15,6 +15,7 @@ use super::keymix_peer::add_keymix_peer;
 use super::{Driver, Io};
 use crate::allowed_ips::AllowedIps;
 use crate::chain_store::ChainStore;
+use crate::chain_writer::{ChainWriter, Written};
 use crate::control::ControlSocket;
 use crate::counters::TunnelCounters;
 use crate::error::TunnelError;
@@ -41,6 +42,7 @@ pub(super) struct Opened {
     pub(super) control: ControlSocket,
     pub(super) listener: UnixListener,
     pub(super) kme_results: mpsc::UnboundedReceiver<KmeResult>,
+    pub(super) chains_written: mpsc::UnboundedReceiver<Written>,
     pub(super) snapshot_rx: Option<mpsc::Receiver<SnapshotRequest>>,
     pub(super) mtu: u16,
     pub(super) on_up: Option<oneshot::Sender<()>>,
@@ -124,6 +126,7 @@ pub(super) fn open(
         }
         peers.push(peer);
     }
+    let (chain_writer, chains_written) = ChainWriter::new(chain_store, outer.clone());
     let (mut qkd, kme_results) = QkdBridge::new(qkd_source, outer);
     let (snapshot_rx, metrics) = match metrics {
         Some((rx, shared)) => (Some(rx), Some(shared)),
@@ -146,7 +149,7 @@ pub(super) fn open(
         counters: TunnelCounters::default(),
         qkd,
         keylog,
-        chain_store,
+        chain_writer,
         tun_tx: TunTx::new(),
         udp_tx: UdpTx::new(usize::from(mtu)),
         metrics,
@@ -162,6 +165,7 @@ pub(super) fn open(
         control,
         listener,
         kme_results,
+        chains_written,
         snapshot_rx,
         mtu,
         on_up,
