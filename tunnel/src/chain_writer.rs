@@ -107,8 +107,14 @@ impl ChainWriter {
         self.next += 1;
         self.writing = true;
         let done = self.done.clone();
-        self.runtime.spawn_blocking(move || {
-            let failed = write(&store, &batch);
+        // Through a task: spawn_blocking may start a thread in the calling thread, and the
+        // packet thread may not (its seccomp filter); a worker of the runtime may.
+        self.runtime.spawn(async move {
+            let peers: Vec<PeerId> = batch.iter().map(|(p, _)| *p).collect();
+            let failed = match tokio::task::spawn_blocking(move || write(&store, &batch)).await {
+                Ok(failed) => failed,
+                Err(e) => peers.into_iter().map(|p| (p, e.to_string())).collect(),
+            };
             let _ = done.send(Written { generation, failed });
         });
     }
@@ -223,6 +229,34 @@ mod tests {
         assert_eq!(written.failed.len(), 1);
         assert_eq!(written.failed.first().map(|f| f.0), Some(4));
         assert_eq!(tags(&w.written(&written)), vec![1]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The packet thread runs under its seccomp filter, which refuses new threads: handing a
+    /// batch over must not start one there (the runtime's workers write it).
+    #[test]
+    fn a_confined_packet_thread_hands_batches_to_the_runtime() {
+        let dir = std::env::temp_dir().join(format!("trident-writer-c-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = ChainStore::open(&dir).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let (mut w, mut done) = ChainWriter::new(Some(store.clone()), rt.handle().clone());
+        let released = std::thread::spawn(move || {
+            crate::privileges::confine_packet_thread();
+            w.persist(0, state(2, 7));
+            assert!(w.pass(transmit(1)).is_none());
+            w.flush();
+            let written = done.blocking_recv().unwrap();
+            assert!(written.failed.is_empty(), "{:?}", written.failed);
+            tags(&w.written(&written))
+        })
+        .join()
+        .unwrap();
+        assert_eq!(released, vec![1]);
+        assert_eq!(store.load(&[1; 32], &[2; 32]).unwrap().unwrap().epoch, 7);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
