@@ -111,10 +111,17 @@ impl ChainWriter {
         // packet thread may not (its seccomp filter); a worker of the runtime may.
         self.runtime.spawn(async move {
             let peers: Vec<PeerId> = batch.iter().map(|(p, _)| *p).collect();
+            let started = std::time::Instant::now();
             let failed = match tokio::task::spawn_blocking(move || write(&store, &batch)).await {
                 Ok(failed) => failed,
-                Err(e) => peers.into_iter().map(|p| (p, e.to_string())).collect(),
+                Err(e) => peers.iter().map(|p| (*p, e.to_string())).collect(),
             };
+            // What a slow disk costs the exchanges (each waits for its batch).
+            tracing::debug!(
+                states = peers.len(),
+                millis = started.elapsed().as_millis(),
+                "chain states written"
+            );
             let _ = done.send(Written { generation, failed });
         });
     }
