@@ -21,10 +21,7 @@ impl Driver {
                 reply,
             } => (peer, static_only, reply),
         };
-        let id = self
-            .peers
-            .iter()
-            .position(|p| *p.public_key.as_bytes() == peer);
+        let id = self.peer_keys.get(&peer);
         let answer =
             keymix_io::operator_reset(&mut self.endpoint, &self.name, id, &peer, static_only);
         if id.is_some() {

@@ -51,6 +51,7 @@ impl Driver {
         }
         let Self {
             peers,
+            peer_keys,
             counters,
             static_private,
             public_key,
@@ -64,10 +65,15 @@ impl Driver {
             indices,
             rate_limiter: rate_limiter.clone(),
         };
-        let outcome =
-            handshake_rx::on_initiation(peers, &mut responder, src, datagram, out, &mut |d, to| {
-                io.send_udp(d, to, counters)
-            });
+        let outcome = handshake_rx::on_initiation(
+            peers,
+            peer_keys,
+            &mut responder,
+            src,
+            datagram,
+            out,
+            &mut |d, to| io.send_udp(d, to, counters),
+        );
         self.count_init(outcome);
     }
 
