@@ -35,5 +35,12 @@ const TUN_RX_BUFS: usize = 2 * IDEAL_BATCH_SIZE;
 const UDP_RX_BUFS: usize = 16;
 /// Bytes of one GSO send: the kernel takes at most 64 KiB minus headers.
 const GSO_MAX_BYTES: usize = 64_000;
+/// Bytes of user packets handled per turn of the loop before they leave: about one TSO
+/// super-packet read from the TUN device, or one GRO-sized run of decrypted packets written
+/// to it. Larger turns save no system call (the kernel's unit is 64 KiB either way: one TUN
+/// read, one GSO send, one coalesced TUN write) but make every packet wait for the whole
+/// batch and the other direction wait for the turn: a standing queue inside the process.
+/// Under light load a turn is whatever is queued; under load it is capped here.
+pub const TURN_BYTES: usize = 64 * 1024;
 /// WireGuard data overhead (header 16 + tag 16) plus padding to 16 bytes.
 const WG_OVERHEAD: usize = 32 + 16;

@@ -199,7 +199,8 @@ impl Driver {
             counters.count(TunnelDrop::UnknownIndex);
             return;
         };
-        if tun_tx.is_full() {
+        // A full turn leaves before more is decrypted (packet_batch::TURN_BYTES).
+        if tun_tx.is_full() || tun_tx.turn_done() {
             io.flush_tun(tun_tx, counters);
         }
         let Some(slot) = tun_tx.slot(datagram.len()) else {

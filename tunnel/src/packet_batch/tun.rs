@@ -5,7 +5,7 @@ use std::io;
 
 use tun_rs::{AsyncDevice, DeviceImpl, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
-use super::{MAX_PACKET, TUN_OFFSET, TUN_RX_BUFS};
+use super::{MAX_PACKET, TUN_OFFSET, TUN_RX_BUFS, TURN_BYTES};
 
 /// Packets read from the TUN device.
 pub struct TunRx {
@@ -78,12 +78,18 @@ impl TunRx {
         self.count
     }
 
+    /// Bytes of the packets of the last fill.
+    fn bytes(&self) -> usize {
+        self.sizes.iter().take(self.count).sum()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
     /// Waits for the TUN device, then reads what is queued while a whole super-packet still
-    /// fits (cancel safe: nothing is consumed before the first read returns).
+    /// fits and the batch is under [`TURN_BYTES`] (cancel safe: nothing is consumed before
+    /// the first read returns).
     ///
     /// A packet tun-rs cannot split (more segments than buffers are left, which any local
     /// user gets with a tiny MSS, or a malformed virtio header) has already been read when
@@ -107,7 +113,9 @@ impl TunRx {
         }
         // Bounded: every round reads one packet or stops.
         for _ in 0..TUN_RX_BUFS {
-            if self.bufs.len().saturating_sub(self.count) < IDEAL_BATCH_SIZE {
+            if self.bufs.len().saturating_sub(self.count) < IDEAL_BATCH_SIZE
+                || self.bytes() >= TURN_BYTES
+            {
                 break;
             }
             let (Some(bufs), Some(sizes)) = (
@@ -154,6 +162,8 @@ pub struct TunTx {
     gro: GROTable,
     /// Lengths of the queued buffers, to undo what a failed GRO pass appended to them.
     lens: Vec<usize>,
+    /// Bytes of the queued packets.
+    queued: usize,
 }
 
 /// Why a packet was not queued for the TUN device.
@@ -181,6 +191,7 @@ impl TunTx {
             count: 0,
             gro: GROTable::default(),
             lens: Vec::with_capacity(TUN_RX_BUFS),
+            queued: 0,
         }
     }
 
@@ -205,6 +216,7 @@ impl TunTx {
             return Err(NotQueued::Malformed);
         }
         self.count += 1;
+        self.queued += len;
         Ok(())
     }
 
@@ -221,6 +233,11 @@ impl TunTx {
         self.count >= self.bufs.len()
     }
 
+    /// Whether the queued packets make a turn ([`TURN_BYTES`]): time to write them.
+    pub fn turn_done(&self) -> bool {
+        self.queued >= TURN_BYTES
+    }
+
     /// Writes the batch (coalesced where offload allows); returns how many packets were
     /// (at least) lost.
     pub fn flush(&mut self, tun: &AsyncDevice) -> usize {
@@ -229,6 +246,7 @@ impl TunTx {
         }
         let count = self.count;
         self.count = 0;
+        self.queued = 0;
         let Some(bufs) = self.bufs.get_mut(..count) else {
             return count;
         };
