@@ -120,6 +120,9 @@ struct Driver {
     /// keymix input: `Endpoint::poll_timeout` visits every peer, so the packet loop reads
     /// this instead of asking again for each batch of data.
     keymix_deadline: Option<std::time::Instant>,
+    /// The owner of the last inner source address checked in the UDP batch being handled
+    /// (routes change only between batches).
+    rx_route: Option<(std::net::IpAddr, Option<keymix::PeerId>)>,
 }
 
 /// Runs the interface until `shutdown` completes, then removes routes, the TUN device and

@@ -155,6 +155,7 @@ pub(super) fn open(
         metrics,
         confirmed: Vec::new(),
         keymix_deadline: None,
+        rx_route: None,
     };
     driver.add_classic_peers(classic_settings)?;
     driver.peer_keys = PeerKeys::of(&driver.peers);

@@ -188,6 +188,7 @@ impl Driver {
             tun_tx,
             indices,
             confirmed,
+            rx_route,
             ..
         } = self;
         let Some(peer) = peers.get_mut(peer_id) else {
@@ -240,7 +241,16 @@ impl Driver {
         let Some((len, at_start, from)) = decrypted else {
             return;
         };
-        if allowed_ips.lookup(from) != Some(peer_id) {
+        // One lookup per run of packets from the same inner source (most of a batch).
+        let owner = match *rx_route {
+            Some((ip, owner)) if ip == from => owner,
+            _ => {
+                let owner = allowed_ips.lookup(from);
+                *rx_route = Some((from, owner));
+                owner
+            }
+        };
+        if owner != Some(peer_id) {
             counters.count(TunnelDrop::SourceNotAllowed);
         } else if !at_start {
             counters.count(TunnelDrop::IoError);
