@@ -72,7 +72,7 @@ pub(super) async fn run_loop(
     }
     let mut tun_rx = TunRx::with_padding(usize::from(mtu), pad);
     let mut udp_rx = UdpRx::new();
-    let mut out = vec![0u8; OUT_BUFFER];
+    let mut out = crate::packet_batch::resident(OUT_BUFFER);
     let mut wg_tick = tokio::time::interval(WIREGUARD_TICK);
     wg_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut ticks: u64 = 0;

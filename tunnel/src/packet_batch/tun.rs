@@ -5,7 +5,7 @@ use std::io;
 
 use tun_rs::{AsyncDevice, DeviceImpl, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
-use super::{MAX_PACKET, TUN_OFFSET, TUN_RX_BUFS, TURN_BYTES};
+use super::{resident, MAX_PACKET, TUN_OFFSET, TUN_RX_BUFS, TUN_TX_BUFS, TURN_BYTES};
 
 /// Packets read from the TUN device.
 pub struct TunRx {
@@ -30,9 +30,9 @@ impl TunRx {
         let size = mtu.max(1280) + 64;
         Self {
             pad_within: pad.then_some(mtu),
-            original: vec![0u8; VIRTIO_NET_HDR_LEN + MAX_PACKET].into_boxed_slice(),
+            original: resident(VIRTIO_NET_HDR_LEN + MAX_PACKET).into_boxed_slice(),
             bufs: (0..TUN_RX_BUFS)
-                .map(|_| vec![0u8; size].into_boxed_slice())
+                .map(|_| resident(size).into_boxed_slice())
                 .collect(),
             sizes: vec![0; TUN_RX_BUFS],
             count: 0,
@@ -184,13 +184,18 @@ impl Default for TunTx {
 impl TunTx {
     pub fn new() -> Self {
         Self {
-            // Capacity for a whole coalesced super-packet, so GRO never reallocates.
-            bufs: (0..TUN_RX_BUFS)
-                .map(|_| Vec::with_capacity(TUN_OFFSET + MAX_PACKET + 64))
+            // Capacity for a whole coalesced super-packet, so GRO never reallocates; resident
+            // (then emptied), as packet memory must not grow while the tunnel runs.
+            bufs: (0..TUN_TX_BUFS)
+                .map(|_| {
+                    let mut buf = resident(TUN_OFFSET + MAX_PACKET + 64);
+                    buf.clear();
+                    buf
+                })
                 .collect(),
             count: 0,
             gro: GROTable::default(),
-            lens: Vec::with_capacity(TUN_RX_BUFS),
+            lens: Vec::with_capacity(TUN_TX_BUFS),
             queued: 0,
         }
     }
