@@ -253,131 +253,6 @@ cleanup() {
     exit "$rc"
 }
 
-# ---------------------------------------------------------------- contenders
-# cpu_ticks PID: utime+stime (clock ticks) of the whole process, all threads.
-cpu_ticks() {
-    local s
-    s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-    s=${s##*) }
-    # shellcheck disable=SC2086 # split the stat fields
-    set -- $s
-    echo $((${12} + ${13}))
-}
-
-gw_pid() { cat "$WORK/pids/gw$1.pid"; } # a|b
-
-# start_trident CONTENDER EPOCH REJECT: trident (TRIDENT) or trident-baseline
-# (TRIDENT_BASELINE), the same config for both: MTU 1420, no QKD, chains in WORK/CONTENDER.
-start_trident() {
-    local dir=$WORK/$1 side
-    # Keys, `up` and `status` all from the binary under test (lib/trident.sh uses TRIDENT).
-    local TRIDENT=$TRIDENT
-    [[ $1 == trident-baseline ]] && TRIDENT=$TRIDENT_BASELINE
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    # In a subshell: trd_configs leaves umask 077 behind, and the results should stay readable.
-    (trd_configs "$dir" "$2" "$3" off 1420)
-    for side in a b; do
-        # lib/trident.sh: starts `trident up` in gw$side, waits for its control socket.
-        trd_start "$side" "$dir"
-        started "gw$side" "$(cat "$dir/$side.pid")"
-        rm -f "$dir/$side.pid" # ours now (stop_one), not trd_stop's
-        ln -sf "$dir/$side.log" "$WORK/logs/trident-$side.log"
-    done
-    trd_wait_state trdA up 30 && trd_wait_state trdB up 30 || {
-        echo "trident: tunnel not up" >&2
-        return 1
-    }
-}
-
-# start_userspace_wg KIND: gotatun, boringtun-cli or wireguard-go on both gateways, configured
-# with wg(8) and ip(8) exactly like trident's interface (addresses, MTU, routes). GotaTun is
-# boringtun's fork and takes boringtun-cli's flags.
-start_userspace_wg() {
-    local kind=$1 dir=$WORK/$1 side ifc ns i
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    (umask 077 && wg genkey >"$dir/a.key" && wg genkey >"$dir/b.key")
-    for side in a b; do
-        ifc=wg${side^^}0
-        ns=trd-gw$side
-        rm -f "/var/run/wireguard/$ifc.sock"
-        case "$kind" in
-            boringtun-cli | gotatun)
-                local exe=boringtun-cli
-                [[ $kind == gotatun ]] && exe=gotatun # the binary of the gotatun-cli crate
-                ip netns exec "$ns" "$TOOLS/bin/$exe" --foreground --disable-drop-privileges "$ifc" \
-                    >"$WORK/logs/$kind-$side.log" 2>&1 &
-                ;;
-            wireguard-go)
-                ip netns exec "$ns" env WG_PROCESS_FOREGROUND=1 wireguard-go -f "$ifc" \
-                    >"$WORK/logs/$kind-$side.log" 2>&1 &
-                ;;
-        esac
-        started "gw$side" $!
-        for ((i = 0; i < 100; i++)); do
-            [[ -S /var/run/wireguard/$ifc.sock ]] && break
-            kill -0 "$(gw_pid "$side")" 2>/dev/null || break
-            sleep 0.1
-        done
-        [[ -S /var/run/wireguard/$ifc.sock ]] || {
-            echo "$kind on gw$side did not open its UAPI socket" >&2
-            return 1
-        }
-    done
-    local pub_a pub_b
-    pub_a=$(wg pubkey <"$dir/a.key")
-    pub_b=$(wg pubkey <"$dir/b.key")
-    ip netns exec trd-gwa wg set wgA0 private-key "$dir/a.key" listen-port 51820 \
-        peer "$pub_b" endpoint 198.51.100.2:51820 allowed-ips 10.99.0.2/32,192.168.20.0/24 \
-        persistent-keepalive 25
-    ip netns exec trd-gwb wg set wgB0 private-key "$dir/b.key" listen-port 51820 \
-        peer "$pub_a" endpoint 192.0.2.2:51820 allowed-ips 10.99.0.1/32,192.168.10.0/24 \
-        persistent-keepalive 25
-    ip -n trd-gwa addr add 10.99.0.1/24 dev wgA0
-    ip -n trd-gwa link set wgA0 mtu 1420 up
-    ip -n trd-gwa route add 192.168.20.0/24 dev wgA0
-    ip -n trd-gwb addr add 10.99.0.2/24 dev wgB0
-    ip -n trd-gwb link set wgB0 mtu 1420 up
-    ip -n trd-gwb route add 192.168.10.0/24 dev wgB0
-}
-
-tunnel_ifc() { # CONTENDER SIDE -> interface name in gw$SIDE
-    case "$1" in
-        trident | trident-baseline) echo "trd${2^^}" ;;
-        *) echo "wg${2^^}0" ;;
-    esac
-}
-
-# setup CONTENDER [EPOCH REJECT]: fresh namespaces, gateways, iperf3 server; tunnel passes.
-setup() {
-    local c=$1 i
-    "$NETNS" up >/dev/null
-    case "$c" in
-        trident | trident-baseline) start_trident "$c" "${2:-120}" "${3:-180}" ;;
-        *) start_userspace_wg "$c" ;;
-    esac
-    ip netns exec trd-lanb iperf3 -s -p 5201 >"$WORK/logs/iperf3-server.log" 2>&1 &
-    started iperf-server $!
-    for ((i = 0; i < 40; i++)); do
-        ip netns exec trd-lana ping -c 1 -W 1 192.168.20.2 >/dev/null 2>&1 && break
-        sleep 0.25
-    done
-    ((i < 40)) || { echo "$c: no ping through the tunnel" >&2; return 1; }
-    for ((i = 0; i < 50; i++)); do
-        ip netns exec trd-lanb ss -ltn 2>/dev/null | grep -q ':5201 ' && break
-        sleep 0.1
-    done
-}
-
-teardown() {
-    stop_one iperf-server
-    stop_one gwa
-    stop_one gwb
-    rm -f /var/run/wireguard/wgA0.sock /var/run/wireguard/wgB0.sock
-    "$NETNS" down
-}
-
 # transfer CONTENDER ROUND SCENARIO STREAMS REVERSE WITH_PING: one iperf3 run; appends a sample.
 transfer() {
     local c=$1 r=$2 sc=$3 streams=$4 rev=$5 with_ping=$6
@@ -471,6 +346,8 @@ install_deps
 build_trident
 # shellcheck source=lib/trident.sh
 . "$ROOT/scripts/lib/trident.sh"
+# shellcheck source=lib/bench_contenders.sh
+. "$ROOT/scripts/lib/bench_contenders.sh"
 
 # shellcheck source=lib/bench_profile.sh
 . "$ROOT/scripts/lib/bench_profile.sh"
@@ -558,64 +435,7 @@ V_GOTATUN=$(version_of gotatun)
 V_BT=$(version_of boringtun-cli)
 V_WGGO=$(version_of wireguard-go)
 V_IPERF=$(version_of iperf3)
-"$PY" - >"$WORK/meta.json" <<'PY'
-import json, os, platform, time
-env = os.environ
-cpu = "unknown"
-with open("/proc/cpuinfo") as f:
-    for line in f:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-# Whole-machine CPU time split over the run (/proc/stat): steal is time the hypervisor
-# gave this VM's vCPUs to someone else.
-a = [int(x) for x in env["CPUSTAT_START"].split()[1:]]
-b = [int(x) for x in env["CPUSTAT_END"].split()[1:]]
-d = [y - x for x, y in zip(a, b)]
-names = "user nice system idle iowait irq softirq steal".split()
-cpu_split = {n: round(100 * v / max(sum(d[:8]), 1), 1) for n, v in zip(names, d)}
-print(json.dumps({
-    "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    "cpu_time_split_percent": cpu_split,
-    "duration_s": int(time.time()) - int(env["START_TIME"]),
-    "loadavg_start": env["LOAD_START"],
-    "loadavg_end": env["LOAD_END"],
-    "machine": {
-        "nproc": os.cpu_count(),
-        "cpu_model": cpu,
-        "kernel": platform.release(),
-        "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-    },
-    # openssl speed -evp chacha20-poly1305 -bytes 1420: seconds per GB on one core.
-    "aead_floor": {
-        "openssl_bytes_per_s": [int(env["AEAD_BPS_START"] or 0), int(env["AEAD_BPS_END"] or 0)],
-        "s_per_gb": (lambda v: 2e9 / sum(v) if all(v) else None)(
-            [int(env["AEAD_BPS_START"] or 0), int(env["AEAD_BPS_END"] or 0)]),
-    },
-    "versions": {
-        "trident": env["V_TRIDENT"],
-        # Only in a run that compares two trident builds.
-        **({"trident-baseline": env["V_TRIDENT_BASELINE"]} if env.get("V_TRIDENT_BASELINE") else {}),
-        "gotatun": env["V_GOTATUN"],
-        "boringtun-cli": env["V_BT"],
-        "wireguard-go": env["V_WGGO"],
-        "iperf3": env["V_IPERF"],
-    },
-    "config": {
-        "command": env["BENCH_CMD"],
-        "contenders": env["BENCH_CONTENDERS"].split(),
-        "rounds": int(env["ROUNDS"]),
-        "seconds": int(env["SECS"]),
-        "quick": env["QUICK"] == "1",
-        "idle_pings": int(env["IDLE_PINGS"]),
-        "mtu": 1420,
-        "epoch_secs": int(env["EPOCH_SECS"]),
-        "epoch_reject_secs": int(env["EPOCH_REJECT"]),
-        "epoch_run_s": int(env["EPOCH_RUN"]),
-        "trident_default_epoch_secs_in_main_runs": 120,
-    },
-}))
-PY
+"$PY" "$ROOT/scripts/lib/bench_meta.py" >"$WORK/meta.json"
 mkdir -p "$OUT"
 echo
 "$PY" "$REPORT" report --samples "$WORK/samples.jsonl" --meta "$WORK/meta.json" --out "$OUT" \
