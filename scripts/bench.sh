@@ -50,8 +50,9 @@
 # Needs root (re-runs itself through sudo otherwise). Installs what is missing: iperf3,
 # wireguard-go, wireguard-tools, python3-matplotlib (Debian), gotatun-cli and boringtun-cli
 # at pinned versions (cargo install --locked into target/bench-tools, which this script
-# owns: nothing else on PATH is used for them), linux-perf for --profile. Everything it starts is stopped and the namespaces
-# are removed on exit, failure or Ctrl-C. All traffic stays inside the harness namespaces.
+# owns: nothing else on PATH is used for them), linux-perf for --profile. Everything it
+# starts is stopped and the namespaces are removed on exit, failure or Ctrl-C. All traffic
+# stays inside the harness namespaces.
 set -euo pipefail
 
 if [[ $(id -u) -ne 0 ]]; then
