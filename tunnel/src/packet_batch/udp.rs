@@ -147,6 +147,12 @@ impl UdpTx {
         self.runs.is_empty()
     }
 
+    /// Forgets the batch without sending it (benchmarks of the encryption path).
+    pub fn clear(&mut self) {
+        self.runs.clear();
+        self.len = 0;
+    }
+
     /// Sends every run (waiting for socket space rather than dropping); returns the number
     /// of datagrams that could not be sent.
     pub async fn flush(&mut self, udp: &UdpSocket, state: &UdpSocketState, map_v4: bool) -> usize {
