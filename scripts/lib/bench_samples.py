@@ -133,6 +133,24 @@ def cmd_epoch_sample(a):
     rates = [iv["gbps"] for iv in full]
     med = median(rates)
     worst = min(full, key=lambda iv: iv["gbps"]) if full else None
+    # The intervals a switch can have touched: those overlapping the window between the two
+    # status polls that saw it. The worst of the others shows what else dips (BBR, the
+    # machine's default congestion control here, drains to 4 packets for 200 ms every 10 s
+    # to measure the path's RTT: its ProbeRTT costs about a fifth of that second).
+    touched = [
+        iv for iv in full
+        if any(iv["start"] < sw["by_s"] and sw["after_s"] < iv["end"] for sw in switches)
+    ]
+    others = [iv for iv in full if iv not in touched]
+    worst_sw = min(touched, key=lambda iv: iv["gbps"]) if touched else None
+    worst_other = min(others, key=lambda iv: iv["gbps"]) if others else None
+    out.update(
+        switch_intervals=len(touched),
+        min_switch_gbps=worst_sw["gbps"] if worst_sw else None,
+        min_switch_interval_start_s=worst_sw["start"] if worst_sw else None,
+        min_switch_over_median=(worst_sw["gbps"] / med) if worst_sw and med else None,
+        min_other_over_median=(worst_other["gbps"] / med) if worst_other and med else None,
+    )
     out.update(
         intervals=intervals,
         epoch_polls=polls,
