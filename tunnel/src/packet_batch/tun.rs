@@ -78,18 +78,12 @@ impl TunRx {
         self.count
     }
 
-    /// Bytes of the packets of the last fill.
-    fn bytes(&self) -> usize {
-        self.sizes.iter().take(self.count).sum()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
     /// Waits for the TUN device, then reads what is queued while a whole super-packet still
-    /// fits and the batch is under [`TURN_BYTES`] (cancel safe: nothing is consumed before
-    /// the first read returns).
+    /// fits (cancel safe: nothing is consumed before the first read returns).
     ///
     /// A packet tun-rs cannot split (more segments than buffers are left, which any local
     /// user gets with a tiny MSS, or a malformed virtio header) has already been read when
@@ -113,9 +107,7 @@ impl TunRx {
         }
         // Bounded: every round reads one packet or stops.
         for _ in 0..TUN_RX_BUFS {
-            if self.bufs.len().saturating_sub(self.count) < IDEAL_BATCH_SIZE
-                || self.bytes() >= TURN_BYTES
-            {
+            if self.bufs.len().saturating_sub(self.count) < IDEAL_BATCH_SIZE {
                 break;
             }
             let (Some(bufs), Some(sizes)) = (

@@ -11,9 +11,6 @@ use tokio::net::UdpSocket;
 use super::{resident, GSO_MAX_BYTES, MAX_PACKET, TUN_RX_BUFS, UDP_RX_BUFS, WG_OVERHEAD};
 use crate::udp_socket::canonical;
 
-/// recvmmsg buffers per turn when the socket has UDP GRO.
-const GRO_BUFS_PER_TURN: usize = 2;
-
 /// Datagrams read from the UDP socket.
 pub struct UdpRx {
     bufs: [Box<[u8]>; UDP_RX_BUFS],
@@ -40,24 +37,11 @@ impl UdpRx {
     /// nothing is consumed before readiness).
     pub async fn fill(&mut self, udp: &UdpSocket, state: &UdpSocketState) -> io::Result<usize> {
         self.count = 0;
-        // With GRO a buffer holds a whole train (up to 64 KiB): two make a turn
-        // (TURN_BYTES and a bit), where sixteen made a 1 MiB batch that the other direction
-        // (and every packet in it) waited for. Without GRO, a datagram per buffer.
-        let wanted = if state.gro_segments() > 1 {
-            GRO_BUFS_PER_TURN
-        } else {
-            UDP_RX_BUFS
-        };
         loop {
             udp.readable().await?;
             let mut slices = self.bufs.each_mut().map(|b| IoSliceMut::new(b.as_mut()));
-            let (Some(slices), Some(meta)) =
-                (slices.get_mut(..wanted), self.meta.get_mut(..wanted))
-            else {
-                return Ok(0);
-            };
             match udp.try_io(Interest::READABLE, || {
-                state.recv(UdpSockRef::from(udp), slices, meta)
+                state.recv(UdpSockRef::from(udp), &mut slices, &mut self.meta)
             }) {
                 Ok(n) => {
                     self.count = n.min(UDP_RX_BUFS);
