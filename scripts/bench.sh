@@ -10,7 +10,8 @@
 #   - CPU seconds per GB on each gateway: utime+stime of the gateway process from
 #     /proc/PID/stat before and after each transfer, over the GB received.
 # Then, for trident only, an epoch switch during iperf3: epoch_secs=5 (reject 10) under a
-# 1-stream transfer with 1-second intervals; reports the worst interval against the median.
+# 1-stream transfer with 1-second intervals, once with the default congestion control and
+# once with CUBIC; reports the worst interval a switch touched against the median.
 #
 # Output: a median table with ratios to boringtun-cli, or to the first contender when
 # boringtun-cli is not one, and a column trident/gotatun when both ran (stdout and
@@ -321,11 +322,20 @@ epoch_check() {
         done
     ) >>"$polls" 2>/dev/null &
     started epoch-poller $!
-    t0=$(date +%s.%N)
-    ip netns exec trd-lana timeout $((EPOCH_RUN + 20)) \
-        iperf3 -c 192.168.20.2 -p 5201 -t "$EPOCH_RUN" -i 1 -J >"$WORK/raw/epoch.json" 2>"$WORK/raw/epoch.err" || true
+    # Twice: with the machine's default congestion control (BBR here, whose ProbeRTT dips
+    # every 10 s whatever the tunnel does), then with CUBIC, which keeps a flat rate on a
+    # path that does not drop, so a stall of the tunnel shows alone.
+    local cc
+    for cc in default cubic; do
+        local flags=() name=epoch
+        [[ $cc == cubic ]] && flags=(-C cubic) name=epoch-cubic
+        t0=$(date +%s.%N)
+        ip netns exec trd-lana timeout $((EPOCH_RUN + 20)) \
+            iperf3 -c 192.168.20.2 -p 5201 -t "$EPOCH_RUN" -i 1 "${flags[@]}" -J >"$WORK/raw/$name.json" 2>"$WORK/raw/$name.err" || true
+        "$PY" "$REPORT" epoch-sample --iperf "$WORK/raw/$name.json" --epochs "$polls" --t0 "$t0" >"$WORK/$name.json"
+        sleep 1
+    done
     stop_one epoch-poller
-    "$PY" "$REPORT" epoch-sample --iperf "$WORK/raw/epoch.json" --epochs "$polls" --t0 "$t0" >"$WORK/epoch.json"
     teardown
 }
 
@@ -440,6 +450,6 @@ V_IPERF=$(version_of iperf3)
 mkdir -p "$OUT"
 echo
 "$PY" "$REPORT" report --samples "$WORK/samples.jsonl" --meta "$WORK/meta.json" --out "$OUT" \
-    ${EPOCH_FILE:+--epoch "$EPOCH_FILE"}
+    ${EPOCH_FILE:+--epoch "$EPOCH_FILE" --epoch-cubic "$WORK/epoch-cubic.json"}
 echo
 say "done in $(($(date +%s) - START_TIME)) s: $OUT/results.md, $OUT/results.json, $OUT/chart.png"

@@ -236,8 +236,42 @@ META_KEYS = (
 )
 
 
+def epoch_md(epoch, cfg, what):
+    """The epoch-switch check as markdown lines (what: which congestion control)."""
+    md = [f"### {what}\n"]
+    if epoch.get("error"):
+        md.append(f"failed: {epoch['error']}\n")
+    else:
+        md.append(
+            f"epoch_secs = {cfg.get('epoch_secs')}, reject_after_secs = {cfg.get('epoch_reject_secs')}, "
+            f"{len(epoch['intervals'])} one-second intervals, {len(epoch['switches'])} epoch switch(es) "
+            f"observed in `trident status`. Median {fmt(epoch['median_gbps'])} Gbit/s, minimum "
+            f"{fmt(epoch['min_gbps'])} Gbit/s at t = {fmt(epoch['min_interval_start_s'], 0)} s: "
+            f"{fmt(epoch['min_over_median'])} of the median; "
+            f"{epoch['intervals_below_half']} interval(s) below half the median.\n"
+        )
+        if epoch.get("min_switch_over_median") is not None:
+            md.append(
+                f"Across the switches ({epoch['switch_intervals']} one-second intervals overlap the "
+                f"windows in which a switch happened): worst {fmt(epoch['min_switch_gbps'])} Gbit/s at "
+                f"t = {fmt(epoch['min_switch_interval_start_s'], 0)} s, **{fmt(epoch['min_switch_over_median'])} "
+                f"of the median** (target ≥ 0.80). The worst interval without a switch: "
+                f"{fmt(epoch['min_other_over_median'])} of the median (BBR, this machine's default, "
+                f"probes the RTT every 10 s by draining to 4 packets for 200 ms, so a switch that falls "
+                f"on such a second shows both).\n"
+            )
+        md.append(
+            "Per-second Gbit/s: "
+            + " ".join(fmt(iv["gbps"]) for iv in epoch["intervals"])
+            + "\n\nSwitches (seconds after the iperf3 start, between two status polls): "
+            + (", ".join(f"epoch {s['epoch']} at {s['after_s']}–{s['by_s']} s" for s in epoch["switches"]) or "none")
+            + "\n"
+        )
+    return md
+
+
 def cmd_report(a):
-    epoch = None
+    epoch = epoch_cubic = None
     if a.from_results:
         # Re-render results.md/chart.png (and results.json) from an earlier results.json.
         with open(a.from_results, encoding="utf-8") as f:
@@ -245,6 +279,7 @@ def cmd_report(a):
         meta = {k: old[k] for k in META_KEYS if k in old}
         all_samples = old["samples"]
         epoch = old.get("epoch_switch")
+        epoch_cubic = old.get("epoch_switch_cubic")
     else:
         with open(a.meta, encoding="utf-8") as f:
             meta = json.load(f)
@@ -262,6 +297,10 @@ def cmd_report(a):
         with open(a.epoch, encoding="utf-8") as f:
             text = f.read().strip()
             epoch = json.loads(text) if text else None
+    if a.epoch_cubic and os.path.exists(a.epoch_cubic):
+        with open(a.epoch_cubic, encoding="utf-8") as f:
+            text = f.read().strip()
+            epoch_cubic = json.loads(text) if text else None
     med = summarise(samples, contenders)
     base = ratio_base(contenders)
     result = {
@@ -272,6 +311,7 @@ def cmd_report(a):
         **({"ratio_base": base, "ratios_to_base": ratios(med, contenders, base)} if base != BASELINE else {}),
         **({"ratios_to_gotatun": ratios(med, contenders, GOTATUN)} if GOTATUN in contenders else {}),
         "epoch_switch": epoch,
+        "epoch_switch_cubic": epoch_cubic,
         "samples": all_samples,
         "notes": [
             "gbps: iperf3 receiver-side rate (end.sum_received); A→B = client in trd-lana sends, B→A = -R.",
@@ -310,35 +350,11 @@ def cmd_report(a):
         md.append(floors)
         md.append("")
     md.append("Versions: " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()) + "\n")
-    if epoch:
-        md.append("## Epoch switch during iperf3 (trident)\n")
-        if epoch.get("error"):
-            md.append(f"failed: {epoch['error']}\n")
-        else:
-            md.append(
-                f"epoch_secs = {cfg.get('epoch_secs')}, reject_after_secs = {cfg.get('epoch_reject_secs')}, "
-                f"{len(epoch['intervals'])} one-second intervals, {len(epoch['switches'])} epoch switch(es) "
-                f"observed in `trident status`. Median {fmt(epoch['median_gbps'])} Gbit/s, minimum "
-                f"{fmt(epoch['min_gbps'])} Gbit/s at t = {fmt(epoch['min_interval_start_s'], 0)} s: "
-                f"{fmt(epoch['min_over_median'])} of the median; "
-                f"{epoch['intervals_below_half']} interval(s) below half the median.\n"
-            )
-            if epoch.get("min_switch_over_median") is not None:
-                md.append(
-                    f"Across the switches ({epoch['switch_intervals']} one-second intervals overlap the "
-                    f"windows in which a switch happened): worst {fmt(epoch['min_switch_gbps'])} Gbit/s at "
-                    f"t = {fmt(epoch['min_switch_interval_start_s'], 0)} s, **{fmt(epoch['min_switch_over_median'])} "
-                    f"of the median** (target ≥ 0.80). The worst interval without a switch: "
-                    f"{fmt(epoch['min_other_over_median'])} of the median (BBR, this machine's default, "
-                    f"probes the RTT every 10 s by draining to 4 packets for 200 ms).\n"
-                )
-            md.append(
-                "Per-second Gbit/s: "
-                + " ".join(fmt(iv["gbps"]) for iv in epoch["intervals"])
-                + "\n\nSwitches (seconds after the iperf3 start, between two status polls): "
-                + (", ".join(f"epoch {s['epoch']} at {s['after_s']}–{s['by_s']} s" for s in epoch["switches"]) or "none")
-                + "\n"
-            )
+    for what, ep in (("default congestion control", epoch), ("CUBIC (iperf3 -C cubic)", epoch_cubic)):
+        if ep:
+            if what.startswith("default"):
+                md.append("## Epoch switch during iperf3 (trident)\n")
+            md.extend(epoch_md(ep, cfg, what))
     if chart_note:
         md.append(f"\n({chart_note})\n")
     else:
@@ -362,6 +378,11 @@ def cmd_report(a):
         )
     elif epoch:
         print(f"\nepoch switch check failed: {epoch.get('error')}")
+    if epoch_cubic and not epoch_cubic.get("error"):
+        print(
+            f"epoch switch with CUBIC: min 1-s interval {fmt(epoch_cubic['min_over_median'])} × median; "
+            f"across the switches {fmt(epoch_cubic.get('min_switch_over_median'))} × median"
+        )
     if chart_note:
         print(chart_note)
 
@@ -394,6 +415,7 @@ def main():
     s.add_argument("--from-results", help="re-render from an earlier results.json")
     s.add_argument("--out", required=True)
     s.add_argument("--epoch")
+    s.add_argument("--epoch-cubic")
     a = p.parse_args()
     {
         "iperf-sample": cmd_iperf_sample,
