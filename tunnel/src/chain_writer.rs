@@ -14,14 +14,18 @@ use std::collections::VecDeque;
 
 use keymix::{ChainState, Event, PeerId, Transmit};
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::chain_store::{display_chain, ChainStore};
+use crate::control::ControlReply;
 
 /// keymix output that must wait until the states handed out before it are on disk.
 pub enum Held {
     Event(Event),
     Transmit(Transmit),
+    /// The answer to an operator's `trident reset`: it says the chain is reset, which is
+    /// true once the reset state is durable (a crash before would bring the old chain back).
+    Reply(oneshot::Sender<ControlReply>, ControlReply),
 }
 
 /// A batch is on disk (but for the states in `failed`, with the reason).
@@ -172,7 +176,7 @@ mod tests {
             .iter()
             .map(|h| match h {
                 Held::Transmit(t) => t.payload.first().copied().unwrap_or(0),
-                Held::Event(_) => 0,
+                Held::Event(_) | Held::Reply(..) => 0,
             })
             .collect()
     }
@@ -264,6 +268,26 @@ mod tests {
         .unwrap();
         assert_eq!(released, vec![1]);
         assert_eq!(store.load(&[1; 32], &[2; 32]).unwrap().unwrap().epoch, 7);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `trident reset` says the chain is reset: not before the reset state is durable.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_reset_answer_waits_for_the_reset_state() {
+        let dir = std::env::temp_dir().join(format!("trident-writer-r-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = ChainStore::open(&dir).unwrap();
+        let (mut w, mut done) = ChainWriter::new(Some(store), Handle::current());
+        let (reply, mut answer) = oneshot::channel();
+        w.persist(0, state(2, 0));
+        assert!(w
+            .pass(Held::Reply(reply, ControlReply::ok("reset")))
+            .is_none());
+        w.flush();
+        assert!(answer.try_recv().is_err(), "no answer before the write");
+        let written = done.recv().await.unwrap();
+        let released = w.written(&written);
+        assert!(matches!(released.as_slice(), [Held::Reply(..)]));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

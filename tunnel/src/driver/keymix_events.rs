@@ -48,13 +48,21 @@ impl Driver {
             self.counters.count(TunnelDrop::StateWriteFailed);
         }
         for item in self.chain_writer.written(written) {
-            match item {
-                Held::Event(e) => self.on_keymix_event(io, e, out),
-                Held::Transmit(t) => self.send_keymix(io, t),
-            }
+            self.act_on(io, item, out);
         }
         // A send that failed asked keymix for a fresh Init; the deadline may have moved.
         self.drain_keymix(io, out);
+    }
+
+    /// Output the chain writer let through (now or once the states before it were durable).
+    pub(super) fn act_on(&mut self, io: &Io, item: Held, out: &mut [u8]) {
+        match item {
+            Held::Event(e) => self.on_keymix_event(io, e, out),
+            Held::Transmit(t) => self.send_keymix(io, t),
+            Held::Reply(reply, answer) => {
+                let _ = reply.send(answer);
+            }
+        }
     }
 
     fn send_keymix(&mut self, io: &Io, t: Transmit) {
