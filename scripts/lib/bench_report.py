@@ -21,157 +21,15 @@ missing). Run it with Debian's /usr/bin/python3, which has python3-matplotlib.
 
 import argparse
 import json
-import math
 import os
-import re
-import statistics
 import sys
 
+from bench_chart import SCENARIOS, chart
+from bench_samples import cmd_epoch_sample, cmd_iperf_sample, cmd_ping_sample, median, percentile
+
 BASELINE = "boringtun-cli"
-SCENARIOS = [
-    ("tcp1_fwd", "TCP 1 stream A→B"),
-    ("tcp1_rev", "TCP 1 stream B→A"),
-    ("tcp4_fwd", "TCP 4 streams A→B"),
-    ("tcp4_rev", "TCP 4 streams B→A"),
-]
-
-
-def percentile(values, p):
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return None
-    s = sorted(values)
-    k = (len(s) - 1) * p / 100.0
-    lo, hi = math.floor(k), math.ceil(k)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-RTT_RE = re.compile(r"time[=<]([0-9.]+) ms")
-
-
-def parse_ping(path):
-    """RTTs in ms of every reply, and the transmitted/received counts."""
-    rtts, sent, recv = [], None, None
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                m = RTT_RE.search(line)
-                if m and "bytes from" in line:
-                    rtts.append(float(m.group(1)))
-                m = re.search(r"(\d+) packets transmitted, (\d+) received", line)
-                if m:
-                    sent, recv = int(m.group(1)), int(m.group(2))
-    except FileNotFoundError:
-        pass
-    return {"rtts_ms": rtts, "sent": sent, "received": recv}
-
-
-def load_iperf(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError) as e:
-        return None, f"unreadable iperf3 output: {e}"
-    if data.get("error"):
-        return data, data["error"]
-    return data, None
-
-
-def cmd_iperf_sample(a):
-    clk = os.sysconf("SC_CLK_TCK")
-    sample = {
-        "kind": "iperf",
-        "contender": a.contender,
-        "round": a.round,
-        "scenario": a.scenario,
-        "streams": a.streams,
-        "reverse": bool(a.reverse),
-        "loadavg_1min": a.loadavg,
-    }
-    data, err = load_iperf(a.iperf)
-    if err:
-        sample["error"] = err
-    else:
-        end = data["end"]
-        recv = end["sum_received"]
-        sent = end.get("sum_sent", {})
-        gb = recv["bytes"] / 1e9
-        sample.update(
-            gbps=recv["bits_per_second"] / 1e9,
-            bytes=recv["bytes"],
-            seconds=recv["seconds"],
-            retransmits=sent.get("retransmits"),
-        )
-        cpu_a = a.cpu_a / clk
-        cpu_b = a.cpu_b / clk
-        sample.update(
-            cpu_a_s=cpu_a,
-            cpu_b_s=cpu_b,
-            cpu_a_s_per_gb=cpu_a / gb if gb > 0 else None,
-            cpu_b_s_per_gb=cpu_b / gb if gb > 0 else None,
-        )
-    if a.ping:
-        p = parse_ping(a.ping)
-        sample["loaded_ping"] = p
-    print(json.dumps(sample))
-
-
-def cmd_ping_sample(a):
-    p = parse_ping(a.ping)
-    print(json.dumps({"kind": "ping_idle", "contender": a.contender, "round": a.round, **p}))
-
-
-def cmd_epoch_sample(a):
-    data, err = load_iperf(a.iperf)
-    out = {"kind": "epoch_switch"}
-    if err:
-        out["error"] = err
-        print(json.dumps(out))
-        return
-    intervals = []
-    for iv in data.get("intervals", []):
-        s = iv["sum"]
-        if s.get("omitted"):
-            continue
-        intervals.append(
-            {"start": s["start"], "end": s["end"], "gbps": s["bits_per_second"] / 1e9}
-        )
-    # Epoch polls: "unix_time epoch tunnel_epochs" per line, from `trident status --json`.
-    polls = []
-    try:
-        with open(a.epochs, encoding="utf-8") as f:
-            for line in f:
-                parts = line.split(maxsplit=2)
-                if len(parts) >= 2 and parts[1] not in ("None", "null", ""):
-                    polls.append((float(parts[0]) - a.t0, int(parts[1])))
-    except (OSError, ValueError):
-        pass
-    switches = []
-    for (t_prev, e_prev), (t, e) in zip(polls, polls[1:]):
-        if e != e_prev:
-            switches.append({"epoch": e, "after_s": round(t_prev, 2), "by_s": round(t, 2)})
-    # Only whole 1-second intervals count (iperf3's last one can be a fraction).
-    full = [iv for iv in intervals if iv["end"] - iv["start"] > 0.9]
-    rates = [iv["gbps"] for iv in full]
-    med = median(rates)
-    worst = min(full, key=lambda iv: iv["gbps"]) if full else None
-    out.update(
-        intervals=intervals,
-        epoch_polls=polls,
-        switches=switches,
-        median_gbps=med,
-        min_gbps=worst["gbps"] if worst else None,
-        min_interval_start_s=worst["start"] if worst else None,
-        min_over_median=(worst["gbps"] / med) if worst and med else None,
-        intervals_below_half=sum(1 for r in rates if med and r < 0.5 * med),
-        retransmits=data["end"].get("sum_sent", {}).get("retransmits"),
-    )
-    print(json.dumps(out))
+TRIDENT = "trident"
+GOTATUN = "gotatun"
 
 
 def fmt(v, digits=2):
@@ -285,10 +143,23 @@ def ratio_base_note(contenders):
     return f"Ratios are to {base}, the first contender ({BASELINE} is not one in this run)."
 
 
+def pair_column(contenders):
+    """(ours, theirs) for the extra column of the table: trident against GotaTun, the
+    closest contender (a Rust userspace WireGuard built for speed), when both ran."""
+    for ours, theirs in ((TRIDENT, GOTATUN),):
+        if ours in contenders and theirs in contenders:
+            return ours, theirs
+    return None
+
+
 def markdown_table(med, contenders):
     base_name = ratio_base(contenders)
+    pair = pair_column(contenders)
     head = "| metric (median) | " + " | ".join(contenders) + " |"
     sep = "|---|" + "---:|" * len(contenders)
+    if pair:
+        head += f" {pair[0]} ÷ {pair[1]} |"
+        sep += "---:|"
     lines = [head, sep]
     rows = table_rows(med)
     for label, better, vals in rows:
@@ -300,6 +171,9 @@ def markdown_table(med, contenders):
             if base and v is not None:
                 cell += f" ({v / base:.2f}×)"
             cells.append(cell)
+        if pair:
+            ours, theirs = vals.get(pair[0]), vals.get(pair[1])
+            cells.append(f"{ours / theirs:.2f}×" if ours is not None and theirs else "–")
         lines.append(f"| {label} ({better} is better) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -318,6 +192,25 @@ def cpu_detail_table(med, contenders):
     return "\n".join(lines)
 
 
+def floor_table(med, contenders, meta):
+    """CPU per GB of each gateway as a multiple of the AEAD floor measured in the same run
+    (openssl speed, ChaCha20-Poly1305 on 1420-byte records): what is not encryption."""
+    floor = (meta.get("aead_floor") or {}).get("s_per_gb")
+    if not floor:
+        return None
+    lines = [
+        f"| CPU s/GB ÷ AEAD floor ({floor:.2f} s/GB), gateway A / B | " + " | ".join(contenders) + " |",
+        "|---|" + "---:|" * len(contenders),
+    ]
+    for key, label in SCENARIOS:
+        cells = []
+        for c in contenders:
+            a, b = med[c][key]["cpu_s_per_gb_gwa_median"], med[c][key]["cpu_s_per_gb_gwb_median"]
+            cells.append(f"{a / floor:.1f}× / {b / floor:.1f}×" if a is not None and b is not None else "n/a")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def ratios(med, contenders, base_name=BASELINE):
     if base_name not in med:
         return {}
@@ -330,64 +223,11 @@ def ratios(med, contenders, base_name=BASELINE):
     return out
 
 
-def chart(med, contenders, meta, path):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib missing: no chart"
-    n = len(contenders)
-    width = 0.8 / max(n, 1)
-    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
-    colors = {
-        "trident": "#1b9e77",
-        "trident-baseline": "#66a61e",
-        "boringtun-cli": "#d95f02",
-        "wireguard-go": "#7570b3",
-    }
-    for i, c in enumerate(contenders):
-        xs, ys, lo, hi = [], [], [], []
-        for j, (key, _label) in enumerate(SCENARIOS):
-            m = med[c][key]
-            y = m["gbps_median"] or 0.0
-            xs.append(j + (i - (n - 1) / 2) * width)
-            ys.append(y)
-            lo.append(max(0.0, y - (m["gbps_min"] if m["gbps_min"] is not None else y)))
-            hi.append(max(0.0, (m["gbps_max"] if m["gbps_max"] is not None else y) - y))
-        bars = ax.bar(xs, ys, width, label=c, color=colors.get(c), yerr=[lo, hi], capsize=3)
-        for b, y, h in zip(bars, ys, hi):
-            ax.annotate(
-                f"{y:.2f}",
-                (b.get_x() + b.get_width() / 2, y + h),
-                xytext=(0, 3),
-                textcoords="offset points",
-                ha="center",
-                fontsize=8,
-            )
-    ax.set_xticks(range(len(SCENARIOS)))
-    ax.set_xticklabels([label for _k, label in SCENARIOS])
-    ax.set_ylabel("iperf3 TCP throughput, Gbit/s (median; bars: min–max)")
-    m = meta.get("machine", {})
-    cfg = meta.get("config", {})
-    ax.set_title(
-        f"Site-to-site tunnel throughput, MTU 1420, {cfg.get('rounds')} round(s) × {cfg.get('seconds')} s\n"
-        f"{m.get('nproc')} cores, {m.get('cpu_model')}, kernel {m.get('kernel')}",
-        fontsize=10,
-    )
-    ax.legend()
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return None
-
-
 META_KEYS = (
     "date",
     "duration_s",
     "cpu_time_split_percent",
+    "aead_floor",
     "loadavg_start",
     "loadavg_end",
     "machine",
@@ -396,8 +236,42 @@ META_KEYS = (
 )
 
 
+def epoch_md(epoch, cfg, what):
+    """The epoch-switch check as markdown lines (what: which congestion control)."""
+    md = [f"### {what}\n"]
+    if epoch.get("error"):
+        md.append(f"failed: {epoch['error']}\n")
+    else:
+        md.append(
+            f"epoch_secs = {cfg.get('epoch_secs')}, reject_after_secs = {cfg.get('epoch_reject_secs')}, "
+            f"{len(epoch['intervals'])} one-second intervals, {len(epoch['switches'])} epoch switch(es) "
+            f"observed in `trident status`. Median {fmt(epoch['median_gbps'])} Gbit/s, minimum "
+            f"{fmt(epoch['min_gbps'])} Gbit/s at t = {fmt(epoch['min_interval_start_s'], 0)} s: "
+            f"{fmt(epoch['min_over_median'])} of the median; "
+            f"{epoch['intervals_below_half']} interval(s) below half the median.\n"
+        )
+        if epoch.get("min_switch_over_median") is not None:
+            md.append(
+                f"Across the switches ({epoch['switch_intervals']} one-second intervals overlap the "
+                f"windows in which a switch happened): worst {fmt(epoch['min_switch_gbps'])} Gbit/s at "
+                f"t = {fmt(epoch['min_switch_interval_start_s'], 0)} s, **{fmt(epoch['min_switch_over_median'])} "
+                f"of the median** (target ≥ 0.80). The worst interval without a switch: "
+                f"{fmt(epoch['min_other_over_median'])} of the median (BBR, this machine's default, "
+                f"probes the RTT every 10 s by draining to 4 packets for 200 ms, so a switch that falls "
+                f"on such a second shows both).\n"
+            )
+        md.append(
+            "Per-second Gbit/s: "
+            + " ".join(fmt(iv["gbps"]) for iv in epoch["intervals"])
+            + "\n\nSwitches (seconds after the iperf3 start, between two status polls): "
+            + (", ".join(f"epoch {s['epoch']} at {s['after_s']}–{s['by_s']} s" for s in epoch["switches"]) or "none")
+            + "\n"
+        )
+    return md
+
+
 def cmd_report(a):
-    epoch = None
+    epoch = epoch_cubic = None
     if a.from_results:
         # Re-render results.md/chart.png (and results.json) from an earlier results.json.
         with open(a.from_results, encoding="utf-8") as f:
@@ -405,6 +279,7 @@ def cmd_report(a):
         meta = {k: old[k] for k in META_KEYS if k in old}
         all_samples = old["samples"]
         epoch = old.get("epoch_switch")
+        epoch_cubic = old.get("epoch_switch_cubic")
     else:
         with open(a.meta, encoding="utf-8") as f:
             meta = json.load(f)
@@ -422,6 +297,10 @@ def cmd_report(a):
         with open(a.epoch, encoding="utf-8") as f:
             text = f.read().strip()
             epoch = json.loads(text) if text else None
+    if a.epoch_cubic and os.path.exists(a.epoch_cubic):
+        with open(a.epoch_cubic, encoding="utf-8") as f:
+            text = f.read().strip()
+            epoch_cubic = json.loads(text) if text else None
     med = summarise(samples, contenders)
     base = ratio_base(contenders)
     result = {
@@ -430,7 +309,9 @@ def cmd_report(a):
         "ratios_to_boringtun_cli": ratios(med, contenders),
         # Without boringtun-cli in the run, the ratios of the table are to the first contender.
         **({"ratio_base": base, "ratios_to_base": ratios(med, contenders, base)} if base != BASELINE else {}),
+        **({"ratios_to_gotatun": ratios(med, contenders, GOTATUN)} if GOTATUN in contenders else {}),
         "epoch_switch": epoch,
+        "epoch_switch_cubic": epoch_cubic,
         "samples": all_samples,
         "notes": [
             "gbps: iperf3 receiver-side rate (end.sum_received); A→B = client in trd-lana sends, B→A = -R.",
@@ -464,27 +345,16 @@ def cmd_report(a):
     md.append("")
     md.append(cpu_detail_table(med, contenders))
     md.append("")
+    floors = floor_table(med, contenders, meta)
+    if floors:
+        md.append(floors)
+        md.append("")
     md.append("Versions: " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()) + "\n")
-    if epoch:
-        md.append("## Epoch switch during iperf3 (trident)\n")
-        if epoch.get("error"):
-            md.append(f"failed: {epoch['error']}\n")
-        else:
-            md.append(
-                f"epoch_secs = {cfg.get('epoch_secs')}, reject_after_secs = {cfg.get('epoch_reject_secs')}, "
-                f"{len(epoch['intervals'])} one-second intervals, {len(epoch['switches'])} epoch switch(es) "
-                f"observed in `trident status`. Median {fmt(epoch['median_gbps'])} Gbit/s, minimum "
-                f"{fmt(epoch['min_gbps'])} Gbit/s at t = {fmt(epoch['min_interval_start_s'], 0)} s: "
-                f"**{fmt(epoch['min_over_median'])} of the median** (target ≥ 0.50); "
-                f"{epoch['intervals_below_half']} interval(s) below half the median.\n"
-            )
-            md.append(
-                "Per-second Gbit/s: "
-                + " ".join(fmt(iv["gbps"]) for iv in epoch["intervals"])
-                + "\n\nSwitches (seconds after the iperf3 start, between two status polls): "
-                + (", ".join(f"epoch {s['epoch']} at {s['after_s']}–{s['by_s']} s" for s in epoch["switches"]) or "none")
-                + "\n"
-            )
+    for what, ep in (("default congestion control", epoch), ("CUBIC (iperf3 -C cubic)", epoch_cubic)):
+        if ep:
+            if what.startswith("default"):
+                md.append("## Epoch switch during iperf3 (trident)\n")
+            md.extend(epoch_md(ep, cfg, what))
     if chart_note:
         md.append(f"\n({chart_note})\n")
     else:
@@ -497,13 +367,22 @@ def cmd_report(a):
     print(markdown_table(med, contenders))
     print()
     print(cpu_detail_table(med, contenders))
+    if floors:
+        print()
+        print(floors)
     if epoch and not epoch.get("error"):
         print(
             f"\nepoch switch: {len(epoch['switches'])} switch(es); min 1-s interval "
-            f"{fmt(epoch['min_gbps'])} Gbit/s = {fmt(epoch['min_over_median'])} × median {fmt(epoch['median_gbps'])} Gbit/s"
+            f"{fmt(epoch['min_gbps'])} Gbit/s = {fmt(epoch['min_over_median'])} × median {fmt(epoch['median_gbps'])} Gbit/s; "
+            f"across the switches {fmt(epoch.get('min_switch_over_median'))} × median"
         )
     elif epoch:
         print(f"\nepoch switch check failed: {epoch.get('error')}")
+    if epoch_cubic and not epoch_cubic.get("error"):
+        print(
+            f"epoch switch with CUBIC: min 1-s interval {fmt(epoch_cubic['min_over_median'])} × median; "
+            f"across the switches {fmt(epoch_cubic.get('min_switch_over_median'))} × median"
+        )
     if chart_note:
         print(chart_note)
 
@@ -536,6 +415,7 @@ def main():
     s.add_argument("--from-results", help="re-render from an earlier results.json")
     s.add_argument("--out", required=True)
     s.add_argument("--epoch")
+    s.add_argument("--epoch-cubic")
     a = p.parse_args()
     {
         "iperf-sample": cmd_iperf_sample,

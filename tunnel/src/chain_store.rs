@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::secret_file::{self, Refusal, SecretFileError};
 
+#[derive(Clone)]
 pub struct ChainStore {
     dir: PathBuf,
 }
@@ -132,6 +133,16 @@ impl ChainStore {
         Ok((path, basis))
     }
 
+    /// Saves several peers' states with one wait for the disk
+    /// ([`secret_file::write_atomic_batch`]); one result per state, in order.
+    pub fn save_batch(&self, states: &[&ChainState]) -> Vec<Result<(), SecretFileError>> {
+        let files: Vec<_> = states
+            .iter()
+            .map(|s| (self.path(&s.local_public, &s.peer_public), s.to_bytes()))
+            .collect();
+        secret_file::write_atomic_batch(&self.dir, &files)
+    }
+
     pub fn save(&self, state: &ChainState) -> Result<(), SecretFileError> {
         let path = self.path(&state.local_public, &state.peer_public);
         secret_file::write_atomic(&path, &state.to_bytes())
@@ -139,7 +150,7 @@ impl ChainStore {
 }
 
 /// An error with its sources, on one line.
-fn display_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn display_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {

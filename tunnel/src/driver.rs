@@ -29,7 +29,7 @@ use tracing::Instrument;
 use tun_rs::AsyncDevice;
 
 use crate::allowed_ips::AllowedIps;
-use crate::chain_store::ChainStore;
+use crate::chain_writer::ChainWriter;
 use crate::counters::{TunnelCounters, TunnelDrop};
 use crate::error::TunnelError;
 use crate::handshake_rx::HandshakeLimits;
@@ -37,6 +37,7 @@ use crate::keylog::KeyLog;
 use crate::metrics;
 use crate::packet_batch::{TunTx, UdpTx};
 use crate::peer::Peer;
+use crate::peer_keys::PeerKeys;
 use crate::qkd_bridge::QkdBridge;
 use crate::reload::{self, Apply, Reloader, RestartOnly};
 use crate::settings::TunnelSettings;
@@ -92,6 +93,8 @@ struct Driver {
     public_key: PublicKey,
     endpoint: Endpoint,
     peers: Vec<Peer>,
+    /// Peer by static key (WireGuard initiations, `reset`); rebuilt whenever `peers` changes.
+    peer_keys: PeerKeys,
     allowed_ips: AllowedIps,
     indices: TunnIndexTable,
     /// Given to every Tunn: checks mac1 only ([`HandshakeLimits::for_tunns`]).
@@ -101,7 +104,9 @@ struct Driver {
     counters: TunnelCounters,
     qkd: QkdBridge,
     keylog: Option<KeyLog>,
-    chain_store: Option<ChainStore>,
+    /// The state directory's writer: chain states go to disk off this thread, and keymix
+    /// output after a state waits there until it is durable.
+    chain_writer: ChainWriter,
     /// Decrypted packets of the UDP batch being handled.
     tun_tx: TunTx,
     /// Encrypted datagrams of the TUN batch being handled.
@@ -111,6 +116,13 @@ struct Driver {
     /// WireGuard initiations the peers confirmed during the input being handled, to be
     /// recorded with their keymix chain (persisted) once it is done.
     confirmed: Vec<(keymix::PeerId, crate::initiation::Tai64n)>,
+    /// keymix's next deadline as of the last [`Self::drain_keymix`], which follows every
+    /// keymix input: `Endpoint::poll_timeout` visits every peer, so the packet loop reads
+    /// this instead of asking again for each batch of data.
+    keymix_deadline: Option<std::time::Instant>,
+    /// The owner of the last inner source address checked in the UDP batch being handled
+    /// (routes change only between batches).
+    rx_route: Option<(std::net::IpAddr, Option<keymix::PeerId>)>,
 }
 
 /// Runs the interface until `shutdown` completes, then removes routes, the TUN device and

@@ -47,8 +47,15 @@ impl EpochTunns {
     }
 
     /// Adds a Tunn the peer just confirmed; returns one pushed out (its index must be
-    /// released).
+    /// released). A primary without a session gives way to it instead of staying beside
+    /// it: this side's own handshake got nowhere first, so the primary would carry nothing
+    /// (its answer, if it comes, finds no Tunn and is dropped). That is every epoch of a
+    /// hub, which knows no spoke's endpoint before the spoke's handshake, and a boringtun
+    /// Tunn is 11 KB: two per epoch and peer were a third of a hub's memory per peer.
     pub fn add_answered(&mut self, tunn: EpochTunn) -> Option<EpochTunn> {
+        if self.answered.is_empty() && !self.primary.has_session() {
+            return Some(std::mem::replace(&mut self.primary, tunn));
+        }
         self.answered.push(tunn);
         if self.answered.len() > MAX_ANSWERED {
             Some(self.answered.remove(0))

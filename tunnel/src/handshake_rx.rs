@@ -29,6 +29,7 @@ use crate::epoch_tunn::EpochTunn;
 use crate::initiation::{self, Tai64n};
 use crate::initiation_slots::{Slot, Waiting};
 use crate::peer::Peer;
+use crate::peer_keys::PeerKeys;
 use crate::tunn_index::{initiator_epoch_tag, TunnIndexTable};
 
 /// An initiation stamped further ahead of our wall clock than this is refused: as keymix's
@@ -185,11 +186,13 @@ pub fn tai64n(wall: SystemTime) -> Tai64n {
     Tai64n(out)
 }
 
-/// An initiation that passed [`HandshakeLimits::screen`]: opens it, checks its timestamp
-/// against the peer's confirmed record and our clock, and answers it with a Tunn of its
-/// epoch made for it alone (or parks it until that epoch's key lands).
+/// An initiation that passed [`HandshakeLimits::screen`]: opens it, finds the peer by the
+/// static key inside (`keys`, a hash lookup), checks its timestamp against the peer's
+/// confirmed record and our clock, and answers it with a Tunn of its epoch made for it
+/// alone (or parks it until that epoch's key lands).
 pub fn on_initiation(
     peers: &mut [Peer],
+    keys: &PeerKeys,
     r: &mut Responder<'_>,
     src: SocketAddr,
     datagram: &[u8],
@@ -199,10 +202,10 @@ pub fn on_initiation(
     let Some(opened) = initiation::open(r.private, r.public, datagram) else {
         return InitOutcome::Unknown;
     };
-    let Some((peer_id, peer)) = peers
-        .iter_mut()
-        .enumerate()
-        .find(|(_, p)| !p.removed && p.public_key.as_bytes() == &opened.initiator)
+    let Some((peer_id, peer)) = keys
+        .get(&opened.initiator)
+        .and_then(|id| Some((id, peers.get_mut(id)?)))
+        .filter(|(_, p)| !p.removed && p.public_key.as_bytes() == &opened.initiator)
     else {
         return InitOutcome::Unknown;
     };

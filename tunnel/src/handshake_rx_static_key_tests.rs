@@ -320,7 +320,41 @@ fn crossing_handshakes_keep_both_sessions() {
         TunnResult::Err(_)
     ));
     assert!(data_in(&mut peers[0], &mut ours, genuine, &their_keepalive));
+    let tunns = peers[0].current.as_ref().map(|g| g.tunns().count());
+    assert_eq!(tunns, Some(2), "both sessions are kept");
     for _ in 0..3 {
         traffic_flows(&mut peers, &mut ours, &mut theirs, genuine);
     }
+}
+
+/// A hub's epoch: the peer's handshake is answered and confirmed before this side's own
+/// Tunn had a session, so the answering Tunn takes the primary's place (one Tunn per epoch,
+/// not two), and traffic flows on it both ways.
+#[test]
+fn a_confirmed_answer_replaces_a_primary_without_session() {
+    let mut ours = Ours::new();
+    let mut peers = vec![peer()];
+    let genuine = addr("198.51.100.2:51820");
+    peers[0].install(our_tunn(1, ours.limiter.clone()));
+    let primary_index = peers[0].current.as_ref().map(|g| g.primary.index);
+    let mut theirs = their_tunn(1);
+    genuine_handshake(&mut peers, &mut ours, &mut theirs, genuine);
+    let group = peers[0]
+        .current
+        .as_ref()
+        .unwrap_or_else(|| panic!("no epoch"));
+    assert_eq!(group.tunns().count(), 1);
+    assert_ne!(Some(group.primary.index), primary_index);
+    assert!(group.primary.has_session());
+    for _ in 0..3 {
+        traffic_flows(&mut peers, &mut ours, &mut theirs, genuine);
+    }
+    // The peer's next handshake in the same epoch is answered beside it, as before.
+    let mut again = their_tunn(1);
+    genuine_handshake(&mut peers, &mut ours, &mut again, genuine);
+    assert_eq!(
+        peers[0].current.as_ref().map(|g| g.tunns().count()),
+        Some(2)
+    );
+    traffic_flows(&mut peers, &mut ours, &mut again, genuine);
 }

@@ -129,9 +129,16 @@ pub(super) fn run(
         rate_limiter: ours.limiter.clone(),
     };
     let mut out = vec![0u8; 2048];
-    on_initiation(peers, &mut r, src, datagram, &mut out, &mut |d, to| {
-        sent.push((d.to_vec(), to))
-    })
+    let keys = PeerKeys::of(peers);
+    on_initiation(
+        peers,
+        &keys,
+        &mut r,
+        src,
+        datagram,
+        &mut out,
+        &mut |d, to| sent.push((d.to_vec(), to)),
+    )
 }
 
 /// What the driver's data path does with a data message (wireguard_rx::on_data): find the

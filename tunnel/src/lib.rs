@@ -46,6 +46,7 @@
 
 pub mod allowed_ips;
 pub mod chain_store;
+pub mod chain_writer;
 pub mod control;
 pub mod counters;
 pub mod driver;
@@ -63,6 +64,7 @@ pub mod metrics;
 pub mod netconfig;
 pub mod packet_batch;
 pub mod peer;
+pub mod peer_keys;
 pub mod preflight;
 pub mod privileges;
 pub mod process_control;

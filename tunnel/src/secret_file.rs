@@ -191,6 +191,10 @@ fn check_write_dir(dir: &Path) -> Result<(), SecretFileError> {
     Ok(())
 }
 
+#[path = "secret_file_batch.rs"]
+mod batch;
+pub use batch::write_atomic_batch;
+
 /// Replaces `path` with `bytes` atomically: a reader sees the old or the new content, never
 /// a part, and a crash leaves at most a stray temp file (mode 0600) beside it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SecretFileError> {

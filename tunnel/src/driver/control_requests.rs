@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::{Driver, Io};
+use crate::chain_writer::Held;
 use crate::control::ControlRequest;
 use crate::keymix_io;
 
@@ -21,15 +22,15 @@ impl Driver {
                 reply,
             } => (peer, static_only, reply),
         };
-        let id = self
-            .peers
-            .iter()
-            .position(|p| *p.public_key.as_bytes() == peer);
+        let id = self.peer_keys.get(&peer);
         let answer =
             keymix_io::operator_reset(&mut self.endpoint, &self.name, id, &peer, static_only);
         if id.is_some() {
             self.drain_keymix(io, out);
         }
-        let _ = reply.send(answer);
+        // Once the reset chain is on disk (it waits for the states handed out before it).
+        if let Some(item) = self.chain_writer.pass(Held::Reply(reply, answer)) {
+            self.act_on(io, item, out);
+        }
     }
 }

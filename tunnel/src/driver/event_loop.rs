@@ -37,6 +37,7 @@ pub(super) async fn run_loop(
         control,
         listener,
         mut kme_results,
+        mut chains_written,
         mut snapshot_rx,
         mtu,
         on_up,
@@ -71,7 +72,7 @@ pub(super) async fn run_loop(
     }
     let mut tun_rx = TunRx::with_padding(usize::from(mtu), pad);
     let mut udp_rx = UdpRx::new();
-    let mut out = vec![0u8; OUT_BUFFER];
+    let mut out = crate::packet_batch::resident(OUT_BUFFER);
     let mut wg_tick = tokio::time::interval(WIREGUARD_TICK);
     wg_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut ticks: u64 = 0;
@@ -79,7 +80,7 @@ pub(super) async fn run_loop(
     tokio::pin!(shutdown);
 
     let result = loop {
-        let keymix_deadline = driver.endpoint.poll_timeout();
+        let keymix_deadline = driver.keymix_deadline;
         let keymix_timer = async move {
             match keymix_deadline {
                 Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -107,6 +108,7 @@ pub(super) async fn run_loop(
                 driver.endpoint.handle_kme_result(Instant::now(), id, result);
                 driver.drain_keymix(&io, &mut out);
             }
+            Some(written) = chains_written.recv() => driver.on_chains_written(&io, &written, &mut out),
             () = keymix_timer => {
                 crate::keymix_io::read_wall_clock(&mut driver.endpoint);
                 driver.endpoint.handle_timeout(Instant::now());

@@ -12,11 +12,24 @@ use super::keymix_peer::add_keymix_peer;
 use super::{Driver, Io};
 use crate::allowed_ips::AllowedIps;
 use crate::peer::Peer;
+use crate::peer_keys::PeerKeys;
 use crate::settings::PeerSettings;
 
 impl Driver {
     /// Applies a reloaded peer list; `Err` leaves everything as it was.
     pub(super) fn reconfigure(
+        &mut self,
+        io: &Io,
+        new: Vec<PeerSettings>,
+        out: &mut [u8],
+    ) -> Result<String, String> {
+        let result = self.apply_peers(io, new, out);
+        // Also after a failed reload: the peers it added were removed again (tombstones).
+        self.peer_keys = PeerKeys::of(&self.peers);
+        result
+    }
+
+    fn apply_peers(
         &mut self,
         io: &Io,
         new: Vec<PeerSettings>,
@@ -172,7 +185,7 @@ impl Driver {
     fn add_peer_live(&mut self, p: PeerSettings, now: Instant) -> Result<(), String> {
         let peer = add_keymix_peer(
             &mut self.endpoint,
-            self.chain_store.as_ref(),
+            self.chain_writer.store(),
             &self.public_key,
             p,
             self.peers.len(),

@@ -15,6 +15,7 @@ use super::keymix_peer::add_keymix_peer;
 use super::{Driver, Io};
 use crate::allowed_ips::AllowedIps;
 use crate::chain_store::ChainStore;
+use crate::chain_writer::{ChainWriter, Written};
 use crate::control::ControlSocket;
 use crate::counters::TunnelCounters;
 use crate::error::TunnelError;
@@ -23,6 +24,7 @@ use crate::keylog::KeyLog;
 use crate::metrics::{self, SnapshotRequest};
 use crate::netconfig::InterfaceConfig;
 use crate::packet_batch::{TunTx, UdpTx};
+use crate::peer_keys::PeerKeys;
 use crate::qkd_bridge::{KmeResult, QkdBridge};
 use crate::settings::TunnelSettings;
 use crate::tunn_index::TunnIndexTable;
@@ -40,6 +42,7 @@ pub(super) struct Opened {
     pub(super) control: ControlSocket,
     pub(super) listener: UnixListener,
     pub(super) kme_results: mpsc::UnboundedReceiver<KmeResult>,
+    pub(super) chains_written: mpsc::UnboundedReceiver<Written>,
     pub(super) snapshot_rx: Option<mpsc::Receiver<SnapshotRequest>>,
     pub(super) mtu: u16,
     pub(super) on_up: Option<oneshot::Sender<()>>,
@@ -123,6 +126,7 @@ pub(super) fn open(
         }
         peers.push(peer);
     }
+    let (chain_writer, chains_written) = ChainWriter::new(chain_store, outer.clone());
     let (mut qkd, kme_results) = QkdBridge::new(qkd_source, outer);
     let (snapshot_rx, metrics) = match metrics {
         Some((rx, shared)) => (Some(rx), Some(shared)),
@@ -139,18 +143,22 @@ pub(super) fn open(
         public_key,
         endpoint,
         peers,
+        peer_keys: PeerKeys::default(),
         allowed_ips,
         indices: TunnIndexTable::new(),
         counters: TunnelCounters::default(),
         qkd,
         keylog,
-        chain_store,
+        chain_writer,
         tun_tx: TunTx::new(),
         udp_tx: UdpTx::new(usize::from(mtu)),
         metrics,
         confirmed: Vec::new(),
+        keymix_deadline: None,
+        rx_route: None,
     };
     driver.add_classic_peers(classic_settings)?;
+    driver.peer_keys = PeerKeys::of(&driver.peers);
     Ok(Opened {
         driver,
         io,
@@ -158,6 +166,7 @@ pub(super) fn open(
         control,
         listener,
         kme_results,
+        chains_written,
         snapshot_rx,
         mtu,
         on_up,

@@ -8,6 +8,7 @@ use crate::packet_batch::UdpRx;
 impl Driver {
     pub(super) fn on_udp_batch(&mut self, io: &Io, batch: &UdpRx, out: &mut [u8]) {
         let mut keymix_input = false;
+        self.rx_route = None;
         for (datagram, src) in batch.datagrams() {
             if keymix::is_keymix(datagram) {
                 keymix_input = true;

@@ -51,6 +51,7 @@ impl Driver {
         }
         let Self {
             peers,
+            peer_keys,
             counters,
             static_private,
             public_key,
@@ -64,10 +65,15 @@ impl Driver {
             indices,
             rate_limiter: rate_limiter.clone(),
         };
-        let outcome =
-            handshake_rx::on_initiation(peers, &mut responder, src, datagram, out, &mut |d, to| {
-                io.send_udp(d, to, counters)
-            });
+        let outcome = handshake_rx::on_initiation(
+            peers,
+            peer_keys,
+            &mut responder,
+            src,
+            datagram,
+            out,
+            &mut |d, to| io.send_udp(d, to, counters),
+        );
         self.count_init(outcome);
     }
 
@@ -182,6 +188,7 @@ impl Driver {
             tun_tx,
             indices,
             confirmed,
+            rx_route,
             ..
         } = self;
         let Some(peer) = peers.get_mut(peer_id) else {
@@ -193,7 +200,8 @@ impl Driver {
             counters.count(TunnelDrop::UnknownIndex);
             return;
         };
-        if tun_tx.is_full() {
+        // A full turn leaves before more is decrypted (packet_batch::TURN_BYTES).
+        if tun_tx.is_full() || tun_tx.turn_done() {
             io.flush_tun(tun_tx, counters);
         }
         let Some(slot) = tun_tx.slot(datagram.len()) else {
@@ -233,7 +241,16 @@ impl Driver {
         let Some((len, at_start, from)) = decrypted else {
             return;
         };
-        if allowed_ips.lookup(from) != Some(peer_id) {
+        // One lookup per run of packets from the same inner source (most of a batch).
+        let owner = match *rx_route {
+            Some((ip, owner)) if ip == from => owner,
+            _ => {
+                let owner = allowed_ips.lookup(from);
+                *rx_route = Some((from, owner));
+                owner
+            }
+        };
+        if owner != Some(peer_id) {
             counters.count(TunnelDrop::SourceNotAllowed);
         } else if !at_start {
             counters.count(TunnelDrop::IoError);

@@ -5,7 +5,7 @@ use std::io;
 
 use tun_rs::{AsyncDevice, DeviceImpl, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
-use super::{MAX_PACKET, TUN_OFFSET, TUN_RX_BUFS};
+use super::{resident, MAX_PACKET, TUN_OFFSET, TUN_RX_BUFS, TUN_TX_BUFS, TURN_BYTES};
 
 /// Packets read from the TUN device.
 pub struct TunRx {
@@ -30,9 +30,9 @@ impl TunRx {
         let size = mtu.max(1280) + 64;
         Self {
             pad_within: pad.then_some(mtu),
-            original: vec![0u8; VIRTIO_NET_HDR_LEN + MAX_PACKET].into_boxed_slice(),
+            original: resident(VIRTIO_NET_HDR_LEN + MAX_PACKET).into_boxed_slice(),
             bufs: (0..TUN_RX_BUFS)
-                .map(|_| vec![0u8; size].into_boxed_slice())
+                .map(|_| resident(size).into_boxed_slice())
                 .collect(),
             sizes: vec![0; TUN_RX_BUFS],
             count: 0,
@@ -154,6 +154,8 @@ pub struct TunTx {
     gro: GROTable,
     /// Lengths of the queued buffers, to undo what a failed GRO pass appended to them.
     lens: Vec<usize>,
+    /// Bytes of the queued packets.
+    queued: usize,
 }
 
 /// Why a packet was not queued for the TUN device.
@@ -174,13 +176,19 @@ impl Default for TunTx {
 impl TunTx {
     pub fn new() -> Self {
         Self {
-            // Capacity for a whole coalesced super-packet, so GRO never reallocates.
-            bufs: (0..TUN_RX_BUFS)
-                .map(|_| Vec::with_capacity(TUN_OFFSET + MAX_PACKET + 64))
+            // Capacity for a whole coalesced super-packet, so GRO never reallocates; resident
+            // (then emptied), as packet memory must not grow while the tunnel runs.
+            bufs: (0..TUN_TX_BUFS)
+                .map(|_| {
+                    let mut buf = resident(TUN_OFFSET + MAX_PACKET + 64);
+                    buf.clear();
+                    buf
+                })
                 .collect(),
             count: 0,
             gro: GROTable::default(),
-            lens: Vec::with_capacity(TUN_RX_BUFS),
+            lens: Vec::with_capacity(TUN_TX_BUFS),
+            queued: 0,
         }
     }
 
@@ -205,6 +213,7 @@ impl TunTx {
             return Err(NotQueued::Malformed);
         }
         self.count += 1;
+        self.queued += len;
         Ok(())
     }
 
@@ -221,6 +230,17 @@ impl TunTx {
         self.count >= self.bufs.len()
     }
 
+    /// Forgets the queued packets without writing them (benchmarks of the decryption path).
+    pub fn clear(&mut self) {
+        self.count = 0;
+        self.queued = 0;
+    }
+
+    /// Whether the queued packets make a turn ([`TURN_BYTES`]): time to write them.
+    pub fn turn_done(&self) -> bool {
+        self.queued >= TURN_BYTES
+    }
+
     /// Writes the batch (coalesced where offload allows); returns how many packets were
     /// (at least) lost.
     pub fn flush(&mut self, tun: &AsyncDevice) -> usize {
@@ -229,6 +249,7 @@ impl TunTx {
         }
         let count = self.count;
         self.count = 0;
+        self.queued = 0;
         let Some(bufs) = self.bufs.get_mut(..count) else {
             return count;
         };

@@ -8,7 +8,7 @@ use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-use super::{GSO_MAX_BYTES, MAX_PACKET, TUN_RX_BUFS, UDP_RX_BUFS, WG_OVERHEAD};
+use super::{resident, GSO_MAX_BYTES, MAX_PACKET, TUN_RX_BUFS, UDP_RX_BUFS, WG_OVERHEAD};
 use crate::udp_socket::canonical;
 
 /// Datagrams read from the UDP socket.
@@ -27,7 +27,7 @@ impl Default for UdpRx {
 impl UdpRx {
     pub fn new() -> Self {
         Self {
-            bufs: std::array::from_fn(|_| vec![0u8; MAX_PACKET].into_boxed_slice()),
+            bufs: std::array::from_fn(|_| resident(MAX_PACKET).into_boxed_slice()),
             meta: std::array::from_fn(|_| RecvMeta::default()),
             count: 0,
         }
@@ -94,7 +94,7 @@ impl UdpTx {
         let slot = mtu.max(1280) + 64 + WG_OVERHEAD;
         let max_datagrams = TUN_RX_BUFS;
         Self {
-            buf: vec![0u8; slot * (max_datagrams + 1) + MAX_PACKET].into_boxed_slice(),
+            buf: resident(slot * (max_datagrams + 1) + MAX_PACKET).into_boxed_slice(),
             len: 0,
             runs: Vec::with_capacity(max_datagrams + 1),
             slot,
@@ -145,6 +145,12 @@ impl UdpTx {
 
     pub fn is_empty(&self) -> bool {
         self.runs.is_empty()
+    }
+
+    /// Forgets the batch without sending it (benchmarks of the encryption path).
+    pub fn clear(&mut self) {
+        self.runs.clear();
+        self.len = 0;
     }
 
     /// Sends every run (waiting for socket space rather than dropping); returns the number
