@@ -23,7 +23,9 @@
 #                         [--no-epoch] [--out DIR] [--wait-idle SECS] [--profile]
 #   --quick        1 round, 3-second transfers, short epoch check (under 3 minutes)
 #   --rounds N     rounds (default 3); --seconds S: length of each transfer (default 10)
-#   --contenders   comma list out of trident,gotatun,boringtun-cli,wireguard-go (default all four)
+#   --contenders   comma list out of trident,trident-unpadded,gotatun,boringtun-cli,wireguard-go
+#                  (default all five; trident-unpadded is the same binary with the WireGuard
+#                  padding to 16 bytes off, TRIDENT_WG_PADDING=0: the padding's cost)
 #                  and trident-baseline (opt-in: a second trident build, see TRIDENT_BASELINE)
 #   --no-epoch     skip the trident epoch-switch check
 #   --out DIR      where results go (default bench/ in the repository)
@@ -80,7 +82,7 @@ CONTENDERS_GIVEN=0
 WAIT_IDLE=0
 QUICK=0
 OUT=$ROOT/bench
-CONTENDERS=(trident gotatun boringtun-cli wireguard-go)
+CONTENDERS=(trident trident-unpadded gotatun boringtun-cli wireguard-go)
 # The Rust contenders, pinned: cargo install --locked builds exactly these into TOOLS.
 GOTATUN_VERSION=0.10.2
 BORINGTUN_VERSION=0.7.1
@@ -103,7 +105,7 @@ while (($#)); do
 done
 for c in "${CONTENDERS[@]}"; do
     case "$c" in
-        trident | gotatun | boringtun-cli | wireguard-go) ;;
+        trident | trident-unpadded | gotatun | boringtun-cli | wireguard-go) ;;
         trident-baseline)
             [[ -n ${TRIDENT_BASELINE:-} && -x ${TRIDENT_BASELINE:-} ]] || {
                 echo "bench.sh: trident-baseline needs TRIDENT_BASELINE=path of an executable trident" >&2
@@ -344,6 +346,7 @@ version_of() {
         trident) [[ -n ${TRIDENT_LABEL:-} ]] && { echo "$TRIDENT_LABEL"; return; }
             echo "$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [[ -n $(cd "$ROOT" && git status --porcelain -- src tunnel keymix Cargo.toml Cargo.lock 2>/dev/null) ]] && echo "-dirty")$( [[ $TRIDENT != "$ROOT/target/release/trident" ]] && echo " ($TRIDENT)")" ;;
         trident-baseline) echo "${TRIDENT_BASELINE_LABEL:-$TRIDENT_BASELINE}" ;;
+        trident-unpadded) echo "$(version_of trident), TRIDENT_WG_PADDING=0" ;;
         # `|| true`: a tool that is not a contender may not be installed (pipefail, set -e).
         gotatun) "$TOOLS/bin/gotatun" --version 2>/dev/null | head -1 || true ;;
         boringtun-cli) "$TOOLS/bin/boringtun-cli" --version 2>/dev/null | head -1 || true ;;
@@ -439,9 +442,10 @@ export LOAD_START LOAD_END START_TIME ROUNDS SECS EPOCH_SECS EPOCH_REJECT EPOCH_
 [[ " ${CONTENDERS[*]} " == *" trident-baseline "* ]] && BENCH_CMD="TRIDENT_BASELINE=$TRIDENT_BASELINE $BENCH_CMD"
 export BENCH_CMD
 export BENCH_CONTENDERS="${CONTENDERS[*]}"
-export V_TRIDENT V_TRIDENT_BASELINE='' V_GOTATUN V_BT V_WGGO V_IPERF
+export V_TRIDENT V_TRIDENT_BASELINE='' V_TRIDENT_UNPADDED='' V_GOTATUN V_BT V_WGGO V_IPERF
 V_TRIDENT=$(version_of trident)
 [[ " ${CONTENDERS[*]} " == *" trident-baseline "* ]] && V_TRIDENT_BASELINE=$(version_of trident-baseline)
+[[ " ${CONTENDERS[*]} " == *" trident-unpadded "* ]] && V_TRIDENT_UNPADDED=$(version_of trident-unpadded)
 V_GOTATUN=$(version_of gotatun)
 V_BT=$(version_of boringtun-cli)
 V_WGGO=$(version_of wireguard-go)

@@ -24,6 +24,7 @@ def chart(med, contenders, meta, path):
     colors = {
         "trident": "#1b9e77",
         "trident-baseline": "#66a61e",
+        "trident-unpadded": "#a6d854",
         "gotatun": "#e7298a",
         "boringtun-cli": "#d95f02",
         "wireguard-go": "#7570b3",

@@ -16,13 +16,17 @@ cpu_ticks() {
 
 gw_pid() { cat "$WORK/pids/gw$1.pid"; } # a|b
 
-# start_trident CONTENDER EPOCH REJECT: trident (TRIDENT) or trident-baseline
-# (TRIDENT_BASELINE), the same config for both: MTU 1420, no QKD, chains in WORK/CONTENDER.
+# start_trident CONTENDER EPOCH REJECT: trident (TRIDENT), trident-unpadded (TRIDENT without
+# the WireGuard padding) or trident-baseline (TRIDENT_BASELINE), the same config for all: MTU
+# 1420, no QKD, chains in WORK/CONTENDER.
 start_trident() {
     local dir=$WORK/$1 side
     # Keys, `up` and `status` all from the binary under test (lib/trident.sh uses TRIDENT).
     local TRIDENT=$TRIDENT
     [[ $1 == trident-baseline ]] && TRIDENT=$TRIDENT_BASELINE
+    # Read by `trident up` at start (tunnel's TunRx): inner packets go out at their own length.
+    local TRIDENT_WG_PADDING=${TRIDENT_WG_PADDING:-}
+    if [[ $1 == trident-unpadded ]]; then export TRIDENT_WG_PADDING=0; else unset TRIDENT_WG_PADDING; fi
     rm -rf "$dir"
     mkdir -p "$dir"
     # In a subshell: trd_configs leaves umask 077 behind, and the results should stay readable.
@@ -94,7 +98,7 @@ start_userspace_wg() {
 
 tunnel_ifc() { # CONTENDER SIDE -> interface name in gw$SIDE
     case "$1" in
-        trident | trident-baseline) echo "trd${2^^}" ;;
+        trident | trident-unpadded | trident-baseline) echo "trd${2^^}" ;;
         *) echo "wg${2^^}0" ;;
     esac
 }
@@ -104,7 +108,7 @@ setup() {
     local c=$1 i
     "$NETNS" up >/dev/null
     case "$c" in
-        trident | trident-baseline) start_trident "$c" "${2:-120}" "${3:-180}" ;;
+        trident | trident-unpadded | trident-baseline) start_trident "$c" "${2:-120}" "${3:-180}" ;;
         *) start_userspace_wg "$c" ;;
     esac
     ip netns exec trd-lanb iperf3 -s -p 5201 >"$WORK/logs/iperf3-server.log" 2>&1 &

@@ -39,6 +39,7 @@ print(json.dumps({
         "trident": env["V_TRIDENT"],
         # Only in a run that compares two trident builds.
         **({"trident-baseline": env["V_TRIDENT_BASELINE"]} if env.get("V_TRIDENT_BASELINE") else {}),
+        **({"trident-unpadded": env["V_TRIDENT_UNPADDED"]} if env.get("V_TRIDENT_UNPADDED") else {}),
         "gotatun": env["V_GOTATUN"],
         "boringtun-cli": env["V_BT"],
         "wireguard-go": env["V_WGGO"],

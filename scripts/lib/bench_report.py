@@ -30,6 +30,7 @@ from bench_samples import cmd_epoch_sample, cmd_iperf_sample, cmd_ping_sample, m
 BASELINE = "boringtun-cli"
 TRIDENT = "trident"
 GOTATUN = "gotatun"
+UNPADDED = "trident-unpadded"
 
 
 def fmt(v, digits=2):
@@ -143,21 +144,23 @@ def ratio_base_note(contenders):
     return f"Ratios are to {base}, the first contender ({BASELINE} is not one in this run)."
 
 
-def pair_column(contenders):
-    """(ours, theirs) for the extra column of the table: trident against GotaTun, the
-    closest contender (a Rust userspace WireGuard built for speed), when both ran."""
-    for ours, theirs in ((TRIDENT, GOTATUN),):
-        if ours in contenders and theirs in contenders:
-            return ours, theirs
-    return None
+def pair_columns(contenders):
+    """(ours, theirs) for the extra columns of the table: trident against GotaTun, the
+    closest contender (a Rust userspace WireGuard built for speed), and against itself
+    without the WireGuard padding (what the padding costs), for each pair that ran."""
+    return [
+        (ours, theirs)
+        for ours, theirs in ((TRIDENT, GOTATUN), (TRIDENT, UNPADDED))
+        if ours in contenders and theirs in contenders
+    ]
 
 
 def markdown_table(med, contenders):
     base_name = ratio_base(contenders)
-    pair = pair_column(contenders)
+    pairs = pair_columns(contenders)
     head = "| metric (median) | " + " | ".join(contenders) + " |"
     sep = "|---|" + "---:|" * len(contenders)
-    if pair:
+    for pair in pairs:
         head += f" {pair[0]} ÷ {pair[1]} |"
         sep += "---:|"
     lines = [head, sep]
@@ -171,7 +174,7 @@ def markdown_table(med, contenders):
             if base and v is not None:
                 cell += f" ({v / base:.2f}×)"
             cells.append(cell)
-        if pair:
+        for pair in pairs:
             ours, theirs = vals.get(pair[0]), vals.get(pair[1])
             cells.append(f"{ours / theirs:.2f}×" if ours is not None and theirs else "–")
         lines.append(f"| {label} ({better} is better) | " + " | ".join(cells) + " |")
