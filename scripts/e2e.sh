@@ -120,11 +120,12 @@ t_ping_and_tcp() {
     tcp_transfer lanb lana 192.168.10.2 "$WORK/data.bin" 120 || return 1
 }
 
+# Pings every 10 ms across at least 8 epoch switches (4 s epochs; 4000 pings take 40-65 s).
 t_epoch_switch_no_loss() {
-    fresh 5 10 || return 1
+    fresh 4 8 || return 1
     local e0 out
     e0=$(trd_json trdA "s['peers'][0]['epoch']")
-    out=$("$NETNS" exec lana ping -q -i 0.01 -c 6000 -W 1 192.168.20.2 | grep 'packets transmitted')
+    out=$("$NETNS" exec lana ping -q -i 0.01 -c 4000 -W 1 192.168.20.2 | grep 'packets transmitted')
     log "$out"
     local ea eb
     ea=$(trd_json trdA "s['peers'][0]['epoch']")
