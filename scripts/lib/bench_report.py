@@ -25,7 +25,14 @@ import os
 import sys
 
 from bench_chart import SCENARIOS, chart
-from bench_samples import cmd_epoch_sample, cmd_iperf_sample, cmd_ping_sample, median, percentile
+from bench_samples import (
+    analyse_epoch,
+    cmd_epoch_sample,
+    cmd_iperf_sample,
+    cmd_ping_sample,
+    median,
+    percentile,
+)
 
 BASELINE = "boringtun-cli"
 TRIDENT = "trident"
@@ -259,9 +266,13 @@ def epoch_md(epoch, cfg, what):
                 f"windows in which a switch happened): worst {fmt(epoch['min_switch_gbps'])} Gbit/s at "
                 f"t = {fmt(epoch['min_switch_interval_start_s'], 0)} s, **{fmt(epoch['min_switch_over_median'])} "
                 f"of the median** (target ≥ 0.80). The worst interval without a switch: "
-                f"{fmt(epoch['min_other_over_median'])} of the median (BBR, this machine's default, "
-                f"probes the RTT every 10 s by draining to 4 packets for 200 ms, so a switch that falls "
-                f"on such a second shows both).\n"
+                f"{fmt(epoch['min_other_over_median'])} of the median"
+                + (
+                    " (BBR, this machine's default, probes the RTT every 10 s by draining to 4 "
+                    "packets for 200 ms, so a switch that falls on such a second shows both).\n"
+                    if what == "default congestion control"
+                    else ".\n"
+                )
             )
         md.append(
             "Per-second Gbit/s: "
@@ -281,8 +292,13 @@ def cmd_report(a):
             old = json.load(f)
         meta = {k: old[k] for k in META_KEYS if k in old}
         all_samples = old["samples"]
-        epoch = old.get("epoch_switch")
-        epoch_cubic = old.get("epoch_switch_cubic")
+        # The figures again from the raw intervals and polls (after a change to the analysis).
+        epoch, epoch_cubic = (
+            {**e, **analyse_epoch(e["intervals"], [tuple(p) for p in e["epoch_polls"]])}
+            if e and "intervals" in e and "epoch_polls" in e
+            else e
+            for e in (old.get("epoch_switch"), old.get("epoch_switch_cubic"))
+        )
     else:
         with open(a.meta, encoding="utf-8") as f:
             meta = json.load(f)

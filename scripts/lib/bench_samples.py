@@ -99,6 +99,52 @@ def cmd_ping_sample(a):
     print(json.dumps({"kind": "ping_idle", "contender": a.contender, "round": a.round, **p}))
 
 
+def analyse_epoch(intervals, polls):
+    """The epoch-switch figures from iperf3's 1-second intervals and the status polls
+    ((seconds after the iperf3 start, epoch), in order)."""
+    # Only switches during the transfer: the polls of the second run (CUBIC) begin with the
+    # harness's, before its iperf3 starts.
+    end = max((iv["end"] for iv in intervals), default=0.0)
+    switches = []
+    for (t_prev, e_prev), (t, e) in zip(polls, polls[1:]):
+        if e != e_prev and t > 0 and t_prev < end:
+            switches.append({"epoch": e, "after_s": round(t_prev, 2), "by_s": round(t, 2)})
+    # Only whole 1-second intervals count (iperf3's last one can be a fraction).
+    full = [iv for iv in intervals if iv["end"] - iv["start"] > 0.9]
+    rates = [iv["gbps"] for iv in full]
+    med = median(rates)
+    worst = min(full, key=lambda iv: iv["gbps"]) if full else None
+    # The intervals a switch can have touched: those overlapping the window between the two
+    # status polls that saw it. The worst of the others shows what else dips (BBR, the
+    # machine's default congestion control here, drains to 4 packets for 200 ms every 10 s
+    # to measure the path's RTT: its ProbeRTT costs about a fifth of that second).
+    touched = [
+        iv for iv in full
+        if any(iv["start"] < sw["by_s"] and sw["after_s"] < iv["end"] for sw in switches)
+    ]
+    others = [iv for iv in full if iv not in touched]
+    worst_sw = min(touched, key=lambda iv: iv["gbps"]) if touched else None
+    worst_other = min(others, key=lambda iv: iv["gbps"]) if others else None
+    out = dict(
+        switch_intervals=len(touched),
+        min_switch_gbps=worst_sw["gbps"] if worst_sw else None,
+        min_switch_interval_start_s=worst_sw["start"] if worst_sw else None,
+        min_switch_over_median=(worst_sw["gbps"] / med) if worst_sw and med else None,
+        min_other_over_median=(worst_other["gbps"] / med) if worst_other and med else None,
+    )
+    out.update(
+        intervals=intervals,
+        epoch_polls=polls,
+        switches=switches,
+        median_gbps=med,
+        min_gbps=worst["gbps"] if worst else None,
+        min_interval_start_s=worst["start"] if worst else None,
+        min_over_median=(worst["gbps"] / med) if worst and med else None,
+        intervals_below_half=sum(1 for r in rates if med and r < 0.5 * med),
+    )
+    return out
+
+
 def cmd_epoch_sample(a):
     data, err = load_iperf(a.iperf)
     out = {"kind": "epoch_switch"}
@@ -124,42 +170,8 @@ def cmd_epoch_sample(a):
                     polls.append((float(parts[0]) - a.t0, int(parts[1])))
     except (OSError, ValueError):
         pass
-    switches = []
-    for (t_prev, e_prev), (t, e) in zip(polls, polls[1:]):
-        if e != e_prev:
-            switches.append({"epoch": e, "after_s": round(t_prev, 2), "by_s": round(t, 2)})
-    # Only whole 1-second intervals count (iperf3's last one can be a fraction).
-    full = [iv for iv in intervals if iv["end"] - iv["start"] > 0.9]
-    rates = [iv["gbps"] for iv in full]
-    med = median(rates)
-    worst = min(full, key=lambda iv: iv["gbps"]) if full else None
-    # The intervals a switch can have touched: those overlapping the window between the two
-    # status polls that saw it. The worst of the others shows what else dips (BBR, the
-    # machine's default congestion control here, drains to 4 packets for 200 ms every 10 s
-    # to measure the path's RTT: its ProbeRTT costs about a fifth of that second).
-    touched = [
-        iv for iv in full
-        if any(iv["start"] < sw["by_s"] and sw["after_s"] < iv["end"] for sw in switches)
-    ]
-    others = [iv for iv in full if iv not in touched]
-    worst_sw = min(touched, key=lambda iv: iv["gbps"]) if touched else None
-    worst_other = min(others, key=lambda iv: iv["gbps"]) if others else None
+    out.update(analyse_epoch(intervals, polls))
     out.update(
-        switch_intervals=len(touched),
-        min_switch_gbps=worst_sw["gbps"] if worst_sw else None,
-        min_switch_interval_start_s=worst_sw["start"] if worst_sw else None,
-        min_switch_over_median=(worst_sw["gbps"] / med) if worst_sw and med else None,
-        min_other_over_median=(worst_other["gbps"] / med) if worst_other and med else None,
-    )
-    out.update(
-        intervals=intervals,
-        epoch_polls=polls,
-        switches=switches,
-        median_gbps=med,
-        min_gbps=worst["gbps"] if worst else None,
-        min_interval_start_s=worst["start"] if worst else None,
-        min_over_median=(worst["gbps"] / med) if worst and med else None,
-        intervals_below_half=sum(1 for r in rates if med and r < 0.5 * med),
         retransmits=data["end"].get("sum_sent", {}).get("retransmits"),
     )
     print(json.dumps(out))
