@@ -339,7 +339,10 @@ fn a_confirmed_answer_replaces_a_primary_without_session() {
     let primary_index = peers[0].current.as_ref().map(|g| g.primary.index);
     let mut theirs = their_tunn(1);
     genuine_handshake(&mut peers, &mut ours, &mut theirs, genuine);
-    let group = peers[0].current.as_ref().unwrap_or_else(|| panic!("no epoch"));
+    let group = peers[0]
+        .current
+        .as_ref()
+        .unwrap_or_else(|| panic!("no epoch"));
     assert_eq!(group.tunns().count(), 1);
     assert_ne!(Some(group.primary.index), primary_index);
     assert!(group.primary.has_session());
@@ -349,6 +352,9 @@ fn a_confirmed_answer_replaces_a_primary_without_session() {
     // The peer's next handshake in the same epoch is answered beside it, as before.
     let mut again = their_tunn(1);
     genuine_handshake(&mut peers, &mut ours, &mut again, genuine);
-    assert_eq!(peers[0].current.as_ref().map(|g| g.tunns().count()), Some(2));
+    assert_eq!(
+        peers[0].current.as_ref().map(|g| g.tunns().count()),
+        Some(2)
+    );
     traffic_flows(&mut peers, &mut ours, &mut again, genuine);
 }
