@@ -5,9 +5,17 @@
 //! retried here: every successful call consumes key material at both KMEs, and a retry after
 //! an ambiguous failure could burn keys the peer never learns about. Retrying is the caller's
 //! decision.
+//!
+//! A hub asks once per epoch *per peer*, and its peers' epochs start together after a cold
+//! start, so one client may be asked for hundreds of keys at once. A KME bounds the
+//! connections one source may hold before their TLS handshake completes (the simulator:
+//! 4, `MAX_ANONYMOUS_PER_SOURCE` in `sim/accept.rs`) and drops the rest, so the client lets
+//! only [`MAX_CONCURRENT_HANDSHAKES`] of its calls connect at a time; the others wait their
+//! turn (inside their timeout) instead of failing.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,6 +26,7 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
 use zeroize::Zeroizing;
 
@@ -32,6 +41,10 @@ use keymix::qkd::{QkdError, QkdFuture, QkdKey, QkdKeySource};
 const MAX_KEY_ID_LEN: usize = 128;
 /// Error messages from a KME end up in logs and `status`; keep them short and printable.
 const MAX_MESSAGE_LEN: usize = 256;
+/// Calls of one client (and its clones) between connect and a completed TLS handshake.
+/// Below the simulator's per-source bound with room for one more: the KME frees a slot
+/// only when it has read our Finished, a moment after the client moved on.
+pub const MAX_CONCURRENT_HANDSHAKES: usize = 3;
 
 /// How to reach and authenticate to one KME.
 #[derive(Debug, Clone)]
@@ -64,6 +77,8 @@ pub struct Etsi014Client {
     server_name: ServerName<'static>,
     connector: TlsConnector,
     timeout: Duration,
+    /// Shared by clones: the hub's peers all ask through clones of one client.
+    handshakes: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Etsi014Client {
@@ -90,6 +105,7 @@ impl Etsi014Client {
             server_name,
             connector: TlsConnector::from(tls),
             timeout: config.timeout,
+            handshakes: Arc::new(Semaphore::new(MAX_CONCURRENT_HANDSHAKES)),
         })
     }
 
@@ -222,6 +238,12 @@ impl Etsi014Client {
         path: String,
         json: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Zeroizing<Vec<u8>>), QkdError> {
+        // Held until the handshake is done: the request itself is not what a KME bounds.
+        let permit = self
+            .handshakes
+            .acquire()
+            .await
+            .map_err(|_| QkdError::Transport("client closed".to_owned()))?;
         let tcp = TcpStream::connect((self.url.host.as_str(), self.url.port))
             .await
             .map_err(|e| transport("connect", e))?;
@@ -232,6 +254,7 @@ impl Etsi014Client {
             .connect(self.server_name.clone(), tcp)
             .await
             .map_err(|e| transport("TLS handshake", e))?;
+        drop(permit);
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| transport("HTTP handshake", e))?;
