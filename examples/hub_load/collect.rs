@@ -204,6 +204,15 @@ pub async fn collect(
     Ok(report(&m, &sampled, args, threads))
 }
 
+/// Every spoke's KME errors by kind, added up.
+fn error_kinds(finals: &[SpokeReport]) -> std::collections::BTreeMap<&str, u64> {
+    let mut all = std::collections::BTreeMap::new();
+    for (kind, n) in finals.iter().flat_map(|r| &r.kme_error_kinds) {
+        *all.entry(kind.as_str()).or_default() += n;
+    }
+    all
+}
+
 fn report(m: &Milestones, sampled: &[usize], args: &RunArgs, threads: usize) -> Value {
     let sum = |f: fn(&SpokeReport) -> u64| m.finals.iter().map(f).sum::<u64>();
     let samples: Vec<&SpokeReport> = m
@@ -242,6 +251,7 @@ fn report(m: &Milestones, sampled: &[usize], args: &RunArgs, threads: usize) -> 
             "wireguard_cookies": sum(|r| r.wireguard_cookies),
             "kme_requests": sum(|r| r.kme_requests),
             "kme_errors": sum(|r| r.kme_errors),
+            "kme_error_kinds": error_kinds(&m.finals),
             "send_errors": sum(|r| r.send_errors),
             "wireguard_rejected": sum(|r| r.wireguard_rejected),
         },

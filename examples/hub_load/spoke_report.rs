@@ -22,6 +22,9 @@ pub struct SpokeReport {
     pub wireguard_cookies: u64,
     pub kme_requests: u64,
     pub kme_errors: u64,
+    /// The KME errors by message (key IDs and numbers blanked), so a figure that counts
+    /// failures also says which failure it was.
+    pub kme_error_kinds: std::collections::BTreeMap<String, u64>,
     pub send_errors: u64,
     pub wireguard_rejected: u64,
     pub pings_sent: u64,

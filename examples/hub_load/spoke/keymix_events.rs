@@ -37,8 +37,13 @@ impl Spoke {
     }
 
     pub fn on_kme_result(&mut self, id: KmeRequestId, result: Result<Vec<QkdKey>, QkdError>) {
-        if result.is_err() {
+        if let Err(e) = &result {
             self.report.kme_errors += 1;
+            *self
+                .report
+                .kme_error_kinds
+                .entry(error_kind(e))
+                .or_default() += 1;
         }
         self.wall_clock();
         self.endpoint.handle_kme_result(Instant::now(), id, result);
@@ -154,4 +159,20 @@ impl Spoke {
             },
         );
     }
+}
+
+/// An error's message with every word that holds a digit (key IDs, counts, addresses)
+/// blanked, so alike errors group under one kind.
+fn error_kind(e: &QkdError) -> String {
+    e.to_string()
+        .split_whitespace()
+        .map(|w| {
+            if w.contains(|c: char| c.is_ascii_digit()) {
+                "#"
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
