@@ -9,9 +9,11 @@
 //! A hub asks once per epoch *per peer*, and its peers' epochs start together after a cold
 //! start, so one client may be asked for hundreds of keys at once. A KME bounds the
 //! connections one source may hold before their TLS handshake completes (the simulator:
-//! 4, `MAX_ANONYMOUS_PER_SOURCE` in `sim/accept.rs`) and drops the rest, so the client lets
-//! only [`MAX_CONCURRENT_HANDSHAKES`] of its calls connect at a time; the others wait their
-//! turn (inside their timeout) instead of failing.
+//! 4, `MAX_ANONYMOUS_PER_SOURCE` in `sim/accept.rs`) and drops the rest, so one client
+//! (with its clones) has at most [`MAX_CONCURRENT_CALLS`] calls open; the others wait their
+//! turn, inside their timeout, instead of failing. A call holds its turn until the answer,
+//! not only until its own side of the handshake is done: the KME finishes the handshake
+//! (checking our certificate) after the client has moved on, and answers only after that.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -41,10 +43,9 @@ use keymix::qkd::{QkdError, QkdFuture, QkdKey, QkdKeySource};
 const MAX_KEY_ID_LEN: usize = 128;
 /// Error messages from a KME end up in logs and `status`; keep them short and printable.
 const MAX_MESSAGE_LEN: usize = 256;
-/// Calls of one client (and its clones) between connect and a completed TLS handshake.
-/// Below the simulator's per-source bound with room for one more: the KME frees a slot
-/// only when it has read our Finished, a moment after the client moved on.
-pub const MAX_CONCURRENT_HANDSHAKES: usize = 3;
+/// Calls one client (and its clones) has open at a time; below the simulator's per-source
+/// bound of connections still in their handshake.
+pub const MAX_CONCURRENT_CALLS: usize = 3;
 
 /// How to reach and authenticate to one KME.
 #[derive(Debug, Clone)]
@@ -77,8 +78,9 @@ pub struct Etsi014Client {
     server_name: ServerName<'static>,
     connector: TlsConnector,
     timeout: Duration,
-    /// Shared by clones: the hub's peers all ask through clones of one client.
-    handshakes: Arc<Semaphore>,
+    /// Turns for [`MAX_CONCURRENT_CALLS`], shared by clones: a hub's peers all ask through
+    /// clones of one client.
+    turns: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Etsi014Client {
@@ -105,7 +107,7 @@ impl Etsi014Client {
             server_name,
             connector: TlsConnector::from(tls),
             timeout: config.timeout,
-            handshakes: Arc::new(Semaphore::new(MAX_CONCURRENT_HANDSHAKES)),
+            turns: Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS)),
         })
     }
 
@@ -238,9 +240,9 @@ impl Etsi014Client {
         path: String,
         json: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Zeroizing<Vec<u8>>), QkdError> {
-        // Held until the handshake is done: the request itself is not what a KME bounds.
-        let permit = self
-            .handshakes
+        // Held until this function returns, with the answer (see the module comment).
+        let _turn = self
+            .turns
             .acquire()
             .await
             .map_err(|_| QkdError::Transport("client closed".to_owned()))?;
@@ -254,7 +256,6 @@ impl Etsi014Client {
             .connect(self.server_name.clone(), tcp)
             .await
             .map_err(|e| transport("TLS handshake", e))?;
-        drop(permit);
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| transport("HTTP handshake", e))?;
