@@ -5,9 +5,19 @@
 //! retried here: every successful call consumes key material at both KMEs, and a retry after
 //! an ambiguous failure could burn keys the peer never learns about. Retrying is the caller's
 //! decision.
+//!
+//! A hub asks once per epoch *per peer*, and its peers' epochs start together after a cold
+//! start, so one client may be asked for hundreds of keys at once. A KME bounds the
+//! connections one source may hold before their TLS handshake completes (the simulator:
+//! 4, `MAX_ANONYMOUS_PER_SOURCE` in `sim/accept.rs`) and drops the rest, so one client
+//! (with its clones) has at most [`MAX_CONCURRENT_CALLS`] calls open; the others wait their
+//! turn, inside their timeout, instead of failing. A call holds its turn until the answer,
+//! not only until its own side of the handshake is done: the KME finishes the handshake
+//! (checking our certificate) after the client has moved on, and answers only after that.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,6 +28,7 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
 use zeroize::Zeroizing;
 
@@ -32,6 +43,9 @@ use keymix::qkd::{QkdError, QkdFuture, QkdKey, QkdKeySource};
 const MAX_KEY_ID_LEN: usize = 128;
 /// Error messages from a KME end up in logs and `status`; keep them short and printable.
 const MAX_MESSAGE_LEN: usize = 256;
+/// Calls one client (and its clones) has open at a time; below the simulator's per-source
+/// bound of connections still in their handshake.
+pub const MAX_CONCURRENT_CALLS: usize = 3;
 
 /// How to reach and authenticate to one KME.
 #[derive(Debug, Clone)]
@@ -64,6 +78,9 @@ pub struct Etsi014Client {
     server_name: ServerName<'static>,
     connector: TlsConnector,
     timeout: Duration,
+    /// Turns for [`MAX_CONCURRENT_CALLS`], shared by clones: a hub's peers all ask through
+    /// clones of one client.
+    turns: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Etsi014Client {
@@ -90,6 +107,7 @@ impl Etsi014Client {
             server_name,
             connector: TlsConnector::from(tls),
             timeout: config.timeout,
+            turns: Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS)),
         })
     }
 
@@ -222,6 +240,12 @@ impl Etsi014Client {
         path: String,
         json: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Zeroizing<Vec<u8>>), QkdError> {
+        // Held until this function returns, with the answer (see the module comment).
+        let _turn = self
+            .turns
+            .acquire()
+            .await
+            .map_err(|_| QkdError::Transport("client closed".to_owned()))?;
         let tcp = TcpStream::connect((self.url.host.as_str(), self.url.port))
             .await
             .map_err(|e| transport("connect", e))?;

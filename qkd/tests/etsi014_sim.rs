@@ -367,3 +367,31 @@ fn init_writes_a_usable_setup_and_never_overwrites() {
     assert!(again.is_err());
     assert!(init_at_defaults(&TempDir::new("init-bad").0, "a/b", "bob").is_err());
 }
+
+/// A hub asks for one key per peer at each epoch switch, all at once after a cold start.
+/// The simulated KME drops connections of a source beyond a few that have not finished
+/// their TLS handshake; one client's burst must queue for its handshakes, not fail.
+#[tokio::test]
+async fn a_burst_of_calls_through_one_client_all_succeed() {
+    let dir = TempDir::new("burst");
+    let pair = fixed_pair(&dir, |_, _| {}).await;
+    let a = sae_a(&pair);
+    let calls: Vec<_> = (0..40)
+        .map(|_| {
+            let a = a.clone();
+            tokio::spawn(async move { a.status(SAE_B).await })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for call in calls {
+        if let Err(e) = call.await.unwrap() {
+            failures.push(e.to_string());
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 40 failed: {:?}",
+        failures.len(),
+        failures.first()
+    );
+}
