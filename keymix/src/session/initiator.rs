@@ -112,6 +112,14 @@ pub(super) struct SentInit {
     pub(super) retransmit: Retransmit,
 }
 
+impl SentInit {
+    /// Its QKD key IDs and key, for an Init sent in its place: the peer did not answer, so
+    /// it consumed none of them.
+    pub(super) fn qkd_for_replacement(&self) -> Option<(Vec<String>, Zeroizing<Vec<u8>>)> {
+        (!self.init.key_ids.is_empty()).then(|| (self.init.key_ids.clone(), self.k_q.clone()))
+    }
+}
+
 impl Session {
     pub(super) fn initiator_timeout(&mut self, sh: &mut Shared, now: Instant) {
         let may_fall_back_to_v1 = self.may_fall_back_to_v1();

@@ -41,7 +41,7 @@ impl Session {
         let Some(Initiation::Sent(s)) = self.initiating.take() else {
             return;
         };
-        let qkd = (!s.init.key_ids.is_empty()).then(|| (s.init.key_ids.clone(), s.k_q.clone()));
+        let qkd = s.qkd_for_replacement();
         let bootstrap_over_chain = s.bootstrap && self.state.has_chain();
         self.send_init(sh, now, qkd, bootstrap_over_chain, s.version);
         if let Some(Initiation::Sent(n)) = &mut self.initiating {
@@ -63,7 +63,7 @@ impl Session {
             return;
         };
         self.psks.unanswered(s.psk);
-        let qkd = (!s.init.key_ids.is_empty()).then(|| (s.init.key_ids.clone(), s.k_q.clone()));
+        let qkd = s.qkd_for_replacement();
         tracing::debug!(
             peer = %self.short,
             "keymix Init unanswered during a PSK rotation: trying the other PSK"
@@ -85,7 +85,7 @@ impl Session {
         let Some(Initiation::Sent(s)) = self.initiating.take() else {
             return;
         };
-        let qkd = (!s.init.key_ids.is_empty()).then(|| (s.init.key_ids.clone(), s.k_q.clone()));
+        let qkd = s.qkd_for_replacement();
         tracing::debug!(
             peer = %self.short,
             "keymix version-2 Init unanswered: trying version 1 (the peer may not have upgraded)"
@@ -109,7 +109,7 @@ impl Session {
         let Some(Initiation::Sent(s)) = self.initiating.take() else {
             return;
         };
-        let qkd = (!s.init.key_ids.is_empty()).then(|| (s.init.key_ids.clone(), s.k_q.clone()));
+        let qkd = s.qkd_for_replacement();
         tracing::info!(
             peer = %self.short,
             epoch = self.state.epoch,
