@@ -109,9 +109,11 @@ t_qkd_forged_packets() {
     local pub_a pub_b sent
     pub_a=$("$TRIDENT" pubkey <"$WORK/a.key")
     pub_b=$("$TRIDENT" pubkey <"$WORK/b.key")
-    sent=$("$NETNS" exec wan python3 - "$pub_a" "$pub_b" <<'PY'
+    # keymix's MAC: scripts/lib/keymix_mac.py (PYTHONPATH survives `ip netns exec`).
+    sent=$(PYTHONPATH=$ROOT/scripts/lib "$NETNS" exec wan python3 - "$pub_a" "$pub_b" <<'PY'
 
 import base64, hashlib, os, socket, struct, sys, time, uuid
+from keymix_mac import keymix_mac, mac1_key_v1
 pub_a, pub_b = (base64.b64decode(k) for k in sys.argv[1:3])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 to = ("198.51.100.2", 51820)
@@ -124,30 +126,11 @@ def init(auth=None, mac1=None):
     body += auth or os.urandom(16)
     return body + (mac1 or os.urandom(16)) + bytes(16)
 
-def rotl(v, n): return ((v << n) & 0xffffffff) | (v >> (32 - n))
-def hchacha20(key, nonce):
-    st = [0x61707865, 0x3320646e, 0x79622d32, 0x6b206574] + list(struct.unpack("<8I", key)) + list(struct.unpack("<4I", nonce))
-    def qr(a, b, c, d):
-        st[a] = (st[a] + st[b]) & 0xffffffff; st[d] = rotl(st[d] ^ st[a], 16)
-        st[c] = (st[c] + st[d]) & 0xffffffff; st[b] = rotl(st[b] ^ st[c], 12)
-        st[a] = (st[a] + st[b]) & 0xffffffff; st[d] = rotl(st[d] ^ st[a], 8)
-        st[c] = (st[c] + st[d]) & 0xffffffff; st[b] = rotl(st[b] ^ st[c], 7)
-    for _ in range(10):
-        qr(0, 4, 8, 12); qr(1, 5, 9, 13); qr(2, 6, 10, 14); qr(3, 7, 11, 15)
-        qr(0, 5, 10, 15); qr(1, 6, 11, 12); qr(2, 7, 8, 13); qr(3, 4, 9, 14)
-    return struct.pack("<8I", *(st[0:4] + st[12:16]))
-
-def keymix_mac(key, data):
-    """keymix's MAC (keymix/src/mac.rs): XChaCha20-Poly1305 tag over empty plaintext."""
-    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-    nonce = hashlib.sha256(data).digest()[:24]
-    return ChaCha20Poly1305(hchacha20(key, nonce[:16])).encrypt(bytes(4) + nonce[16:], b"", data)
-
 # 1. Inits that pass the cheap mac1 check (anyone knowing B's public key can compute it)
 #    but carry a garbage auth tag: they must die at the auth check, before any KME call.
 valid_mac1 = 0
 try:
-    mac1_key = hashlib.sha256(b"trident keymix v1 mac1" + pub_b).digest()
+    mac1_key = mac1_key_v1(pub_b)
     for _ in range(10):
         m = init(mac1=bytes(16))
         m = m[:-32] + keymix_mac(mac1_key, m[:-32]) + bytes(16)

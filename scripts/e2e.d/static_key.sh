@@ -63,31 +63,14 @@ PY
 # B, fresh timestamps, epochs 1..N and some far ones, garbage auth tags): what anyone who
 # knows both public keys can send. Prints how many were sent.
 sk_forged_keymix() {
-    "$NETNS" exec wan python3 - "$1" "$("$TRIDENT" pubkey <"$WORK/a.key")" "$("$TRIDENT" pubkey <"$WORK/b.key")" "$ATTACKER" <<'PY'
+    # keymix's MAC: scripts/lib/keymix_mac.py (PYTHONPATH survives `ip netns exec`).
+    PYTHONPATH=$ROOT/scripts/lib "$NETNS" exec wan python3 - "$1" "$("$TRIDENT" pubkey <"$WORK/a.key")" "$("$TRIDENT" pubkey <"$WORK/b.key")" "$ATTACKER" <<'PY'
 import base64, hashlib, os, socket, struct, sys, time
 n, pub_a, pub_b, src = int(sys.argv[1]), base64.b64decode(sys.argv[2]), base64.b64decode(sys.argv[3]), sys.argv[4]
-try:
-    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-except ImportError:
-    ChaCha20Poly1305 = None
-def rotl(v, k): return ((v << k) & 0xffffffff) | (v >> (32 - k))
-def hchacha20(key, nonce):
-    st = [0x61707865, 0x3320646e, 0x79622d32, 0x6b206574] + list(struct.unpack("<8I", key)) + list(struct.unpack("<4I", nonce))
-    def qr(a, b, c, d):
-        st[a] = (st[a] + st[b]) & 0xffffffff; st[d] = rotl(st[d] ^ st[a], 16)
-        st[c] = (st[c] + st[d]) & 0xffffffff; st[b] = rotl(st[b] ^ st[c], 12)
-        st[a] = (st[a] + st[b]) & 0xffffffff; st[d] = rotl(st[d] ^ st[a], 8)
-        st[c] = (st[c] + st[d]) & 0xffffffff; st[b] = rotl(st[b] ^ st[c], 7)
-    for _ in range(10):
-        qr(0, 4, 8, 12); qr(1, 5, 9, 13); qr(2, 6, 10, 14); qr(3, 7, 11, 15)
-        qr(0, 5, 10, 15); qr(1, 6, 11, 12); qr(2, 7, 8, 13); qr(3, 4, 9, 14)
-    return struct.pack("<8I", *(st[0:4] + st[12:16]))
-def mac(key, data):
-    nonce = hashlib.sha256(data).digest()[:24]
-    return ChaCha20Poly1305(hchacha20(key, nonce[:16])).encrypt(bytes(4) + nonce[16:], b"", data)
-if ChaCha20Poly1305 is None:
+from keymix_mac import available, keymix_mac as mac, mac1_key_v1
+if not available():
     print(0); sys.exit(0)
-mac1_key = hashlib.sha256(b"trident keymix v1 mac1" + pub_b).digest()
+mac1_key = mac1_key_v1(pub_b)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((src, 0))
 sent = 0
