@@ -17,6 +17,9 @@
 
 mod common;
 
+#[path = "vectors/pinned.rs"]
+mod pinned;
+
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -86,19 +89,7 @@ fn render(opt: Options, title: &str) -> String {
 }
 
 fn check(name: &str, rendered: String) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors")
-        .join(name);
-    if std::env::var_os("TRIDENT_REGENERATE_VECTORS").is_some() {
-        std::fs::write(&path, &rendered).unwrap();
-        return;
-    }
-    let stored = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; regenerate, see module docs", path.display()));
-    for (want, got) in stored.lines().zip(rendered.lines()) {
-        assert_eq!(want, got, "{name} differs from the pinned vector");
-    }
-    assert_eq!(stored, rendered);
+    pinned::check("tests/vectors", name, rendered);
 }
 
 #[test]

@@ -26,24 +26,15 @@ mod spec_v2;
 #[path = "vectors_v2/verify.rs"]
 mod verify;
 
+#[path = "vectors/pinned.rs"]
+mod pinned;
+
 use std::path::PathBuf;
 
 use keymix::{QkdPolicy, Version};
 
 fn check(name: &str, rendered: String) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors_v2")
-        .join(name);
-    if std::env::var_os("TRIDENT_REGENERATE_VECTORS").is_some() {
-        std::fs::write(&path, &rendered).unwrap();
-        return;
-    }
-    let stored = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; regenerate, see module docs", path.display()));
-    for (want, got) in stored.lines().zip(rendered.lines()) {
-        assert_eq!(want, got, "{name} differs from the pinned vector");
-    }
-    assert_eq!(stored, rendered);
+    pinned::check("tests/vectors_v2", name, rendered);
 }
 
 fn v2(title: &'static str, seed: u8) -> gen::Scenario {
