@@ -10,7 +10,8 @@ use keymix::{DropReason, PeerState, PublicKey, QkdPolicy};
 use super::script::config;
 use super::world::{addr, Origin, Packet, World, A, B, ROGUE_ADDR};
 
-fn rogue_packet(w: &World, rogue: usize, src: std::net::SocketAddr) -> Option<Packet> {
+/// The rogue's next datagram, sent from `src`.
+pub(super) fn rogue_packet(w: &World, rogue: usize, src: std::net::SocketAddr) -> Option<Packet> {
     let r = &w.rogues[rogue];
     Some(Packet {
         src,

@@ -8,21 +8,15 @@ use std::time::Duration;
 use keymix::message::TYPE_INIT;
 use keymix::{DropReason, PeerState, QkdPolicy, Version};
 
+use super::scenarios::rogue_packet;
 use super::scenarios_static_key::footprint;
 use super::script::{config, with_version};
 use super::world::{addr, Origin, Packet, World, A, B, ROGUE_ADDR};
 
+/// The rogue's next datagram, sent from the rogue's own address.
 fn rogue_init(w: &World, rogue: usize) -> Option<Packet> {
     let r = &w.rogues[rogue];
-    Some(Packet {
-        src: ROGUE_ADDR.parse().unwrap_or(addr(r.impersonates)),
-        dst: addr(1 - r.impersonates),
-        payload: r.outbox.front()?.clone(),
-        origin: Origin::Rogue {
-            impersonates: r.impersonates,
-        },
-        not_before: w.now,
-    })
+    rogue_packet(w, rogue, ROGUE_ADDR.parse().unwrap_or(addr(r.impersonates)))
 }
 
 /// After bootstrap (version 2, pinned), a rogue holding A's static key and no bootstrap
