@@ -34,7 +34,8 @@ use crate::sources::SourceMask;
 use crate::status::AuthBasis;
 use crate::Version;
 
-use bootstrap_psk::{BootstrapPsks, PskChoice};
+use bootstrap_psk::BootstrapPsks;
+pub(crate) use bootstrap_psk::PskChoice;
 use diagnosis::Observations;
 pub(crate) use hiding::{Pseudonym, Slot};
 use initiator::Initiation;
