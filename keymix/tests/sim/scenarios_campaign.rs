@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use keymix::message::TYPE_INIT;
-use keymix::QkdPolicy;
+use keymix::{DropReason, QkdPolicy};
 
 use super::scenarios_static_key::{footprint, from_rogue, lose_a_inits_until_tie};
 use super::script::config;
@@ -48,42 +48,7 @@ fn crossing_fallback_bootstraps_complete() {
 
 pub(super) fn crossing_fallback_bootstraps_in(version: keymix::Version) {
     for seed in [5u64, 505, 5005, 50005] {
-        let mut cfg = super::script::with_version(config(10, 20, QkdPolicy::Off, true), version);
-        cfg.bootstrap_psk = Some([0x31; 32]);
-        let mut w = World::new(seed, cfg);
-        w.run_for(Duration::from_secs(3), |_| true);
-        assert_eq!(w.agreed(), Some(1));
-        let backup = w.sides[A].saved.clone();
-        w.run_for(Duration::from_secs(25), |_| true);
-        let b_epoch = w.sides[B].saved.as_ref().map_or(0, |s| s.epoch);
-        assert!(b_epoch >= 3, "B moved on to epoch {b_epoch}");
-        w.sides[A].saved = backup;
-        w.restart(A, true);
-        w.restart(B, true);
-        // Nothing gets through until both have fallen back; then their bootstraps cross.
-        let mut fallbacks: [Option<Packet>; 2] = [None, None];
-        for _ in 0..40 {
-            let mut inits = Vec::new();
-            w.run_for(Duration::from_millis(500), |p| {
-                if p.payload[0] == TYPE_INIT {
-                    inits.push(p.clone());
-                }
-                false
-            });
-            // The world knows each Init's epoch (a version-2 Init hides it on the wire).
-            for p in inits {
-                if w.init_epochs.get(&sha(&p.payload)) == Some(&1) {
-                    let from_b = usize::from(p.src == addr(B));
-                    fallbacks[from_b] = Some(p);
-                }
-            }
-            if fallbacks.iter().all(Option::is_some) {
-                break;
-            }
-        }
-        let [Some(from_a), Some(from_b)] = fallbacks else {
-            panic!("both sides fell back to a bootstrap");
-        };
+        let (mut w, from_a, from_b) = fallback_bootstraps(seed, version);
         w.deliver(&from_a);
         w.deliver(&from_b);
         w.assert_clean();
@@ -92,4 +57,83 @@ pub(super) fn crossing_fallback_bootstraps_in(version: keymix::Version) {
             .expect("a fresh common epoch after the crossing bootstraps");
         assert!(took < Duration::from_secs(30), "took {took:?}");
     }
+}
+
+/// Seed 15585 (found with the tie floor's check switched off, see SIMULATION.md): the
+/// fallback bootstraps cross, A's wins the tie (A is the preferred initiator) and B answers
+/// it, but B's answer is lost. Once A's Init is no longer young, B's tie-lost bootstrap,
+/// replayed, would pass the tie rules: only the tie floor refuses it (a bootstrap that
+/// lost a tie never passes; its sender answers ours or sends a new one).
+#[test]
+fn tie_lost_bootstrap_replayed_before_the_commit_changes_nothing() {
+    for version in [keymix::Version::V1, keymix::Version::V2] {
+        for seed in [15u64, 1515, 15585] {
+            let (mut w, from_a, from_b) = fallback_bootstraps(seed, version);
+            w.deliver(&from_a);
+            let r = w.deliver(&from_b);
+            assert_eq!(
+                r,
+                Some(Err(DropReason::SimultaneousInitiation)),
+                "{version:?}"
+            );
+            w.assert_clean();
+            // Everything lost until A's bootstrap (and any replacement of it) has aged.
+            w.run_for(Duration::from_secs(6), |_| false);
+            let before = footprint(&w, A);
+            let r = w.deliver(&from_rogue(from_b));
+            assert!(
+                matches!(r, Some(Err(_))),
+                "{version:?}: the tie-lost bootstrap passed: {r:?}"
+            );
+            w.assert_clean();
+            assert_eq!(
+                footprint(&w, A),
+                before,
+                "{version:?}: the replay changed A"
+            );
+        }
+    }
+}
+
+/// With a bootstrap PSK, A restored from an old backup while B moved on: both chain Inits
+/// go unanswered and both sides fall back to a bootstrap. Returns the world and the two
+/// bootstrap Inits (A's, B's), neither delivered.
+fn fallback_bootstraps(seed: u64, version: keymix::Version) -> (World, Packet, Packet) {
+    let mut cfg = super::script::with_version(config(10, 20, QkdPolicy::Off, true), version);
+    cfg.bootstrap_psk = Some([0x31; 32]);
+    let mut w = World::new(seed, cfg);
+    w.run_for(Duration::from_secs(3), |_| true);
+    assert_eq!(w.agreed(), Some(1));
+    let backup = w.sides[A].saved.clone();
+    w.run_for(Duration::from_secs(25), |_| true);
+    let b_epoch = w.sides[B].saved.as_ref().map_or(0, |s| s.epoch);
+    assert!(b_epoch >= 3, "B moved on to epoch {b_epoch}");
+    w.sides[A].saved = backup;
+    w.restart(A, true);
+    w.restart(B, true);
+    // Nothing gets through until both have fallen back; then their bootstraps cross.
+    let mut fallbacks: [Option<Packet>; 2] = [None, None];
+    for _ in 0..40 {
+        let mut inits = Vec::new();
+        w.run_for(Duration::from_millis(500), |p| {
+            if p.payload[0] == TYPE_INIT {
+                inits.push(p.clone());
+            }
+            false
+        });
+        // The world knows each Init's epoch (a version-2 Init hides it on the wire).
+        for p in inits {
+            if w.init_epochs.get(&sha(&p.payload)) == Some(&1) {
+                let from_b = usize::from(p.src == addr(B));
+                fallbacks[from_b] = Some(p);
+            }
+        }
+        if fallbacks.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    let [Some(from_a), Some(from_b)] = fallbacks else {
+        panic!("both sides fell back to a bootstrap");
+    };
+    (w, from_a, from_b)
 }
