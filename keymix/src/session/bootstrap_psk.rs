@@ -139,6 +139,14 @@ impl BootstrapPsks {
         }
     }
 
+    /// A new attempt resumes with the PSK the peer authenticated last (see
+    /// `resume::Resume`), while both are accepted.
+    pub fn resume(&mut self, used: PskChoice) {
+        if self.previous.is_some() {
+            self.next_try = used;
+        }
+    }
+
     /// An operator reset: from now on only the configured PSK counts (a reset after a
     /// theft must not leave the stolen one accepted).
     pub fn end_rotation(&mut self) {

@@ -73,6 +73,7 @@ impl Session {
         keylog: Option<Box<KeyLogEntry>>,
         version: Version,
     ) {
+        self.forget_resume();
         // Once an exchange in version 2 completed, the peer is never spoken to in version 1
         // again (persisted with the chain: also after restarts).
         if version >= Version::V2 && version.byte() > self.state.pinned_version {

@@ -192,8 +192,7 @@ impl Session {
         self.psks.new_attempt();
         let epoch = self.state.epoch + 1;
         if self.cfg.qkd == QkdPolicy::Off {
-            let version = self.init_version();
-            self.send_init(sh, now, None, false, version);
+            self.send_first_init(sh, now, None);
             return;
         }
         let Some(slave) = self.cfg.peer_sae_id.clone() else {
@@ -224,8 +223,7 @@ impl Session {
             self.initiating = None;
             self.next_initiation_at = now + retry_pause(sh.rng_word());
         } else {
-            let version = self.init_version();
-            self.send_init(sh, now, None, false, version);
+            self.send_first_init(sh, now, None);
         }
     }
 
@@ -238,10 +236,7 @@ impl Session {
     ) {
         self.initiating = None;
         match result.and_then(|keys| check_keys(keys, None)) {
-            Ok((ids, key)) => {
-                let version = self.init_version();
-                self.send_init(sh, now, Some((ids, key)), false, version)
-            }
+            Ok((ids, key)) => self.send_first_init(sh, now, Some((ids, key))),
             Err(e) => self.initiator_kme_failed(sh, now, e.to_string()),
         }
     }
@@ -359,6 +354,7 @@ impl Session {
         if !mac::verify(&derived.confirm_r2i, &t, &resp.confirm) {
             // Authentic but the keys differ (e.g. the KMEs handed out different keys).
             self.kme_error = Some("key confirmation failed: peer derived another key".into());
+            self.resume = Some(super::resume::Resume::of(sent));
             self.initiating = None;
             self.next_initiation_at = now + retry_pause(sh.rng_word());
             return Err(DropReason::BadConfirm);

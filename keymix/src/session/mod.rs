@@ -15,6 +15,7 @@ mod material;
 mod operator;
 mod respond;
 mod responder;
+mod resume;
 mod retransmit;
 mod tie;
 mod versions;
@@ -139,6 +140,9 @@ pub(crate) struct Session {
     /// Our last version-2 Init's attempt number, and what it counted (a bootstrap's
     /// minute or a chain Init's epoch): the next pseudonym differs.
     attempts: Option<((bool, u64), u8)>,
+    /// The keying of our last Init the peer answered with keys that differed: the next
+    /// attempt starts with it ([`resume::Resume`]).
+    resume: Option<resume::Resume>,
 }
 
 /// Why a peer could not be added.
@@ -208,6 +212,7 @@ impl Session {
             chain_generation: Cell::new(0),
             boot_generation: Cell::new(0),
             attempts: None,
+            resume: None,
             cfg,
         })
     }
@@ -239,6 +244,7 @@ impl Session {
     /// that the operator should hear about.
     pub(crate) fn update_config(&mut self, now: Instant, mut cfg: PeerConfig) -> Vec<&'static str> {
         let mut changed = Vec::new();
+        self.forget_resume();
         cfg.public_key = self.cfg.public_key;
         cfg.state = None;
         if cfg.endpoint_known {

@@ -57,6 +57,7 @@ impl Session {
         static_only: bool,
     ) -> Result<ResetBasis, ResetRefused> {
         let basis = reset_basis(self.psks.configured(), static_only)?;
+        self.forget_resume();
         tracing::warn!(
             peer = %self.short,
             epoch = self.state.epoch,
