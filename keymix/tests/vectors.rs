@@ -136,6 +136,8 @@ mod render;
 mod render_chain;
 #[path = "vectors/spec.rs"]
 mod spec;
+#[path = "vectors/values.rs"]
+mod values;
 #[path = "vectors/verify.rs"]
 mod verify;
 #[path = "vectors/verify_exchange.rs"]

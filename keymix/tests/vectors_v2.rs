@@ -23,6 +23,8 @@ mod spec;
 mod layout;
 #[path = "vectors_v2/spec.rs"]
 mod spec_v2;
+#[path = "vectors/values.rs"]
+mod values;
 #[path = "vectors_v2/verify.rs"]
 mod verify;
 

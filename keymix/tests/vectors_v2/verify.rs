@@ -33,24 +33,11 @@ pub struct Vector {
 
 impl Vector {
     pub fn parse(name: &str, text: &str) -> Self {
-        let mut values = BTreeMap::new();
         let wall_clock_start = text.lines().find_map(|l| {
             let rest = l.strip_prefix("# Wall clock at the start: ")?;
             rest.split(' ').next()?.parse().ok()
         });
-        for line in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let (k, v) = line
-                .split_once(" = ")
-                .unwrap_or((line.trim_end_matches(" ="), ""));
-            let v = (0..v.len() / 2)
-                .map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16).unwrap())
-                .collect();
-            let fresh = values.insert(k.to_string(), v).is_none();
-            assert!(fresh, "{name}: {k} twice");
-        }
+        let values = super::values::parse(name, text);
         Self {
             name: name.into(),
             prefix: String::new(),
