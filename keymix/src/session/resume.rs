@@ -71,7 +71,6 @@ impl Session {
         self.send_init(sh, now, qkd, bootstrap_over_chain, version);
         if let Some(Initiation::Sent(n)) = &mut self.initiating {
             n.fallback = bootstrap_over_chain;
-            n.version_switched = version == Version::V1 && highest == Version::V2;
         }
     }
 
