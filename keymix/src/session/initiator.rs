@@ -11,7 +11,6 @@ use zeroize::Zeroizing;
 
 use super::bootstrap_psk::PskChoice;
 use super::init_send::OwnExchangeKeys;
-use super::initiator_retry::{BOOTSTRAP_FALLBACK_AFTER, PSK_SWITCH_AFTER, VERSION_FALLBACK_AFTER};
 use super::material::{check_keys, keylog_entry};
 use super::retransmit::Retransmit;
 use super::{retry_pause, LastConfirm, Session};
@@ -122,10 +121,14 @@ impl SentInit {
 
 impl Session {
     pub(super) fn initiator_timeout(&mut self, sh: &mut Shared, now: Instant) {
-        let may_fall_back_to_v1 = self.may_fall_back_to_v1();
         let may_start = now >= self.next_initiation_at
             && self.reachable
             && !self.responding_blocks_initiation(now);
+        let due = match &self.initiating {
+            Some(Initiation::Sent(s)) => Some(self.replacements_due(s)),
+            _ => None,
+        };
+        let is_due = |at: Option<Instant>| at.is_some_and(|at| now >= at);
         match &mut self.initiating {
             None if may_start => self.start_initiation(sh, now),
             None => {}
@@ -137,6 +140,7 @@ impl Session {
             }
             Some(Initiation::AwaitingKme { .. }) => {}
             Some(Initiation::Sent(s)) => {
+                let due = due.as_ref();
                 if now >= s.retransmit.give_up {
                     tracing::debug!(
                         peer = %self.short,
@@ -144,25 +148,14 @@ impl Session {
                     );
                     self.initiating = None;
                     self.next_initiation_at = now + retry_pause(sh.rng_word());
-                } else if self.psks.rotating()
-                    && !s.psk_switched
-                    && now.saturating_duration_since(s.keyed_at) >= PSK_SWITCH_AFTER
-                {
+                } else if is_due(due.and_then(|d| d.psk)) {
                     // Before the version: a peer that holds the other PSK speaks our
                     // version, and one pinned to version 2 refuses version 1 whatever it is
                     // keyed with (campaign seed 1000533).
                     self.switch_psk(sh, now);
-                } else if s.version == Version::V2
-                    && !s.version_switched
-                    && may_fall_back_to_v1
-                    && now.saturating_duration_since(s.keyed_at) >= VERSION_FALLBACK_AFTER
-                {
+                } else if is_due(due.and_then(|d| d.version)) {
                     self.switch_version(sh, now);
-                } else if !s.bootstrap
-                    && !s.fallback
-                    && self.psks.configured()
-                    && now.saturating_duration_since(s.started) >= BOOTSTRAP_FALLBACK_AFTER
-                {
+                } else if is_due(due.and_then(|d| d.bootstrap)) {
                     self.fall_back_to_bootstrap(sh, now);
                 } else if now >= s.retransmit.next && s.unsent {
                     self.refresh_init(sh, now);

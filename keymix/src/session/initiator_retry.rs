@@ -5,25 +5,56 @@
 
 use std::time::Instant;
 
-use super::initiator::Initiation;
-use super::Session;
+use super::initiator::{Initiation, SentInit};
+use super::{later, Session};
 use crate::message::Init;
 use crate::shared::Shared;
 use crate::Version;
 
 /// During a bootstrap PSK rotation, an Init unanswered this long is replaced by one keyed
 /// with the other PSK (after two retransmissions: a slow answer to the first is unlikely).
-pub(super) const PSK_SWITCH_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
+const PSK_SWITCH_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
 /// With a bootstrap PSK configured, a chain-keyed Init unanswered this long is replaced by a
 /// bootstrap Init (C_0 from the PSK): the peer may hold another chain (a gateway back from a
 /// failover with its old state file, a restored backup). The bootstrap needs the PSK, so
 /// this lowers no bar; it costs the chain's history, not its security.
-pub(super) const BOOTSTRAP_FALLBACK_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+const BOOTSTRAP_FALLBACK_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 /// A version-2 Init unanswered this long is replaced by a version-1 one while the peer has
 /// not been seen to speak version 2 (it may not have upgraded yet).
-pub(super) const VERSION_FALLBACK_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
+const VERSION_FALLBACK_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// When each replacement of an unanswered Init falls due; `None` for one this Init does
+/// not get. The timer asks for the earliest, so a replacement goes out on time, not at the
+/// next retransmission (up to 4 s later: the e2e t_static_key_psk_rotation lost its key).
+pub(super) struct ReplacementsDue {
+    pub psk: Option<Instant>,
+    pub version: Option<Instant>,
+    pub bootstrap: Option<Instant>,
+}
+
+impl ReplacementsDue {
+    pub fn earliest(&self) -> Option<Instant> {
+        [self.psk, self.version, self.bootstrap]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
 
 impl Session {
+    pub(super) fn replacements_due(&self, s: &SentInit) -> ReplacementsDue {
+        ReplacementsDue {
+            psk: (self.psks.rotating() && !s.psk_switched)
+                .then(|| later(s.keyed_at, PSK_SWITCH_AFTER)),
+            version: (s.version == Version::V2
+                && !s.version_switched
+                && self.may_fall_back_to_v1())
+            .then(|| later(s.keyed_at, VERSION_FALLBACK_AFTER)),
+            bootstrap: (!s.bootstrap && !s.fallback && self.psks.configured())
+                .then(|| later(s.started, BOOTSTRAP_FALLBACK_AFTER)),
+        }
+    }
+
     /// See [`crate::Endpoint::transmit_failed`].
     pub(crate) fn transmit_failed(&mut self, payload: &[u8]) {
         if let Some(Initiation::Sent(s)) = &mut self.initiating {

@@ -343,6 +343,9 @@ impl Session {
             Some(Initiation::Sent(s)) => {
                 consider(s.retransmit.next);
                 consider(s.retransmit.give_up);
+                if let Some(at) = self.replacements_due(s).earliest() {
+                    consider(at);
+                }
             }
         }
         match &self.responding {

@@ -297,3 +297,36 @@ fn issue19_finding6_wall_clock_step_after_start_is_honoured() {
         "the clock step was not honoured"
     );
 }
+
+/// Finding 6, on time: whenever in an epoch one side reloads a new PSK, the next epoch
+/// commits within the epoch plus the 3 s switch to the other PSK, well before the key's
+/// reject age. The switch falls due on its own timer, not at the next retransmission,
+/// which comes up to 4 s later: the e2e t_static_key_psk_rotation lost its key that way.
+#[test]
+fn issue19_finding6_psk_reload_mid_epoch_rekeys_before_the_key_expires() {
+    for a_prefers in [true, false] {
+        for first in [A, B] {
+            for offset_ms in (0..3600).step_by(300) {
+                let cfg = config(4, 10, QkdPolicy::Off, a_prefers);
+                let mut cfg = super::script::with_version(cfg, keymix::Version::V2);
+                cfg.bootstrap_psk = Some([0x31; 32]);
+                let mut w = World::new(1970 + offset_ms, cfg);
+                w.run_for(Duration::from_secs(20), |_| true);
+                let wait = w.last_agreed_at() + Duration::from_millis(offset_ms) - w.now;
+                w.run_for(wait, |_| true);
+                // The epoch timer has jitter: the next epoch may have come meanwhile.
+                let last = w.last_agreed_at();
+                w.reload_psk(first, [0x32; 32]);
+                let took = w.time_to_fresh_agreement(Duration::from_secs(20));
+                let after_last = took.map(|_| w.now - last);
+                assert!(
+                    after_last.is_some_and(|d| d < Duration::from_secs(8)),
+                    "{} reloaded {offset_ms} ms into the epoch (preferred initiator: {}): \
+                     the next epoch came {after_last:?} after the last one (key rejected at 10 s)",
+                    super::world::name(first),
+                    super::world::name(if a_prefers { A } else { B }),
+                );
+            }
+        }
+    }
+}

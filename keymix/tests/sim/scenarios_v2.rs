@@ -114,3 +114,21 @@ fn rolling_upgrade_then_no_way_back() {
 fn v2_crossing_fallback_bootstraps_complete() {
     super::scenarios_campaign::crossing_fallback_bootstraps_in(Version::V2);
 }
+
+/// A version-2 Init to a peer that speaks only version 1 is replaced by a version-1 one
+/// 3 s after it first went out, not at the retransmission after that (up to 4 s later).
+/// Only A knows where B is, so only A's Inits can start the exchange.
+#[test]
+fn v2_init_to_a_v1_peer_falls_back_on_time() {
+    for seed in 0..20 {
+        let mut cfg = config(10, 20, QkdPolicy::Off, true);
+        cfg.versions = [(Version::V1, Version::V2), (Version::V1, Version::V1)];
+        cfg.endpoint_known = [true, false];
+        let mut w = World::new(1980 + seed, cfg);
+        let took = w.time_to_fresh_agreement(Duration::from_secs(20));
+        assert!(
+            took.is_some_and(|t| t < Duration::from_millis(3500)),
+            "seed {seed}: first epoch after {took:?}"
+        );
+    }
+}

@@ -78,6 +78,16 @@ impl World {
         }
     }
 
+    /// When the later side committed the epoch both agree on. Panics without one.
+    pub fn last_agreed_at(&self) -> std::time::Instant {
+        assert!(
+            self.agreed().is_some(),
+            "the sides do not agree on an epoch"
+        );
+        let at = [A, B].map(|x| self.sides[x].last_commit.map(|c| c.at));
+        at.into_iter().flatten().max().unwrap_or(self.now)
+    }
+
     /// Runs (delivering everything) until both sides agree on an epoch committed after
     /// the call began; returns how long that took, or None within `limit`.
     pub fn time_to_fresh_agreement(&mut self, limit: Duration) -> Option<Duration> {
