@@ -95,9 +95,11 @@ impl Session {
         };
         self.psks.unanswered(s.psk);
         let qkd = s.qkd_for_replacement();
-        tracing::debug!(
+        // Info: at most once an exchange, and only while a rotation is under way; it shows
+        // in the log why an exchange during a rotation took 3 s longer.
+        tracing::info!(
             peer = %self.short,
-            "keymix Init unanswered during a PSK rotation: trying the other PSK"
+            "keymix Init unanswered during a bootstrap PSK rotation: trying the other PSK"
         );
         let bootstrap_over_chain = s.bootstrap && self.state.has_chain();
         self.send_init(sh, now, qkd, bootstrap_over_chain, s.version);
