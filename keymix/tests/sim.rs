@@ -32,6 +32,8 @@ mod scenarios_v2;
 mod script;
 #[path = "sim/side.rs"]
 mod side;
+#[path = "sim/steady.rs"]
+mod steady;
 #[path = "sim/world.rs"]
 mod world;
 

@@ -201,6 +201,7 @@ fn quiet_phase(w: &mut World) -> Result<u32, String> {
             }
         }
         if agreed_since(w, t0) {
+            super::steady::calm_phase(w)?;
             return Ok(resets);
         }
         let n = w.operator(
@@ -241,7 +242,7 @@ fn quiet_phase(w: &mut World) -> Result<u32, String> {
 /// it (its wall clock went back and it lost its state). Until its clock catches up the peer
 /// refuses its Inits as replays: an accepted limit, as in WireGuard, documented in
 /// docs/PROTOCOL.md. A reset keeps the timestamps (replay protection), so only time helps.
-fn clock_debt(w: &World) -> Duration {
+pub fn clock_debt(w: &World) -> Duration {
     let mut debt = Duration::ZERO;
     for x in [A, B] {
         let y = 1 - x;
