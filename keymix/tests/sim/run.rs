@@ -194,12 +194,7 @@ fn quiet_phase(w: &mut World) -> Result<u32, String> {
     let mut debt = clock_debt(w);
     loop {
         w.step += 1;
-        while let Some(p) = w.in_flight.pop_front() {
-            w.deliver(&p);
-            if let Some(f) = w.monitor.failure.take() {
-                return Err(f);
-            }
-        }
+        w.deliver_all()?;
         if agreed_since(w, t0) {
             super::steady::calm_phase(w)?;
             return Ok(resets);

@@ -39,12 +39,7 @@ pub fn calm_phase(w: &mut World) -> Result<(), String> {
     let mut last = w.now;
     loop {
         w.step += 1;
-        while let Some(p) = w.in_flight.pop_front() {
-            w.deliver(&p);
-            if let Some(f) = w.monitor.failure.take() {
-                return Err(f);
-            }
-        }
+        w.deliver_all()?;
         if let Some(at) = agreed_after(w, last) {
             last = at;
         }

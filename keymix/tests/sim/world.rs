@@ -285,6 +285,17 @@ impl World {
     }
 
     /// Which honest side an address belongs to.
+    /// Delivers everything in flight, in order; stops at the first invariant violation.
+    pub fn deliver_all(&mut self) -> Result<(), String> {
+        while let Some(p) = self.in_flight.pop_front() {
+            self.deliver(&p);
+            if let Some(f) = self.monitor.failure.take() {
+                return Err(f);
+            }
+        }
+        Ok(())
+    }
+
     pub fn side_at(&self, a: SocketAddr) -> Option<usize> {
         [A, B].into_iter().find(|&x| addr(x) == a)
     }
