@@ -195,7 +195,7 @@ fn quiet_phase(w: &mut World) -> Result<u32, String> {
     loop {
         w.step += 1;
         w.deliver_all()?;
-        if agreed_since(w, t0) {
+        if w.agreed_since(t0) {
             super::steady::calm_phase(w)?;
             return Ok(resets);
         }
@@ -259,13 +259,6 @@ pub fn clock_debt(w: &World) -> Duration {
         debt = debt.max(Duration::from_nanos(behind));
     }
     debt
-}
-
-fn agreed_since(w: &World, t0: Instant) -> bool {
-    match (w.sides[A].last_commit, w.sides[B].last_commit) {
-        (Some(a), Some(b)) => a.at >= t0 && b.at >= t0 && a.epoch == b.epoch && a.psk == b.psk,
-        _ => false,
-    }
 }
 
 impl World {

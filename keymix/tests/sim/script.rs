@@ -1,12 +1,12 @@
 //! Scripted runs of the simulated world for the named scenarios: a fixed configuration,
 //! a wire that delivers in order through a filter, and small helpers to look at it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keymix::{PeerStatus, QkdPolicy, StaticSecret, Version};
 
 use super::adversary::Rogue;
-use super::world::{Packet, SimConfig, World, A, B};
+use super::world::{LastCommit, Packet, SimConfig, World, A, B};
 
 /// A configuration with fixed static keys; A holds the smaller public key (the preferred
 /// initiator) unless `a_prefers` is false.
@@ -70,22 +70,36 @@ impl World {
         self.sides[x].ep.peer_status(self.sides[x].peer, self.now)
     }
 
-    /// The epoch both sides agree on (same epoch, same PSK), if any.
-    pub fn agreed(&self) -> Option<u64> {
+    /// Both sides' last commits, if they agree (same epoch, same PSK).
+    fn agreed_commits(&self) -> Option<[LastCommit; 2]> {
         match (self.sides[A].last_commit, self.sides[B].last_commit) {
-            (Some(a), Some(b)) if a.epoch == b.epoch && a.psk == b.psk => Some(a.epoch),
+            (Some(a), Some(b)) if a.epoch == b.epoch && a.psk == b.psk => Some([a, b]),
             _ => None,
         }
     }
 
+    /// The epoch both sides agree on, if any.
+    pub fn agreed(&self) -> Option<u64> {
+        self.agreed_commits().map(|[a, _]| a.epoch)
+    }
+
+    /// When each side committed the epoch both agree on, if they agree.
+    pub fn agreed_commit_times(&self) -> Option<[Instant; 2]> {
+        self.agreed_commits().map(|c| c.map(|c| c.at))
+    }
+
+    /// Whether both sides agree on an epoch that each committed at or after `t0`.
+    pub fn agreed_since(&self, t0: Instant) -> bool {
+        self.agreed_commit_times()
+            .is_some_and(|[a, b]| a >= t0 && b >= t0)
+    }
+
     /// When the later side committed the epoch both agree on. Panics without one.
-    pub fn last_agreed_at(&self) -> std::time::Instant {
-        assert!(
-            self.agreed().is_some(),
-            "the sides do not agree on an epoch"
-        );
-        let at = [A, B].map(|x| self.sides[x].last_commit.map(|c| c.at));
-        at.into_iter().flatten().max().unwrap_or(self.now)
+    pub fn last_agreed_at(&self) -> Instant {
+        let [a, b] = self
+            .agreed_commit_times()
+            .expect("the sides do not agree on an epoch");
+        a.max(b)
     }
 
     /// Runs (delivering everything) until both sides agree on an epoch committed after
@@ -94,10 +108,7 @@ impl World {
         let t0 = self.now;
         while self.now < t0 + limit {
             self.run_for(Duration::from_millis(100), |_| true);
-            let fresh = [A, B]
-                .iter()
-                .all(|&x| self.sides[x].last_commit.is_some_and(|c| c.at >= t0));
-            if fresh && self.agreed().is_some() {
+            if self.agreed_since(t0) {
                 return Some(self.now - t0);
             }
         }

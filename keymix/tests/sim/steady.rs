@@ -61,12 +61,8 @@ pub fn calm_phase(w: &mut World) -> Result<(), String> {
     }
 }
 
-/// When both sides committed the epoch they now agree on, if both did after `t`.
+/// When the later side committed the epoch both now agree on, if both did after `t`.
 fn agreed_after(w: &World, t: Instant) -> Option<Instant> {
-    w.agreed()?;
-    let at = [A, B].map(|x| w.sides[x].last_commit.map(|c| c.at));
-    match at {
-        [Some(a), Some(b)] if a > t && b > t => Some(a.max(b)),
-        _ => None,
-    }
+    let [a, b] = w.agreed_commit_times()?;
+    (a > t && b > t).then(|| a.max(b))
 }

@@ -284,7 +284,6 @@ impl World {
         self.in_flight.push_back(p);
     }
 
-    /// Which honest side an address belongs to.
     /// Delivers everything in flight, in order; stops at the first invariant violation.
     pub fn deliver_all(&mut self) -> Result<(), String> {
         while let Some(p) = self.in_flight.pop_front() {
@@ -296,6 +295,7 @@ impl World {
         Ok(())
     }
 
+    /// Which honest side an address belongs to.
     pub fn side_at(&self, a: SocketAddr) -> Option<usize> {
         [A, B].into_iter().find(|&x| addr(x) == a)
     }
