@@ -2,7 +2,7 @@
 //! `steps` adversarial steps, then the adversary stops and the pair must agree on a
 //! fresh epoch in time (liveness), with the operator resetting what status asks for.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keymix::QkdPolicy;
 use keymix::Version;
